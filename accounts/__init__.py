@@ -1,0 +1,1 @@
+"""Accounts: users and roles, partner organisations, login, password reset, account applications."""

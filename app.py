@@ -1,0 +1,105 @@
+"""Fundus: materials lending and trainings for a social-sector service centre.
+
+``flask --app app run`` starts it; ``create_app`` is the application factory.
+"""
+
+import logging
+from pathlib import Path
+
+from flask import Flask, g
+from flask_babel import lazy_gettext as _l
+
+from core import i18n
+from core.config import load_config
+from core.db import configure_engine, ensure_schema
+from core.extensions import babel, csrf, db, limiter, login_manager, migrate
+from core.mail import deliver_after_response
+from core.security import set_security_headers
+
+ROOT = Path(__file__).resolve().parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: configuration, extensions, blueprints, commands."""
+    app = Flask(__name__, instance_path=str(ROOT / "instance"), instance_relative_config=True)
+    load_config(app, test_config)
+    if app.logger.level == logging.NOTSET:
+        app.logger.setLevel(logging.INFO)
+        logging.getLogger("fundus").setLevel(logging.INFO)
+        if not logging.getLogger("fundus").handlers:
+            logging.getLogger("fundus").addHandler(logging.StreamHandler())
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_hooks(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    # Import every model module so metadata (and Alembic) sees all tables.
+    import accounts.models  # noqa: F401
+    import core.mail  # noqa: F401
+
+    db.init_app(app)
+    configure_engine(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=i18n.select_locale,
+        default_translation_directories=str(ROOT / "translations"),
+    )
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = _l("Please sign in to see this page.")
+    login_manager.login_message_category = "info"
+
+    from accounts.services import load_user
+
+    login_manager.user_loader(load_user)
+
+
+def register_blueprints(app: Flask) -> None:
+    from accounts.views import bp as accounts_bp
+    from pages.views import bp as pages_bp
+
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(accounts_bp)
+
+
+def register_hooks(app: Flask) -> None:
+    app.before_request(ensure_schema)
+    app.after_request(set_security_headers)
+    app.after_request(deliver_after_response)
+    app.jinja_env.filters["datetime"] = i18n.format_datetime
+    app.jinja_env.filters["date"] = i18n.format_date
+
+    @app.context_processor
+    def inject_site():
+        from flask_babel import get_locale
+
+        return {"config_org": _org(app), "current_locale": str(get_locale())}
+
+    @app.teardown_request
+    def _forget_outbox(_exc):
+        g.pop("outbox_ids", None)
+
+
+def _org(app: Flask) -> dict:
+    cfg = app.config
+    keys = ["NAME", "UNIT", "STREET", "POSTCODE_CITY", "PHONE", "FAX", "EMAIL", "WEBSITE"]
+    return {key.lower(): cfg[f"ORG_{key}"] for key in keys}
+
+
+def register_commands(app: Flask) -> None:
+    from accounts.cli import users_cli
+    from core.i18n_cli import i18n_cli
+    from core.jobs import jobs_cli
+    from seed import seed_demo_command
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(jobs_cli)
+    app.cli.add_command(i18n_cli)
+    app.cli.add_command(seed_demo_command)

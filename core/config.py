@@ -1,0 +1,139 @@
+"""Configuration in layers: defaults here, then ``instance/config.py``, then the environment.
+
+Every setting below can be given as an environment variable of the same name.
+The defaults describe the Planerladen e.V. service centre in Dortmund; another
+agency runs its own Fundus by overriding the ``ORG_*``, ``IMPRINT_*`` and
+``PRIVACY_*`` settings.
+"""
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+DEFAULTS: dict[str, object] = {
+    # Core
+    "SECRET_KEY": "",  # empty: generated once into instance/secret_key
+    "DATABASE_URL": "",  # empty: SQLite file instance/fundus.sqlite
+    "BASE_URL": "",  # e.g. https://fundus.example.org; empty: taken from the request
+    "AUTO_MIGRATE": True,  # upgrade an SQLite database on first use
+    "SESSION_COOKIE_SECURE": False,  # set to 1 when served over HTTPS
+    "TIMEZONE": "Europe/Berlin",
+    # Login protection
+    "RATELIMIT_STORAGE_URI": "memory://",  # per process; use redis://… with several processes
+    "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",  # per client address
+    "LOGIN_MAX_FAILURES": 5,  # per account, then locked for LOGIN_LOCK_MINUTES
+    "LOGIN_LOCK_MINUTES": 15,
+    "PASSWORD_RESET_HOURS": 2,
+    "SET_PASSWORD_DAYS": 7,
+    # Mail
+    "MAIL_SERVER": "",  # empty: mail is written to the log instead of sent
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USERNAME": "",
+    "MAIL_PASSWORD": "",
+    "MAIL_FROM": "fundus@localhost",
+    "MAIL_TIMEOUT": 10,
+    "MAIL_MAX_ATTEMPTS": 12,
+    "MAIL_CLAIM_SECONDS": 300,
+    "MAIL_SEND_AFTER_REQUEST": True,
+    "MAIL_SIGNATURE": "",  # empty: built from ORG_NAME, ORG_UNIT, address, phone, e-mail
+    "STAFF_EMAIL": "",  # notices for staff (new account applications); empty: ORG_EMAIL
+    # The organisation running this Fundus
+    "ORG_NAME": "Planerladen e.V.",
+    "ORG_UNIT": "Integrationsagentur – Servicestelle für Antidiskriminierungsarbeit im Handlungsfeld Wohnen",
+    "ORG_STREET": "Schützenstraße 42",
+    "ORG_POSTCODE_CITY": "44147 Dortmund",
+    "ORG_PHONE": "0231 8820700",
+    "ORG_FAX": "0231 8820701",
+    "ORG_EMAIL": "integration@planerladen.de",
+    "ORG_WEBSITE": "https://www.planerladen.de",
+    "IMPRINT_REPRESENTATIVE": "",  # who represents the association (Vorstand)
+    "IMPRINT_REGISTER": "",  # e.g. "Vereinsregister Amtsgericht Dortmund, VR …"
+    "IMPRINT_CONTENT_RESPONSIBLE": "",  # responsible for content (§ 18 Abs. 2 MStV)
+    "PRIVACY_CONTACT": "",  # data protection contact; empty: ORG_EMAIL
+}
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def _cast(default: object, raw: str) -> object:
+    if isinstance(default, bool):
+        return raw.strip().lower() in TRUE_WORDS
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` and use psycopg 3 for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_config(app, test_config: dict | None) -> None:
+    """Fill ``app.config`` from the layers, then derive the Flask and SQLAlchemy settings."""
+    cfg = app.config
+    cfg.update(DEFAULTS)
+    cfg.from_pyfile("config.py", silent=True)
+    for key, default in DEFAULTS.items():
+        if key in os.environ:
+            cfg[key] = _cast(default, os.environ[key])
+    if test_config:
+        cfg.update(test_config)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+
+    url = cfg.get("SQLALCHEMY_DATABASE_URI") or cfg["DATABASE_URL"]
+    url = normalise_database_url(url) if url else f"sqlite:///{instance / 'fundus.sqlite'}"
+    cfg["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("sqlite"):
+        # Wait for a writer instead of failing at once with "database is locked".
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    else:
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
+    cfg["REMEMBER_COOKIE_HTTPONLY"] = True
+    cfg["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
+    cfg["PREFERRED_URL_SCHEME"] = "https" if cfg["SESSION_COOKIE_SECURE"] else "http"
+    cfg["BABEL_DEFAULT_LOCALE"] = "de"
+    cfg["BABEL_DEFAULT_TIMEZONE"] = cfg["TIMEZONE"]
+    cfg["LANGUAGES"] = ("de", "en")
+    cfg["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session; a long form must not expire
+    cfg["MAX_CONTENT_LENGTH"] = cfg.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
+    cfg["RATELIMIT_HEADERS_ENABLED"] = True
+    if not cfg["MAIL_SIGNATURE"]:
+        lines = [cfg["ORG_NAME"], cfg["ORG_UNIT"], cfg["ORG_STREET"], cfg["ORG_POSTCODE_CITY"]]
+        lines += [f"Tel. {cfg['ORG_PHONE']}" if cfg["ORG_PHONE"] else "", cfg["ORG_EMAIL"]]
+        cfg["MAIL_SIGNATURE"] = "\n".join(line for line in lines if line)
+    cfg["STAFF_EMAIL"] = cfg["STAFF_EMAIL"] or cfg["ORG_EMAIL"]
+    cfg["PRIVACY_CONTACT"] = cfg["PRIVACY_CONTACT"] or cfg["ORG_EMAIL"]
+
+
+def _instance_secret(path: Path) -> str:
+    """Read the instance's secret key, creating it (readable by the owner only) if missing."""
+    for _ in range(50):
+        try:
+            key = path.read_text().strip()
+        except FileNotFoundError:
+            key = ""
+        if key:
+            return key
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process is writing it right now
+            time.sleep(0.05)
+            continue
+        key = secrets.token_hex(32)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+    raise RuntimeError(f"{path} exists but stays empty; delete it and start again")

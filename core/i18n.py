@@ -1,0 +1,55 @@
+"""Language choice and German-style date formatting."""
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime as babel_format_datetime
+from flask import current_app, request
+from flask_login import current_user
+
+LANG_COOKIE = "lang"
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def select_locale() -> str:
+    """The language the visitor chose (cookie), else their account's, else German."""
+    languages = current_app.config["LANGUAGES"]
+    choice = request.cookies.get(LANG_COOKIE)
+    if choice in languages:
+        return choice
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def local_tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def format_datetime(value: datetime | None) -> str:
+    """``25.11.2026, 14:30`` in the site's time zone, whatever the language."""
+    if value is None:
+        return ""
+    return babel_format_datetime(value, "dd.MM.yyyy, HH:mm", tzinfo=local_tz(), locale="de")
+
+
+def format_date(value: date | datetime | None) -> str:
+    """``25.11.2026``; datetimes are first moved into the site's time zone."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(local_tz())
+    return value.strftime("%d.%m.%Y")
+
+
+def set_language_cookie(response, lang: str):
+    """Remember the visitor's language for a year."""
+    response.set_cookie(
+        LANG_COOKIE,
+        lang,
+        max_age=LANG_COOKIE_MAX_AGE,
+        samesite="Lax",
+        httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
+    return response

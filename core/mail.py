@@ -1,0 +1,233 @@
+"""Mail outbox: messages are written in the caller's transaction and delivered later.
+
+``queue_mail`` renders a message in the recipient's language and adds it to the
+session; whatever commits the action commits the mail with it, and a rolled-back
+action takes its mail along. ``deliver_pending`` sends what is due over SMTP
+(or to the log when no server is configured), with back-off on failure. A row is
+claimed by a conditional update before it is sent, so two runs at once never
+send the same message twice.
+"""
+
+import enum
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, make_msgid
+
+from flask import current_app, g, has_request_context, render_template
+from flask_babel import force_locale
+from sqlalchemy import Enum, Index, LargeBinary, String, Text, or_, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.extensions import db
+from core.models import utcnow
+
+log = logging.getLogger("fundus.mail")
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxMessage(db.Model):
+    """One e-mail, complete as it will go over the wire, and its delivery state."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    to_addr: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(255))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(
+            OutboxStatus,
+            name="outbox_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda cls: [m.value for m in cls],
+        ),
+        default=OutboxStatus.PENDING,
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+def queue_mail(to: str, subject, template: str, locale: str = "de", **context) -> OutboxMessage:
+    """Render ``mail/<template>.txt`` and ``.html`` in ``locale`` and add the message to the session.
+
+    ``subject`` may be a lazy string; it is evaluated in the recipient's language.
+    The caller commits.
+    """
+    cfg = current_app.config
+    with force_locale(locale):
+        subject_text = str(subject)
+        context.update(subject=subject_text, signature=cfg["MAIL_SIGNATURE"])
+        body_text = render_template(f"mail/{template}.txt", **context)
+        body_html = render_template(f"mail/{template}.html", **context)
+
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject_text
+    msg["From"] = formataddr((cfg["ORG_NAME"], cfg["MAIL_FROM"]))
+    msg["To"] = to
+    msg["Message-ID"] = make_msgid(domain=cfg["MAIL_FROM"].rpartition("@")[2] or None)
+    msg["Content-Language"] = locale
+    msg.set_content(body_text)
+    msg.add_alternative(body_html, subtype="html")
+
+    row = OutboxMessage(
+        message_id=msg["Message-ID"], to_addr=to, subject=subject_text[:255], raw=msg.as_bytes()
+    )
+    db.session.add(row)
+    db.session.flush()
+    if has_request_context():
+        g.setdefault("outbox_ids", []).append(row.id)
+    return row
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.sent} sent, {self.failed} failed"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait 1, 2, 4 … minutes after each failed attempt, at most six hours."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
+
+
+def _claim(message_id: int, now: datetime) -> bool:
+    """Take one due message for this run; False if another run has it or it is not due."""
+    lease = timedelta(seconds=current_app.config["MAIL_CLAIM_SECONDS"])
+    result = db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+        )
+        .values(claimed_until=now + lease, attempts=OutboxMessage.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+class _Transport:
+    """One SMTP connection for a batch, opened on first use; or the log, without a server."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.smtp: smtplib.SMTP | None = None
+
+    def send(self, row: OutboxMessage) -> None:
+        cfg = self.cfg
+        if not cfg["MAIL_SERVER"]:
+            log.info("No MAIL_SERVER configured; mail to %s:\n%s", row.to_addr, row.raw.decode())
+            return
+        if self.smtp is None:
+            smtp = smtplib.SMTP(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"])
+            if cfg["MAIL_USE_TLS"]:
+                smtp.starttls(context=ssl.create_default_context())
+            if cfg["MAIL_USERNAME"]:
+                smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"])
+            self.smtp = smtp
+        self.smtp.sendmail(cfg["MAIL_FROM"], [row.to_addr], row.raw)
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+
+
+def deliver_pending(ids: list[int] | None = None, limit: int = 200) -> DeliveryReport:
+    """Send due messages (only ``ids`` if given); reschedule failures with back-off."""
+    cfg = current_app.config
+    now = utcnow()
+    query = (
+        db.select(OutboxMessage.id)
+        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if ids is not None:
+        query = query.where(OutboxMessage.id.in_(ids))
+    due = list(db.session.scalars(query))
+    db.session.commit()
+
+    report = DeliveryReport()
+    transport = _Transport(cfg)
+    try:
+        for message_id in due:
+            if not _claim(message_id, now):
+                continue
+            row = db.session.get(OutboxMessage, message_id)
+            try:
+                transport.send(row)
+            except (smtplib.SMTPException, OSError) as exc:
+                transport.close()
+                transport.smtp = None
+                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                row.claimed_until = None
+                row.next_attempt_at = utcnow() + backoff(row.attempts)
+                if row.attempts >= cfg["MAIL_MAX_ATTEMPTS"]:
+                    row.status = OutboxStatus.FAILED
+                log.warning("Mail %s to %s not delivered: %s", row.id, row.to_addr, row.last_error)
+                report.failed += 1
+            else:
+                row.status = OutboxStatus.SENT
+                row.sent_at = utcnow()
+                row.claimed_until = None
+                row.last_error = ""
+                report.sent += 1
+            db.session.commit()
+    finally:
+        transport.close()
+    return report
+
+
+def retry_failed(message_id: int) -> bool:
+    """Put a message that gave up back into the queue."""
+    result = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.FAILED)
+        .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def deliver_after_response(response):
+    """Try the mails this request queued right after the response has gone out."""
+    ids = g.pop("outbox_ids", None)
+    if ids and current_app.config["MAIL_SEND_AFTER_REQUEST"]:
+        app = current_app._get_current_object()
+
+        def _deliver():
+            with app.app_context():
+                try:
+                    deliver_pending(ids)
+                except Exception:  # never let a mail problem break a finished request
+                    log.exception("Delivery right after the request failed; the job will retry")
+
+        response.call_on_close(_deliver)
+    return response

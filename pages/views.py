@@ -1,0 +1,97 @@
+"""Home, imprint, privacy notice, the language switch and the error pages."""
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from accounts.forms import LanguageForm
+from accounts.services import set_locale
+from core.i18n import set_language_cookie
+from core.security import is_safe_next
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def home():
+    """What Fundus offers, with the next trainings and featured materials once they exist."""
+    return render_template("pages/home.html")
+
+
+@bp.get("/imprint")
+def imprint():
+    """Impressum, filled from configuration."""
+    return render_template("pages/imprint.html")
+
+
+@bp.get("/privacy")
+def privacy():
+    """Privacy notice (Datenschutzerklärung), filled from configuration."""
+    return render_template("pages/privacy.html")
+
+
+@bp.post("/language")
+def language():
+    """Switch the language and stay on the same page; remembered by cookie and account."""
+    form = LanguageForm()
+    target = form.next.data if is_safe_next(form.next.data) else url_for("pages.home")
+    if not form.validate_on_submit():
+        return redirect(target)
+    lang = form.lang.data
+    if current_user.is_authenticated:
+        set_locale(current_user, lang)
+    return set_language_cookie(redirect(target), lang)
+
+
+@bp.app_context_processor
+def language_form():
+    def make_language_form():
+        return LanguageForm(formdata=None, next=request.full_path.rstrip("?"))
+
+    return {"make_language_form": make_language_form}
+
+
+ERROR_TEXTS = {
+    400: (lambda: _("Bad request"), lambda: _("The request could not be understood.")),
+    403: (lambda: _("Access denied"), lambda: _("You may not see or change this.")),
+    404: (lambda: _("Page not found"), lambda: _("There is nothing at this address.")),
+    405: (lambda: _("Not allowed"), lambda: _("This page cannot be used this way.")),
+    410: (lambda: _("Gone"), lambda: _("This link is no longer valid.")),
+    413: (lambda: _("Too large"), lambda: _("The upload is too large.")),
+    429: (lambda: _("Too many requests"), lambda: _("Please wait a moment and try again.")),
+    500: (lambda: _("Something went wrong"), lambda: _("The error has been logged. Please try again later.")),
+}
+
+
+def render_error(code: int, detail: str | None = None):
+    title, text = ERROR_TEXTS.get(code) or ERROR_TEXTS[500 if code >= 500 else 400]
+    return render_template("errors/error.html", code=code, title=title(), text=detail or text()), code
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_error(error):
+    return render_error(
+        400,
+        _("The form was sent without a valid security token, perhaps because it was open too long "
+          "or cookies are blocked. Please go back, reload the page and send it again."),
+    )
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    if error.code is None or error.code < 400:
+        return error
+    return render_error(error.code)
+
+
+@bp.app_errorhandler(Exception)
+def server_error(error: Exception):
+    from flask import current_app
+
+    from core.extensions import db
+
+    current_app.logger.exception("Unhandled error on %s", request.path)
+    db.session.rollback()
+    return render_error(500)
