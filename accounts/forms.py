@@ -2,6 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
 from wtforms import (
     BooleanField,
     EmailField,
@@ -33,8 +34,15 @@ def optional_int(value):
     return int(value)
 
 
-def kind_choices():
-    return [(kind.value, ORGANISATION_KIND_LABELS[kind]) for kind in OrganisationKind]
+def kind_choices() -> list[SelectChoice]:
+    return [SelectChoice(kind.value, ORGANISATION_KIND_LABELS[kind]) for kind in OrganisationKind]
+
+
+def role_choices() -> list[SelectChoice]:
+    return [SelectChoice(role.value, ROLE_LABELS[role]) for role in Role]
+
+
+LANGUAGE_CHOICES = [SelectChoice("de", "Deutsch"), SelectChoice("en", "English")]
 
 
 class LoginForm(FlaskForm):
@@ -75,7 +83,7 @@ class ProfileForm(FlaskForm):
         _l("Name"), validators=[DataRequired(message=_l("Please enter your name.")), Length(max=200)]
     )
     locale = SelectField(
-        _l("Language for e-mails and pages"), choices=[("de", "Deutsch"), ("en", "English")]
+        _l("Language for e-mails and pages"), choices=LANGUAGE_CHOICES
     )
     submit = SubmitField(_l("Save"))
 
@@ -83,7 +91,7 @@ class ProfileForm(FlaskForm):
 class LanguageForm(FlaskForm):
     """The language switch in the page header."""
 
-    lang = SelectField(choices=[("de", "Deutsch"), ("en", "English")])
+    lang = SelectField(choices=LANGUAGE_CHOICES)
     next = StringField()
 
 
@@ -139,7 +147,7 @@ class ContactForm(FlaskForm):
     )
     email = EmailField(_l("E-mail address"), validators=EMAIL_VALIDATORS)
     locale = SelectField(
-        _l("Language for e-mails"), choices=[("de", "Deutsch"), ("en", "English")]
+        _l("Language for e-mails"), choices=LANGUAGE_CHOICES
     )
     submit = SubmitField(_l("Add contact and send invitation"))
 
@@ -150,13 +158,13 @@ class UserForm(FlaskForm):
         _l("Name"), validators=[DataRequired(message=_l("Please enter the name.")), Length(max=200)]
     )
     role = SelectField(
-        _l("Role"), choices=lambda: [(role.value, ROLE_LABELS[role]) for role in Role]
+        _l("Role"), choices=role_choices
     )
     organisation_id = SelectField(
         _l("Organisation (partner contacts only)"), coerce=optional_int, validators=[Optional()]
     )
     locale = SelectField(
-        _l("Language for e-mails"), choices=[("de", "Deutsch"), ("en", "English")]
+        _l("Language for e-mails"), choices=LANGUAGE_CHOICES
     )
     active = BooleanField(_l("Account is active"), default=True)
     submit = SubmitField(_l("Save"))

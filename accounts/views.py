@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
+from wtforms.fields.choices import SelectChoice
 
 from accounts import services
 from accounts.forms import (
@@ -51,9 +52,9 @@ def form_error(form, error: services.AccountError) -> None:
         flash(str(error.message), "error")
 
 
-def organisation_choices(empty_label: str) -> list[tuple[int, str]]:
+def organisation_choices(empty_label: str) -> list[SelectChoice]:
     names = db.session.execute(select(Organisation.id, Organisation.name).order_by(Organisation.name))
-    return [(0, empty_label)] + [(row.id, row.name) for row in names]
+    return [SelectChoice(0, empty_label)] + [SelectChoice(row.id, row.name) for row in names]
 
 
 def get_organisation_for(user: User, organisation_id: int) -> Organisation:
@@ -158,7 +159,7 @@ def change_password():
         except services.AccountError as error:
             form_error(form, error)
         else:
-            login_user(current_user)  # renew this session with the new session version
+            login_user(current_user._get_current_object())  # renew with the new session version
             flash(_("Your password is changed."), "success")
             return redirect(url_for("accounts.account"))
     return render_template("accounts/change_password.html", form=form)

@@ -74,14 +74,16 @@ def normalise_database_url(url: str) -> str:
 
 
 def load_config(app, test_config: dict | None) -> None:
-    """Fill ``app.config`` from the layers, then derive the Flask and SQLAlchemy settings."""
+    """Fill ``app.config`` from the layers (or defaults plus ``test_config``), then derive the rest."""
     cfg = app.config
     cfg.update(DEFAULTS)
-    cfg.from_pyfile("config.py", silent=True)
-    for key, default in DEFAULTS.items():
-        if key in os.environ:
-            cfg[key] = _cast(default, os.environ[key])
-    if test_config:
+    if test_config is None:
+        cfg.from_pyfile("config.py", silent=True)
+        for key, default in DEFAULTS.items():
+            if key in os.environ:
+                cfg[key] = _cast(default, os.environ[key])
+    else:
+        # Tests are hermetic: no instance file, no environment.
         cfg.update(test_config)
 
     instance = Path(app.instance_path)

@@ -17,6 +17,12 @@ def configure_engine(app) -> None:
 
     pysqlite's own transaction handling starts transactions late and not for
     every statement; hand BEGIN to SQLAlchemy instead, as its docs recommend.
+    Every transaction begins IMMEDIATE: it takes SQLite's write lock at once,
+    so a check and the write that depends on it are serialised against other
+    processes, and a reader can never fail when it later wants to write
+    (SQLITE_BUSY_SNAPSHOT). Readers outside transactions still run in
+    parallel thanks to WAL. PostgreSQL relies on row locks and conditional
+    updates instead.
     """
     with app.app_context():
         engine = db.engine
@@ -35,7 +41,7 @@ def configure_engine(app) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def head_revision() -> str | None:

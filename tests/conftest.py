@@ -1,0 +1,261 @@
+"""Fixtures: an app on a fresh database per test, a CSRF-aware client, factories, a real SMTP server.
+
+SQLite (default): the schema is built once with the Alembic migrations into a
+template file, and every test gets its own copy. PostgreSQL (``TEST_DATABASE_URL``):
+the schema is dropped and built with the migrations once per run, and every
+table is emptied after each test.
+"""
+
+import contextvars
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import has_app_context
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from accounts.models import Organisation, OrganisationKind, Role, User
+from app import create_app
+from core.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+PASSWORD = "correct-horse-battery"
+
+
+def base_config(url: str) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": url,
+        "AUTO_MIGRATE": False,
+        "RATELIMIT_ENABLED": False,
+        "MAIL_SERVER": "",
+        "MAIL_SEND_AFTER_REQUEST": False,
+        "BASE_URL": "http://fundus.test",
+        "MAIL_FROM": "fundus@planerladen.test",
+        "STAFF_EMAIL": "team@planerladen.test",
+    }
+
+
+def build_schema(url: str) -> None:
+    """Build the schema from nothing with the migrations, as production does."""
+    app = create_app(base_config(url))
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """A migrated database: the PostgreSQL test database, or an SQLite template file."""
+    if TEST_DATABASE_URL:
+        build_schema(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    template = tmp_path_factory.mktemp("template") / "template.sqlite"
+    build_schema(f"sqlite:///{template}")
+    return f"sqlite:///{template}"
+
+
+@pytest.fixture
+def app_config(database_url, tmp_path):
+    if database_url.startswith("sqlite"):
+        source = database_url.removeprefix("sqlite:///")
+        target = tmp_path / "test.sqlite"
+        shutil.copyfile(source, target)
+        return base_config(f"sqlite:///{target}")
+    return base_config(database_url)
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    app.test_client_class = CSRFClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        if db.engine.dialect.name == "postgresql":
+            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+class CSRFClient(FlaskClient):
+    """A test client that sends the page's CSRF token with every POST, as a browser would.
+
+    Each request runs in an empty context, so it gets its own app context, ``g``
+    and database session, as in a real server, instead of sharing the test's.
+    Afterwards the test's own session starts a fresh transaction to see what
+    the request wrote.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            db.session.rollback()  # the test holds no lock while the request runs
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        if has_app_context():
+            db.session.rollback()
+        return response
+
+    def csrf_token(self) -> str:
+        page = self.get("/imprint").get_data(as_text=True)
+        return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+    def post(self, *args, csrf: bool = True, **kwargs):
+        data = kwargs.get("data")
+        if csrf and (data is None or isinstance(data, dict)):
+            data = dict(data or {})
+            data.setdefault("csrf_token", self.csrf_token())
+            kwargs["data"] = data
+        return super().post(*args, **kwargs)
+
+
+@pytest.fixture
+def make_app(app_config):
+    """Factory for a second app on the same database with other settings; disposed afterwards."""
+    made = []
+
+    def make(**overrides):
+        other = create_app(app_config | overrides)
+        other.test_client_class = CSRFClient
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        with other.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+_HASHES: dict[str, str] = {}
+
+
+@pytest.fixture
+def make_org(app):
+    """Factory: ``make_org(name=…, kind=…)`` returns a committed organisation."""
+    counter = iter(range(1, 10_000))
+
+    def make(**kw) -> Organisation:
+        n = next(counter)
+        kw.setdefault("name", f"Wohnungsbau Test {n} eG")
+        kw.setdefault("kind", OrganisationKind.HOUSING_COMPANY)
+        kw.setdefault("city", "Dortmund")
+        org = Organisation(**kw)
+        db.session.add(org)
+        db.session.commit()
+        return org
+
+    return make
+
+
+@pytest.fixture
+def make_user(app, make_org):
+    """Factory: ``make_user(role, organisation=…, email=…)``; the password is ``PASSWORD``."""
+    counter = iter(range(1, 10_000))
+
+    def make(role: Role | str = Role.PARTNER, organisation: Organisation | None = None, **kw) -> User:
+        role = Role(role)
+        n = next(counter)
+        kw.setdefault("email", f"{role.value}{n}@example.org")
+        kw.setdefault("name", f"{role.value.title()} Person {n}")
+        if role == Role.PARTNER and organisation is None:
+            organisation = make_org()
+        user = User(role=role, organisation_id=organisation.id if organisation else None, **kw)
+        # Hashing is slow on purpose; hash the shared test password once per run.
+        if PASSWORD not in _HASHES:
+            user.set_password(PASSWORD)
+            _HASHES[PASSWORD] = user.password_hash
+        user.password_hash = _HASHES[PASSWORD]
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def login(client):
+    """Sign a user in through the real login form."""
+
+    def do(user: User, password: str = PASSWORD, the_client=None):
+        c = the_client or client
+        response = c.post("/login", data={"email": user.email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response
+
+    return do
+
+
+@dataclass
+class SMTPServer:
+    """A real SMTP server on 127.0.0.1 that keeps what it receives."""
+
+    port: int
+    messages: list = field(default_factory=list)
+    controller: Controller | None = None
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.messages
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(app):
+    """A running SMTP server, with the app configured to deliver to it."""
+    server = SMTPServer(port=free_port())
+    server.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_down(app):
+    """An SMTP server that is not running yet; ``start()`` brings it up on the configured port."""
+    server = SMTPServer(port=free_port())
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port, MAIL_TIMEOUT=2)
+    yield server
+    server.stop()
+

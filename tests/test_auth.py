@@ -1,0 +1,234 @@
+"""Signing in and out, lockout, rate limits, safe redirects, password reset and change."""
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from accounts.models import Role, TokenPurpose, User, UserToken
+from accounts.services import issue_token
+from core.extensions import db
+from core.mail import OutboxMessage
+from core.models import utcnow
+from tests.conftest import PASSWORD
+
+
+def mail_link(message: OutboxMessage) -> str:
+    return re.search(r"http://fundus\.test(/\S+)", message.raw.decode()).group(1)
+
+
+def outbox() -> list[OutboxMessage]:
+    return db.session.scalars(db.select(OutboxMessage).order_by(OutboxMessage.id)).all()
+
+
+def test_login_and_logout(client, make_user):
+    user = make_user(Role.STAFF)
+    response = client.post("/login", data={"email": user.email.upper(), "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert client.get("/account").status_code == 200
+    assert db.session.get(User, user.id).last_login_at is not None
+    assert client.post("/logout").status_code == 302
+    assert client.get("/account").status_code == 302
+
+
+def test_logout_needs_csrf_token(client, make_user, login):
+    login(make_user(Role.STAFF))
+    response = client.post("/logout", csrf=False)
+    assert response.status_code == 400
+    assert client.get("/account").status_code == 200
+
+
+def test_wrong_password_gives_one_message_for_all_cases(client, make_user):
+    user = make_user()
+    wrong = client.post("/login", data={"email": user.email, "password": "nope-nope-nope"})
+    unknown = client.post("/login", data={"email": "nobody@example.org", "password": "x"})
+    for response in (wrong, unknown):
+        assert response.status_code == 200
+        assert "E-Mail-Adresse oder Passwort ist falsch." in response.get_data(as_text=True)
+    assert db.session.get(User, user.id).failed_logins == 1
+
+
+def test_login_form_shows_field_errors(client):
+    page = client.post("/login", data={"email": "kein-at", "password": ""}).get_data(as_text=True)
+    assert "Das ist keine gültige E-Mail-Adresse." in page
+    assert "Bitte geben Sie Ihr Passwort ein." in page
+    assert 'aria-invalid="true"' in page
+
+
+def test_account_locks_after_repeated_failures(app, client, make_user):
+    app.config["LOGIN_MAX_FAILURES"] = 3
+    user = make_user()
+    for _ in range(3):
+        client.post("/login", data={"email": user.email, "password": "falsch-falsch"})
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 200
+    assert "Zu viele Fehlversuche" in response.get_data(as_text=True)
+    # The lock is in the database, so it holds for every app process; it ends by itself.
+    user = db.session.get(User, user.id)
+    user.locked_until = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert client.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+
+
+def test_login_is_rate_limited_per_address(make_app):
+    client = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute").test_client()
+    codes = [
+        client.post("/login", data={"email": f"a{i}@example.org", "password": "x"}).status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]
+    page = client.post("/login", data={"email": "a@example.org", "password": "x"}).get_data(as_text=True)
+    assert "Zu viele Anfragen" in page
+    # Another client address is not affected.
+    other = client.post(
+        "/login", data={"email": "b@example.org", "password": "x"},
+        environ_base={"REMOTE_ADDR": "10.0.0.9"},
+    )
+    assert other.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/staff/organisations", "/staff/organisations"),
+        ("/account?tab=1", "/account?tab=1"),
+        ("https://evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        ("", "/"),
+    ],
+)
+def test_next_redirects_only_within_the_site(client, make_user, target, expected):
+    user = make_user(Role.STAFF)
+    response = client.post(
+        "/login", data={"email": user.email, "password": PASSWORD, "next": target}
+    )
+    assert response.headers["Location"] == expected
+
+
+def test_protected_page_sends_to_login_with_next(client):
+    response = client.get("/account")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_session_cookie_flags(app, client, make_user):
+    user = make_user()
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    cookie = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")][0]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_secure_cookie_when_configured(make_app, make_user):
+    client = make_app(SESSION_COOKIE_SECURE=True).test_client()
+    user = make_user()
+    response = client.post(
+        "/login", data={"email": user.email, "password": PASSWORD}, base_url="https://localhost"
+    )
+    cookie = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")][0]
+    assert "Secure" in cookie
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_inactive_account_cannot_sign_in(client, make_user):
+    user = make_user(active=False)
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 200
+
+
+def test_password_reset_flow(client, make_user):
+    user = make_user(locale="en")
+    response = client.post("/password/forgot", data={"email": user.email})
+    assert response.status_code == 302
+    (mail,) = outbox()
+    assert mail.to_addr == user.email
+    assert mail.subject == "Reset your Fundus password"  # in the user's language
+    link = mail_link(mail)
+    assert client.get(link).status_code == 200
+    short = client.post(link, data={"password": "kurz", "confirm": "kurz"})
+    assert "Use at least 10 characters." not in short.get_data(as_text=True)  # page is German
+    assert "Verwenden Sie mindestens 10 Zeichen." in short.get_data(as_text=True)
+    done = client.post(link, data={"password": "ein neues passwort", "confirm": "ein neues passwort"})
+    assert done.status_code == 302 and done.headers["Location"] == "/account"
+    # Single use: the link is dead now.
+    assert client.get(link).status_code == 410
+    client.post("/logout")
+    assert client.post("/login", data={"email": user.email, "password": "ein neues passwort"}).status_code == 302
+
+
+def test_password_reset_for_unknown_address_says_the_same_and_sends_nothing(client):
+    response = client.post("/password/forgot", data={"email": "nobody@example.org"}, follow_redirects=True)
+    assert "Falls es zu dieser Adresse einen Zugang gibt" in response.get_data(as_text=True)
+    assert outbox() == []
+
+
+def test_reset_link_expires(client, make_user):
+    user = make_user()
+    token = issue_token(user, TokenPurpose.RESET_PASSWORD)
+    db.session.commit()
+    row = db.session.scalar(db.select(UserToken))
+    row.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert client.get(f"/password/reset/{token}").status_code == 410
+    response = client.post(f"/password/reset/{token}", data={"password": "x" * 12, "confirm": "x" * 12})
+    assert response.status_code == 410
+    assert db.session.get(User, user.id).check_password(PASSWORD)
+
+
+def test_a_new_reset_link_voids_the_older_one(client, make_user):
+    user = make_user()
+    old = issue_token(user, TokenPurpose.RESET_PASSWORD)
+    new = issue_token(user, TokenPurpose.RESET_PASSWORD)
+    db.session.commit()
+    assert client.get(f"/password/reset/{old}").status_code == 410
+    assert client.get(f"/password/reset/{new}").status_code == 200
+
+
+def test_only_the_token_hash_is_stored(make_user):
+    user = make_user()
+    token = issue_token(user, TokenPurpose.RESET_PASSWORD)
+    db.session.commit()
+    row = db.session.scalar(db.select(UserToken))
+    assert token not in row.token_hash and len(row.token_hash) == 64
+
+
+def test_password_is_hashed_with_scrypt(make_user):
+    user = make_user()
+    user.set_password("ein sehr geheimes wort")
+    assert user.password_hash.startswith("scrypt:")
+    assert "geheimes" not in user.password_hash
+
+
+def test_change_password_signs_out_other_sessions(app, client, make_user, login):
+    user = make_user()
+    login(user)
+    other = app.test_client()
+    login(user, the_client=other)
+    assert other.get("/account").status_code == 200
+
+    bad = client.post(
+        "/account/password",
+        data={"current_password": "falsch", "password": "neues passwort 1", "confirm": "neues passwort 1"},
+    )
+    assert "Das aktuelle Passwort ist falsch." in bad.get_data(as_text=True)
+
+    ok = client.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "password": "neues passwort 1", "confirm": "neues passwort 1"},
+    )
+    assert ok.status_code == 302
+    assert client.get("/account").status_code == 200  # this session goes on
+    assert other.get("/account").status_code == 302  # the other one is signed out
+
+
+def test_mismatched_new_passwords_change_nothing(client, make_user, login):
+    user = make_user()
+    login(user)
+    page = client.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "password": "neues passwort 1", "confirm": "anderes passwort"},
+    ).get_data(as_text=True)
+    assert "Die beiden Passwörter stimmen nicht überein." in page
+    assert db.session.get(User, user.id).check_password(PASSWORD)

@@ -1,0 +1,132 @@
+"""The database layer: migrations build the schema the models describe, SQLite is set up safely."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from accounts.models import Organisation, OrganisationKind, Role, User
+from app import create_app
+from core.extensions import db
+from tests.conftest import base_config
+
+
+def test_migrations_match_models(app):
+    """Every model change has its migration: the migrated schema equals the models."""
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, db.metadata)
+    assert diff == []
+
+
+def test_sqlite_pragmas(app):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_first_request_creates_sqlite_database(tmp_path):
+    """The embedded database needs no set-up command: the first request migrates it."""
+    path = tmp_path / "fresh.sqlite"
+    config = base_config(f"sqlite:///{path}") | {"AUTO_MIGRATE": True}
+    app = create_app(config)
+    response = app.test_client().get("/")
+    assert response.status_code == 200
+    with app.app_context():
+        tables = set(inspect(db.engine).get_table_names())
+        db.engine.dispose()
+    assert {"users", "organisations", "outbox_messages", "alembic_version"} <= tables
+
+
+def test_foreign_keys_are_enforced(app):
+    user = User(email="x@example.org", name="X", role=Role.PARTNER, organisation_id=9999)
+    db.session.add(user)
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_partner_needs_organisation_in_database(app):
+    """The check constraint holds even if the code forgets it."""
+    db.session.add(User(email="y@example.org", name="Y", role=Role.PARTNER))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_datetimes_come_back_aware_utc(app):
+    org = Organisation(name="Zeit eG", kind=OrganisationKind.OTHER)
+    db.session.add(org)
+    db.session.commit()
+    local = datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2)))
+    org.created_at = local
+    db.session.commit()
+    db.session.expire_all()
+    stored = db.session.get(Organisation, org.id).created_at
+    assert stored.tzinfo is not None
+    assert stored == local
+    assert stored.utcoffset() == timedelta(0)
+
+
+def test_naive_datetimes_are_refused(app):
+    org = Organisation(name="Naiv eG", kind=OrganisationKind.OTHER, created_at=datetime(2026, 1, 1))
+    db.session.add(org)
+    with pytest.raises(Exception, match="naive datetime"):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_postgres_url_is_normalised():
+    from core.config import normalise_database_url
+
+    assert normalise_database_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert normalise_database_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert normalise_database_url("postgresql+psycopg://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert normalise_database_url("sqlite:///x") == "sqlite:///x"
+
+
+def test_configuration_layers(tmp_path, monkeypatch):
+    """Defaults, then instance/config.py, then the environment."""
+    from flask import Flask
+
+    from core.config import load_config
+
+    (tmp_path / "config.py").write_text('ORG_NAME = "Agentur Nord"\nMAIL_PORT = 2525\nORG_PHONE = "1"\n')
+    monkeypatch.setenv("MAIL_PORT", "587")
+    monkeypatch.setenv("MAIL_USE_TLS", "true")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    flask_app = Flask("t", instance_path=str(tmp_path), instance_relative_config=True)
+    load_config(flask_app, None)
+    cfg = flask_app.config
+    assert cfg["ORG_NAME"] == "Agentur Nord"  # from the instance file
+    assert cfg["MAIL_PORT"] == 587  # the environment wins over the file
+    assert cfg["MAIL_USE_TLS"] is True
+    assert cfg["ORG_EMAIL"] == "integration@planerladen.de"  # default
+    assert cfg["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'fundus.sqlite'}"
+    # A secret key is generated once and kept.
+    key = cfg["SECRET_KEY"]
+    assert len(key) >= 32 and (tmp_path / "secret_key").read_text() == key
+    again = Flask("t", instance_path=str(tmp_path), instance_relative_config=True)
+    load_config(again, None)
+    assert again.config["SECRET_KEY"] == key
+    assert cfg["SESSION_COOKIE_HTTPONLY"] and cfg["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert cfg["SESSION_COOKIE_SECURE"] is False
+
+
+def test_aware_default_is_evaluated_per_row(app):
+    first = Organisation(name="Erste eG", kind=OrganisationKind.OTHER)
+    db.session.add(first)
+    db.session.commit()
+    second = Organisation(name="Zweite eG", kind=OrganisationKind.OTHER)
+    db.session.add(second)
+    db.session.commit()
+    assert second.created_at >= first.created_at
+    assert abs(datetime.now(UTC) - second.created_at) < timedelta(minutes=1)
+    assert db.session.execute(text("SELECT count(*) FROM organisations")).scalar() == 2

@@ -1,0 +1,158 @@
+"""The outbox: mail is part of the action's transaction and reaches a real SMTP server exactly once."""
+
+import email
+import email.policy
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from accounts.models import Role
+from core.extensions import db
+from core.mail import OutboxMessage, OutboxStatus, backoff, deliver_pending, queue_mail
+from core.models import utcnow
+
+
+def rows() -> list[OutboxMessage]:
+    return db.session.scalars(db.select(OutboxMessage).order_by(OutboxMessage.id)).all()
+
+
+def parse(envelope) -> email.message.EmailMessage:
+    return email.message_from_bytes(envelope.content, policy=email.policy.default)
+
+
+def make_due() -> None:
+    """Let the back-off time pass."""
+    db.session.execute(update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+
+
+def test_mail_is_delivered_as_text_and_html_in_the_recipients_language(client, make_user, smtp_server):
+    german = make_user(locale="de")
+    english = make_user(locale="en")
+    for user in (german, english):
+        assert client.post("/password/forgot", data={"email": user.email}).status_code == 302
+    assert deliver_pending().sent == 2
+    german_mail, english_mail = (parse(m) for m in smtp_server.wait_for(2))
+
+    assert german_mail["To"] == german.email
+    assert german_mail["Subject"] == "Ihr Fundus-Passwort zurücksetzen"
+    assert english_mail["Subject"] == "Reset your Fundus password"
+    sender = german_mail["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == ("Planerladen e.V.", "fundus@planerladen.test")
+    text = german_mail.get_body(("plain",)).get_content()
+    html = german_mail.get_body(("html",)).get_content()
+    assert "Guten Tag" in text and "http://fundus.test/password/reset/" in text
+    assert "<a href=\"http://fundus.test/password/reset/" in html
+    # The organisation's signature from configuration closes every mail.
+    assert "Schützenstraße 42" in text and "Schützenstraße 42" in html
+    assert "someone (hopefully you)" in english_mail.get_body(("plain",)).get_content()
+    assert all(row.status == OutboxStatus.SENT for row in rows())
+
+
+def test_server_down_keeps_mail_until_it_is_back(client, make_user, smtp_down, runner):
+    user = make_user()
+    response = client.post("/password/forgot", data={"email": user.email})
+    assert response.status_code == 302  # the action succeeds while the server is down
+
+    report = deliver_pending()
+    assert (report.sent, report.failed) == (0, 1)
+    (row,) = rows()
+    assert row.status == OutboxStatus.PENDING and row.attempts == 1
+    assert "Connection refused" in row.last_error or "Errno" in row.last_error
+    assert row.next_attempt_at > utcnow()
+    # Not due yet: a run now does not hammer the server.
+    assert deliver_pending().failed == 0
+
+    smtp_down.start()
+    make_due()
+    result = runner.invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    assert "mail: 1 sent, 0 failed" in result.output
+    assert len(smtp_down.wait_for(1)) == 1
+    db.session.expire_all()
+    assert rows()[0].status == OutboxStatus.SENT
+
+    # Running the job again sends nothing twice.
+    runner.invoke(args=["jobs", "run"])
+    runner.invoke(args=["jobs", "run"])
+    assert len(smtp_down.messages) == 1
+
+
+def test_a_failed_action_leaves_no_mail(app, make_user):
+    user = make_user()
+    queue_mail(user.email, "Betreff", "accounts/reset_password", user=user, link="x", hours=2)
+    db.session.rollback()
+    assert rows() == []
+
+
+def test_concurrent_runs_send_each_message_once(app, make_user, smtp_server):
+    user = make_user()
+    for n in range(20):
+        queue_mail(user.email, f"Nachricht {n}", "accounts/reset_password", user=user, link="x", hours=2)
+    db.session.commit()
+
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def run():
+        try:
+            with app.app_context():
+                barrier.wait()
+                deliver_pending()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    received = smtp_server.wait_for(20)
+    subjects = sorted(parse(m)["Subject"] for m in received)
+    assert subjects == sorted(f"Nachricht {n}" for n in range(20))
+    db.session.expire_all()
+    assert {row.status for row in rows()} == {OutboxStatus.SENT}
+
+
+def test_delivery_right_after_the_request(app, client, make_user, smtp_server):
+    app.config["MAIL_SEND_AFTER_REQUEST"] = True
+    user = make_user()
+    response = client.post("/password/forgot", data={"email": user.email})
+    response.close()
+    assert len(smtp_server.wait_for(1)) == 1
+    assert rows()[0].status == OutboxStatus.SENT
+
+
+def test_without_mail_server_mail_goes_to_the_log(app, make_user, caplog):
+    user = make_user()
+    queue_mail(user.email, "Protokolliert", "accounts/reset_password", user=user, link="L1NK", hours=2)
+    db.session.commit()
+    with caplog.at_level(logging.INFO, logger="fundus.mail"):
+        assert deliver_pending().sent == 1
+    assert user.email in caplog.text and "L1NK" in caplog.text
+
+
+def test_back_off_grows_and_gives_up_after_the_limit(app, client, make_user, smtp_down, login):
+    app.config["MAIL_MAX_ATTEMPTS"] = 3
+    assert [backoff(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (1, 2, 4)]
+    assert backoff(30) == timedelta(hours=6)
+    user = make_user()
+    queue_mail(user.email, "Bleibt liegen", "accounts/reset_password", user=user, link="x", hours=2)
+    db.session.commit()
+    for _ in range(3):
+        make_due()
+        deliver_pending()
+    (row,) = rows()
+    assert row.status == OutboxStatus.FAILED and row.attempts == 3
+
+    # An admin sees it and puts it back in the queue once the server works again.
+    login(make_user(Role.ADMIN))
+    page = client.get("/admin/outbox").get_data(as_text=True)
+    assert "Bleibt liegen" in page and "aufgegeben" in page
+    assert client.post(f"/admin/outbox/{row.id}/retry").status_code == 302
+    smtp_down.start()
+    assert deliver_pending().sent == 1
+    assert len(smtp_down.wait_for(1)) == 1
