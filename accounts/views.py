@@ -378,7 +378,7 @@ def users():
     rows = db.session.scalars(
         select(User).options(selectinload(User.organisation)).order_by(User.role, User.name)
     ).all()
-    return render_template("accounts/users.html", users=rows, action_form=ActionForm())
+    return render_template("accounts/users.html", users=rows)
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])
@@ -448,7 +448,7 @@ def outbox():
         select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.SENT)
         .order_by(OutboxMessage.sent_at.desc()).limit(30)
     ).all()
-    return render_template("accounts/outbox.html", waiting=waiting, sent=sent, action_form=ActionForm())
+    return render_template("accounts/outbox.html", waiting=waiting, sent=sent)
 
 
 @bp.post("/admin/outbox/<int:message_id>/retry")

@@ -4,7 +4,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as babel_format_datetime
-from flask import current_app, request
+from flask import current_app, has_request_context, request
 from flask_login import current_user
 
 LANG_COOKIE = "lang"
@@ -14,6 +14,8 @@ LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 def select_locale() -> str:
     """The language the visitor chose (cookie), else their account's, else German."""
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # command line: the default language
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     choice = request.cookies.get(LANG_COOKIE)
     if choice in languages:
         return choice

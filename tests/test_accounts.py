@@ -1,0 +1,314 @@
+"""Partner applications, organisations, contacts, user management and the accounts CLI."""
+
+import re
+
+import pytest
+
+from accounts.models import (
+    AccountApplication,
+    ApplicationStatus,
+    Organisation,
+    OrganisationKind,
+    Role,
+    User,
+)
+from core.extensions import db
+from core.mail import OutboxMessage
+from tests.conftest import PASSWORD
+
+
+def mails_to(address: str) -> list[OutboxMessage]:
+    return db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.to_addr == address)).all()
+
+
+def link_in(message: OutboxMessage) -> str:
+    return re.search(r"http://fundus\.test(/\S+)", message.raw.decode()).group(1)
+
+
+APPLICATION = {
+    "name": "Leyla Aydın",
+    "email": "Leyla.Aydin@Wohnen-Test.example",
+    "organisation_id": "0",
+    "organisation_name": "Wohnungsgenossenschaft Hörde eG",
+    "position": "Vermietung",
+    "consent": "y",
+}
+
+
+def apply(client, **changes):
+    return client.post("/apply", data=APPLICATION | changes)
+
+
+def test_apply_approve_and_set_password(client, make_user, login, app):
+    response = apply(client)
+    assert response.status_code == 200
+    assert "Vielen Dank" in response.get_data(as_text=True)
+    application = db.session.scalar(db.select(AccountApplication))
+    assert application.email == "leyla.aydin@wohnen-test.example"
+    assert application.status == ApplicationStatus.PENDING and application.consent_at is not None
+    assert len(mails_to(application.email)) == 1  # acknowledgement
+    (notice,) = mails_to("team@planerladen.test")
+    assert f"/staff/applications/{application.id}" in notice.raw.decode()
+
+    staff = make_user(Role.STAFF)
+    login(staff)
+    page = client.get(f"/staff/applications/{application.id}").get_data(as_text=True)
+    assert "Wohnungsgenossenschaft Hörde eG" in page
+    response = client.post(
+        f"/staff/applications/{application.id}/approve",
+        data={"organisation_id": "0", "new_kind": "housing_company"},
+    )
+    assert response.status_code == 302
+    user = db.session.scalar(db.select(User).where(User.email == application.email))
+    assert user.role == Role.PARTNER and not user.has_password
+    assert user.organisation.name == "Wohnungsgenossenschaft Hörde eG"
+    db.session.refresh(application)
+    assert application.status == ApplicationStatus.APPROVED and application.decided_by_id == staff.id
+
+    invitation = mails_to(user.email)[-1]
+    assert "Ihr Fundus-Zugang" in invitation.subject
+    client.post("/logout")
+    link = link_in(invitation)
+    response = client.post(link, data={"password": "mein neues passwort", "confirm": "mein neues passwort"})
+    assert response.status_code == 302
+    client.post("/logout")
+    assert client.post(
+        "/login", data={"email": user.email, "password": "mein neues passwort"}
+    ).status_code == 302
+
+
+def test_approve_into_an_existing_organisation(client, make_user, make_org, login):
+    org = make_org(name="Wohnen am See eG")
+    apply(client, organisation_id=str(org.id), organisation_name="")
+    application = db.session.scalar(db.select(AccountApplication))
+    assert application.organisation_id == org.id
+    login(make_user(Role.STAFF))
+    client.post(
+        f"/staff/applications/{application.id}/approve",
+        data={"organisation_id": str(org.id), "new_kind": "other"},
+    )
+    user = db.session.scalar(db.select(User).where(User.email == application.email))
+    assert user.organisation_id == org.id
+    assert db.session.scalar(db.select(db.func.count()).select_from(Organisation)) == 1  # none added
+
+
+def test_reject_tells_the_applicant_and_allows_no_second_decision(client, make_user, login):
+    apply(client)
+    application = db.session.scalar(db.select(AccountApplication))
+    login(make_user(Role.STAFF))
+    response = client.post(
+        f"/staff/applications/{application.id}/reject", data={"reason": "Keine Partnerorganisation."}
+    )
+    assert response.status_code == 302
+    db.session.refresh(application)
+    assert application.status == ApplicationStatus.REJECTED
+    rejection = mails_to(application.email)[-1]
+    assert "Keine Partnerorganisation." in rejection.raw.decode()
+    again = client.post(
+        f"/staff/applications/{application.id}/approve",
+        data={"organisation_id": "0", "new_kind": "other"},
+        follow_redirects=True,
+    )
+    assert "Über diesen Antrag wurde bereits entschieden." in again.get_data(as_text=True)
+    assert db.session.scalar(db.select(User).where(User.email == application.email)) is None
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"consent": ""}, "Ohne Ihre Einwilligung können wir keinen Zugang anlegen."),
+        ({"email": "kein-at"}, "Das ist keine gültige E-Mail-Adresse."),
+        ({"name": ""}, "Bitte geben Sie Ihren Namen ein."),
+        ({"organisation_name": ""}, "Wählen Sie Ihre Organisation oder geben Sie ihren Namen ein."),
+        ({"organisation_id": "99999"}, "Not a valid choice"),
+    ],
+)
+def test_bad_applications_change_nothing(client, changes, message):
+    response = apply(client, **changes)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    if message != "Not a valid choice":
+        assert message in page
+    assert "Bitte korrigieren Sie die markierten Felder." in page or message in page
+    assert db.session.scalar(db.select(db.func.count()).select_from(AccountApplication)) == 0
+    assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_second_application_and_existing_account_are_refused(client, make_user):
+    apply(client)
+    page = apply(client).get_data(as_text=True)
+    assert "Ein Antrag für diese Adresse wird bereits geprüft." in page
+    existing = make_user()
+    page = apply(client, email=existing.email).get_data(as_text=True)
+    assert "Für diese Adresse gibt es bereits einen Zugang." in page
+    assert db.session.scalar(db.select(db.func.count()).select_from(AccountApplication)) == 1
+
+
+def test_staff_create_edit_and_search_organisations(client, make_user, login):
+    login(make_user(Role.STAFF))
+    response = client.post(
+        "/staff/organisations/new",
+        data={"name": "Stadt Lünen – Sozialamt", "kind": "municipal", "city": "Lünen", "email": ""},
+    )
+    assert response.status_code == 302
+    org = db.session.scalar(db.select(Organisation).where(Organisation.city == "Lünen"))
+    assert org.kind == OrganisationKind.MUNICIPAL
+    duplicate = client.post(
+        "/staff/organisations/new", data={"name": "stadt lünen – sozialamt", "kind": "other"}
+    )
+    assert "Eine Organisation mit diesem Namen gibt es bereits." in duplicate.get_data(as_text=True)
+    bad_kind = client.post("/staff/organisations/new", data={"name": "X", "kind": "castle"})
+    assert bad_kind.status_code == 200 and "field--error" in bad_kind.get_data(as_text=True)
+
+    client.post(
+        f"/staff/organisations/{org.id}/edit",
+        data={"name": "Stadt Lünen – Sozialamt", "kind": "municipal", "city": "Lünen",
+              "phone": "02306 104-0", "notes": "Ansprechpartnerin wechselt im Mai."},
+    )
+    db.session.refresh(org)
+    assert org.phone == "02306 104-0"
+    found = client.get("/staff/organisations?q=lünen").get_data(as_text=True)
+    assert "Stadt Lünen – Sozialamt" in found
+    filtered = client.get("/staff/organisations?kind=housing_company").get_data(as_text=True)
+    assert "Stadt Lünen – Sozialamt" not in filtered
+
+
+def test_staff_add_contact_who_gets_an_invitation(client, make_user, make_org, login):
+    org = make_org()
+    login(make_user(Role.STAFF))
+    response = client.post(
+        f"/organisations/{org.id}",
+        data={"name": "Jana Nowak", "email": "jana@example.org", "locale": "en"},
+    )
+    assert response.status_code == 302
+    contact = db.session.scalar(db.select(User).where(User.email == "jana@example.org"))
+    assert contact.organisation_id == org.id and contact.role == Role.PARTNER
+    (invitation,) = mails_to("jana@example.org")
+    assert invitation.subject == "Your Fundus account"
+
+
+def test_partner_sees_own_organisation_and_notes_stay_internal(client, make_user, make_org, login):
+    org = make_org(notes="Intern: zahlt spät.")
+    partner = make_user(Role.PARTNER, organisation=org)
+    colleague = make_user(Role.PARTNER, organisation=org)
+    login(partner)
+    response = client.get("/organisation", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert org.name in page and colleague.name in page
+    assert "zahlt spät" not in page
+    assert "Kontaktperson hinzufügen" not in page
+
+
+def test_admin_creates_edits_and_reinvites_accounts(client, make_user, make_org, login):
+    admin = make_user(Role.ADMIN)
+    org = make_org()
+    login(admin)
+    response = client.post(
+        "/admin/users/new",
+        data={"email": "neu@example.org", "name": "Neue Person", "role": "staff", "locale": "de",
+              "organisation_id": "0"},
+    )
+    assert response.status_code == 302
+    user = db.session.scalar(db.select(User).where(User.email == "neu@example.org"))
+    assert user.role == Role.STAFF and user.organisation_id is None
+    partner_without_org = client.post(
+        "/admin/users/new",
+        data={"email": "p@example.org", "name": "P", "role": "partner", "locale": "de", "organisation_id": "0"},
+    )
+    assert "Eine Kontaktperson von Partnern braucht eine Organisation." in partner_without_org.get_data(as_text=True)
+
+    client.post(
+        f"/admin/users/{user.id}/edit",
+        data={"email": "neu@example.org", "name": "Neue Person", "role": "partner",
+              "organisation_id": str(org.id), "locale": "en", "active": ""},
+    )
+    db.session.refresh(user)
+    assert (user.role, user.organisation_id, user.active, user.locale) == (Role.PARTNER, org.id, False, "en")
+
+    assert client.post(f"/admin/users/{user.id}/invite").status_code == 302
+    assert len(mails_to("neu@example.org")) == 2
+
+    demote_self = client.post(
+        f"/admin/users/{admin.id}/edit",
+        data={"email": admin.email, "name": admin.name, "role": "staff", "locale": "de",
+              "organisation_id": "0", "active": "y"},
+    )
+    assert "Sie können sich nicht selbst" in demote_self.get_data(as_text=True)
+    db.session.refresh(admin)
+    assert admin.role == Role.ADMIN
+
+
+def test_deactivating_an_account_signs_it_out(app, client, make_user, login):
+    partner = make_user()
+    partner_client = app.test_client()
+    login(partner, the_client=partner_client)
+    assert partner_client.get("/account").status_code == 200
+    admin = make_user(Role.ADMIN)
+    login(admin)
+    client.post(
+        f"/admin/users/{partner.id}/edit",
+        data={"email": partner.email, "name": partner.name, "role": "partner",
+              "organisation_id": str(partner.organisation_id), "locale": "de", "active": ""},
+    )
+    assert partner_client.get("/account").status_code == 302
+
+
+def test_profile_and_language_preference(client, make_user, login):
+    user = make_user()
+    login(user)
+    response = client.post("/account", data={"name": "Neuer Name", "locale": "en"})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert (user.name, user.locale) == ("Neuer Name", "en")
+    assert "My account" in client.get("/account").get_data(as_text=True)
+
+
+def test_cli_create_and_list_users(runner, make_org):
+    org = make_org(name="CLI eG")
+    result = runner.invoke(
+        args=["users", "create", "Chefin@Example.org", "--role", "admin", "--name", "Chefin"],
+        input="ein langes passwort\nein langes passwort\n",
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(db.select(User).where(User.email == "chefin@example.org"))
+    assert user.role == Role.ADMIN and user.check_password("ein langes passwort")
+
+    mismatch = runner.invoke(
+        args=["users", "create", "x@example.org", "--role", "staff"], input="eins eins eins\nzwei zwei zwei\n"
+    )
+    assert mismatch.exit_code != 0 and "differ" in mismatch.output
+    partner = runner.invoke(
+        args=["users", "create", "p@example.org", "--role", "partner", "--organisation", str(org.id)],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert partner.exit_code == 0, partner.output
+    no_org = runner.invoke(
+        args=["users", "create", "q@example.org", "--role", "partner"], input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert no_org.exit_code != 0
+    short = runner.invoke(args=["users", "create", "s@example.org", "--role", "staff"], input="kurz\nkurz\n")
+    assert short.exit_code != 0 and "10" in short.output
+
+    listing = runner.invoke(args=["users", "list"])
+    assert "chefin@example.org" in listing.output and "[CLI eG]" in listing.output
+    assert "q@example.org" not in listing.output
+
+
+def test_seed_demo_is_safe_to_run_twice(runner):
+    first = runner.invoke(args=["seed-demo"])
+    assert first.exit_code == 0, first.output
+    assert "admin@fundus.example" in first.output and "fundus-demo-2026" in first.output
+    counts = (
+        db.session.scalar(db.select(db.func.count()).select_from(User)),
+        db.session.scalar(db.select(db.func.count()).select_from(Organisation)),
+    )
+    second = runner.invoke(args=["seed-demo"])
+    assert second.exit_code == 0
+    db.session.expire_all()
+    assert counts == (
+        db.session.scalar(db.select(db.func.count()).select_from(User)),
+        db.session.scalar(db.select(db.func.count()).select_from(Organisation)),
+    )
+    assert counts[0] >= 3 and counts[1] >= 3
+    admin = db.session.scalar(db.select(User).where(User.email == "admin@fundus.example"))
+    assert admin.check_password("fundus-demo-2026")

@@ -1,0 +1,126 @@
+"""German first, English complete: catalogs, the language switch, dates."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from babel.support import Translations
+
+from accounts.models import Role, User
+from core.extensions import db
+from core.i18n import format_date, format_datetime
+from core.i18n_cli import LOCALES, TRANSLATIONS, catalog_path, extract, load
+
+PLACEHOLDER = re.compile(r"%\(\w+\)s")
+
+
+def test_catalogs_hold_every_string_translated():
+    """Run ``flask --app app i18n update`` and translate, or this fails."""
+    wanted = {m.id for m in extract() if m.id}
+    for locale in LOCALES:
+        catalog = load(locale)
+        present = {m.id: m for m in catalog if m.id}
+        assert wanted - present.keys() == set(), f"{locale}: strings missing from the catalog"
+        untranslated = [i for i, m in present.items() if not m.string or m.fuzzy]
+        assert untranslated == [], f"{locale}: untranslated"
+        for msgid, message in present.items():
+            assert set(PLACEHOLDER.findall(msgid)) == set(PLACEHOLDER.findall(message.string)), msgid
+
+
+def test_compiled_catalogs_are_up_to_date():
+    """Run ``flask --app app i18n compile`` after editing a catalog, or this fails."""
+    for locale in LOCALES:
+        with open(catalog_path(locale, "mo"), "rb") as fh:
+            compiled = Translations(fh)
+        for message in load(locale):
+            if message.id:
+                assert compiled.gettext(message.id) == message.string, (locale, message.id)
+    assert (TRANSLATIONS / "messages.pot").exists()
+
+
+def german_only_strings() -> list[str]:
+    """German translations that differ from the English text and would stand out on an English page."""
+    return sorted(
+        {m.string for m in load("de") if m.id and m.string != m.id and len(m.string) > 12 and "%(" not in m.string}
+    )
+
+
+def english_only_strings() -> list[str]:
+    return sorted({m.id for m in load("de") if m.id and m.string != m.id and len(m.id) > 12 and "%(" not in m.id})
+
+
+PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/no/such/page"]
+SIGNED_IN = ["/", "/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
+             "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox"]
+
+
+def visible_text(html: str) -> str:
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def check_pages(client, urls, lang, foreign_strings):
+    for url in urls:
+        page = client.get(url).get_data(as_text=True)
+        assert f'<html lang="{lang}">' in page, url
+        leftovers = [s for s in foreign_strings if s in visible_text(page)]
+        assert leftovers == [], f"other language on {lang} page {url}"
+
+
+def test_german_by_default_and_english_completely(client, make_user, login):
+    german, english = german_only_strings(), english_only_strings()
+    check_pages(client, PUBLIC, "de", english)
+    client.post("/language", data={"lang": "en", "next": "/"})
+    check_pages(client, PUBLIC, "en", german)
+    client.post("/language", data={"lang": "de", "next": "/"})
+    login(make_user(Role.ADMIN))
+    check_pages(client, SIGNED_IN, "de", english)
+    client.post("/language", data={"lang": "en", "next": "/"})
+    check_pages(client, SIGNED_IN, "en", german)
+
+
+def test_language_switch_stays_on_the_page_and_is_remembered(client):
+    assert "Anmelden" in client.get("/login").get_data(as_text=True)
+    response = client.post("/language", data={"lang": "en", "next": "/login?next=/account"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/account"
+    cookie = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("lang=en")][0]
+    assert "Max-Age=31536000" in cookie
+    page = client.get("/login").get_data(as_text=True)
+    assert "Sign in" in page and "Anmelden" not in page
+    assert 'value="de"' in page and ">Deutsch<" in page  # the way back
+    client.post("/language", data={"lang": "de", "next": "/login"})
+    assert "Anmelden" in client.get("/login").get_data(as_text=True)
+
+
+def test_language_switch_ignores_foreign_targets_and_unknown_languages(client):
+    response = client.post("/language", data={"lang": "en", "next": "https://evil.example/"})
+    assert response.headers["Location"] == "/"
+    assert '<html lang="en">' in client.get("/").get_data(as_text=True)
+    response = client.post("/language", data={"lang": "fr", "next": "/imprint"})
+    assert response.headers["Location"] == "/imprint"
+    assert "lang=" not in " ".join(response.headers.getlist("Set-Cookie"))
+    assert '<html lang="en">' in client.get("/").get_data(as_text=True)
+
+
+def test_signed_in_choice_is_kept_with_the_account(app, client, make_user, login):
+    user = make_user()
+    login(user)
+    client.post("/language", data={"lang": "en", "next": "/"})
+    assert db.session.get(User, user.id).locale == "en"
+    # A new device without the cookie uses the account's language after signing in.
+    other = app.test_client()
+    login(user, the_client=other)
+    assert '<html lang="en">' in other.get("/account").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "moment, expected",
+    [
+        (datetime(2026, 11, 25, 13, 30, tzinfo=UTC), "25.11.2026, 14:30"),  # winter: UTC+1
+        (datetime(2026, 7, 1, 12, 0, tzinfo=UTC), "01.07.2026, 14:00"),  # summer: UTC+2
+        (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "01.01.2027, 00:30"),
+    ],
+)
+def test_times_are_shown_in_berlin_in_german_format(app, moment, expected):
+    assert format_datetime(moment) == expected
+    assert format_date(moment) == expected.split(",")[0]
