@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Flask, g
 from flask_babel import lazy_gettext as _l
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import i18n
 from core.config import load_config
@@ -29,6 +30,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not logging.getLogger("fundus").handlers:
             logging.getLogger("fundus").addHandler(logging.StreamHandler())
 
+    if app.config["PROXY_COUNT"]:
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     register_extensions(app)
     register_blueprints(app)
     register_hooks(app)

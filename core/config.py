@@ -18,6 +18,7 @@ DEFAULTS: dict[str, object] = {
     "BASE_URL": "",  # e.g. https://fundus.example.org; empty: taken from the request
     "AUTO_MIGRATE": True,  # upgrade an SQLite database on first use
     "SESSION_COOKIE_SECURE": False,  # set to 1 when served over HTTPS
+    "PROXY_COUNT": 0,  # reverse proxies in front (nginx: 1), so client addresses are right
     "TIMEZONE": "Europe/Berlin",
     # Login protection
     "RATELIMIT_STORAGE_URI": "memory://",  # per process; use redis://… with several processes

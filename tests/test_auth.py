@@ -232,3 +232,17 @@ def test_mismatched_new_passwords_change_nothing(client, make_user, login):
     ).get_data(as_text=True)
     assert "Die beiden Passwörter stimmen nicht überein." in page
     assert db.session.get(User, user.id).check_password(PASSWORD)
+
+
+def test_client_address_behind_a_proxy_counts_per_real_client(make_app):
+    """Behind nginx every request comes from 127.0.0.1; the limit must see the real client."""
+    client = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute", PROXY_COUNT=1).test_client()
+
+    def attempt(forwarded_for):
+        return client.post(
+            "/login", data={"email": "a@example.org", "password": "x"},
+            headers={"X-Forwarded-For": forwarded_for},
+        ).status_code
+
+    assert [attempt("203.0.113.5") for _ in range(3)] == [200, 200, 429]
+    assert attempt("198.51.100.7") == 200
