@@ -1,0 +1,1 @@
+"""Trainings: programme, registration, waiting list, attendance, calendar feeds (issue 4)."""

@@ -1,0 +1,1 @@
+"""Materials lending: catalogue, stock, requests, bookings, handover and return (issue 3)."""
