@@ -312,3 +312,31 @@ def test_seed_demo_is_safe_to_run_twice(runner):
     assert counts[0] >= 3 and counts[1] >= 3
     admin = db.session.scalar(db.select(User).where(User.email == "admin@fundus.example"))
     assert admin.check_password("fundus-demo-2026")
+
+
+def test_simultaneous_double_submit_creates_one_application(app):
+    """A double-clicked submit, or two tabs at once: one application, one clear answer each."""
+    import threading
+
+    barrier = threading.Barrier(8)
+    results = []
+
+    def submit():
+        client = app.test_client()
+        token = client.csrf_token()
+        barrier.wait()
+        response = client.post("/apply", data=APPLICATION | {"csrf_token": token})
+        results.append((response.status_code, response.get_data(as_text=True)))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for status, _ in results] == [200] * 8
+    accepted = [page for _, page in results if "Vielen Dank" in page]
+    refused = [page for _, page in results if "wird bereits geprüft" in page]
+    assert (len(accepted), len(refused)) == (1, 7)
+    assert db.session.scalar(db.select(db.func.count()).select_from(AccountApplication)) == 1
+    # Only the accepted one queued its two mails.
+    assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 2
