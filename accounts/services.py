@@ -11,6 +11,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from accounts.models import (
     AccountApplication,
@@ -67,6 +68,7 @@ def external_url(endpoint: str, **values) -> str:
 # Sign-in -----------------------------------------------------------------------------
 
 LOGIN_FAILED = _l("E-mail address or password is wrong.")
+_DUMMY_HASH = generate_password_hash("no account has this password", method="scrypt")
 
 
 def authenticate(email: str, password: str) -> User:
@@ -75,6 +77,7 @@ def authenticate(email: str, password: str) -> User:
     user = user_by_email(email)
     now = utcnow()
     if user is None or not user.active:
+        check_password_hash(_DUMMY_HASH, password)  # same time as for a real account
         raise AccountError(LOGIN_FAILED)
     if user.locked_until and user.locked_until > now:
         raise AccountError(
@@ -123,16 +126,16 @@ def issue_token(user: User, purpose: TokenPurpose) -> str:
     return token
 
 
+def _mail_token_link(user: User, purpose: TokenPurpose, subject, template: str, **context) -> None:
+    token = issue_token(user, purpose)
+    link = external_url("accounts.reset_password", token=token)
+    queue_mail(user.email, subject, template, locale=user.locale, user=user, link=link, **context)
+
+
 def send_set_password_link(user: User) -> None:
     """Queue the welcome mail with a link to choose a first password."""
-    token = issue_token(user, TokenPurpose.SET_PASSWORD)
-    queue_mail(
-        user.email,
-        _l("Your Fundus account"),
-        "accounts/set_password",
-        locale=user.locale,
-        user=user,
-        link=external_url("accounts.reset_password", token=token),
+    _mail_token_link(
+        user, TokenPurpose.SET_PASSWORD, _l("Your Fundus account"), "accounts/set_password",
         days=current_app.config["SET_PASSWORD_DAYS"],
     )
 
@@ -142,14 +145,8 @@ def request_password_reset(email: str) -> None:
     user = user_by_email(email)
     if user is None or not user.active:
         return
-    token = issue_token(user, TokenPurpose.RESET_PASSWORD)
-    queue_mail(
-        user.email,
-        _l("Reset your Fundus password"),
-        "accounts/reset_password",
-        locale=user.locale,
-        user=user,
-        link=external_url("accounts.reset_password", token=token),
+    _mail_token_link(
+        user, TokenPurpose.RESET_PASSWORD, _l("Reset your Fundus password"), "accounts/reset_password",
         hours=current_app.config["PASSWORD_RESET_HOURS"],
     )
     db.session.commit()
@@ -258,7 +255,14 @@ def create_user(
 
 
 def update_user(
-    user: User, acting: User, email: str, name: str, role: Role, organisation_id: int | None, active: bool
+    user: User,
+    acting: User,
+    email: str,
+    name: str,
+    role: Role,
+    organisation_id: int | None,
+    active: bool,
+    locale: str,
 ) -> None:
     """Change an account; an admin cannot demote or disable themselves."""
     email = normalise_email(email)
@@ -272,6 +276,7 @@ def update_user(
     user.email = email
     user.name = name.strip()
     user.role = role
+    user.locale = locale
     user.organisation_id = organisation_id if role == Role.PARTNER else None
     if user.active and not active:
         user.session_version += 1  # sign the account out everywhere

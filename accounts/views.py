@@ -413,10 +413,8 @@ def user_edit(user_id: int):
         try:
             services.update_user(
                 user, current_user, form.email.data, form.name.data, Role(form.role.data),
-                form.organisation_id.data, form.active.data,
+                form.organisation_id.data, form.active.data, form.locale.data,
             )
-            user.locale = form.locale.data
-            db.session.commit()
         except services.AccountError as error:
             form_error(form, error)
         else:

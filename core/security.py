@@ -9,32 +9,27 @@ from flask import abort, current_app, request
 from flask_login import current_user
 
 
-def staff_required(view):
-    """Let staff and admins through; others get 403, anonymous users the login page."""
+def _require(allowed):
+    """Decorator factory: anonymous users go to the login page, others need ``allowed(user)``."""
 
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated:
-            return current_app.login_manager.unauthorized()
-        if not current_user.is_staff:
-            abort(403)
-        return view(*args, **kwargs)
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            if not allowed(current_user):
+                abort(403)
+            return view(*args, **kwargs)
 
-    return wrapped
+        return wrapped
+
+    return decorator
 
 
-def admin_required(view):
-    """Let admins through; others get 403, anonymous users the login page."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated:
-            return current_app.login_manager.unauthorized()
-        if not current_user.is_admin:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
+staff_required = _require(lambda user: user.is_staff)
+staff_required.__doc__ = "Let staff and admins through; others get 403, anonymous users the login page."
+admin_required = _require(lambda user: user.is_admin)
+admin_required.__doc__ = "Let admins through; others get 403, anonymous users the login page."
 
 
 def is_safe_next(target: str | None) -> bool:
