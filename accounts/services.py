@@ -5,6 +5,7 @@ Services raise ``AccountError`` with a message for the user and never touch
 """
 
 from datetime import timedelta
+from functools import cache
 
 from flask import current_app, url_for
 from flask_babel import get_locale
@@ -68,7 +69,11 @@ def external_url(endpoint: str, **values) -> str:
 # Sign-in -----------------------------------------------------------------------------
 
 LOGIN_FAILED = _l("E-mail address or password is wrong.")
-_DUMMY_HASH = generate_password_hash("no account has this password", method="scrypt")
+
+
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash("no account has this password", method="scrypt")
 
 
 def authenticate(email: str, password: str) -> User:
@@ -77,7 +82,7 @@ def authenticate(email: str, password: str) -> User:
     user = user_by_email(email)
     now = utcnow()
     if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password)  # same time as for a real account
+        check_password_hash(_dummy_hash(), password)  # same time as for a real account
         raise AccountError(LOGIN_FAILED)
     if user.locked_until and user.locked_until > now:
         raise AccountError(
