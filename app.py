@@ -44,6 +44,7 @@ def register_extensions(app: Flask) -> None:
     # Import every model module so metadata (and Alembic) sees all tables.
     import accounts.models  # noqa: F401
     import core.mail  # noqa: F401
+    import materials.models  # noqa: F401
 
     db.init_app(app)
     configure_engine(app)

@@ -259,3 +259,65 @@ def smtp_down(app):
     yield server
     server.stop()
 
+
+
+@pytest.fixture
+def make_material(app):
+    """Factory: a material with editions ``{"de": stock}`` or, if returnable, units per edition.
+
+    ``make_material(returnable=True, units={"de": ["AK-01", "AK-02"]}, buffer_days=2)``
+    """
+    from materials.models import Edition, Lending, Material, MaterialKind, Unit
+
+    counter = iter(range(1, 10_000))
+
+    def make(returnable: bool = False, editions: dict | None = None, units: dict | None = None, **kw):
+        n = next(counter)
+        kw.setdefault("title", f"Testmaterial {n}")
+        kw.setdefault("kind", MaterialKind.EXHIBITION if returnable else MaterialKind.BROCHURE)
+        material = Material(lending=Lending.RETURNABLE if returnable else Lending.GIVEAWAY, **kw)
+        if returnable:
+            for language, codes in (units or {"de": [f"U-{n}-1"]}).items():
+                edition = Edition(language=language)
+                edition.units = [Unit(inventory_code=code) for code in codes]
+                material.editions.append(edition)
+        else:
+            for language, stock in (editions or {"de": 0}).items():
+                material.editions.append(Edition(language=language, stock_on_hand=stock))
+        material.refresh_search_text()
+        db.session.add(material)
+        db.session.commit()
+        return material
+
+    return make
+
+
+def run_concurrently(app, count: int, work) -> list:
+    """Run ``work(i)`` in ``count`` threads released at once, each with its own app context and session.
+
+    Returns what each call returned, or the exception it raised.
+    """
+    import threading
+
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+    db.session.rollback()  # the test itself holds no lock while the threads run
+
+    def run(i):
+        with app.app_context():
+            barrier.wait()
+            try:
+                results[i] = work(i)
+                db.session.commit()
+            except Exception as exc:  # collected and asserted by the test
+                db.session.rollback()
+                results[i] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -1,0 +1,298 @@
+"""Catalogue, language editions, giveaway stock with its ledger, returnable units, requests and bookings.
+
+The rules users rely on are enforced by the database, not only by code:
+- ``editions.stock_on_hand`` has a CHECK (>= 0); services change it with a
+  conditional UPDATE and write a ledger row in the same transaction.
+- A unit's active bookings never overlap, counting the buffer days after each
+  booking: an exclusion constraint on PostgreSQL, a trigger on SQLite (both in
+  the migration, as neither is expressible in portable metadata).
+- A unit is in at most one open loan: a partial unique index.
+"""
+
+import enum
+import unicodedata
+from datetime import date, datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from accounts.models import Organisation, User, str_enum
+from core.extensions import db
+from core.models import TimestampMixin, utcnow
+
+
+class MaterialKind(enum.StrEnum):
+    BROCHURE = "brochure"
+    CONCEPT = "concept"
+    EXHIBITION = "exhibition"
+    METHOD_KIT = "method-kit"
+    POSTER = "poster"
+    MEDIA = "media"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return MATERIAL_KIND_LABELS[self]
+
+
+MATERIAL_KIND_LABELS = {
+    MaterialKind.BROCHURE: _l("Brochure"),
+    MaterialKind.CONCEPT: _l("Concept paper, handout"),
+    MaterialKind.EXHIBITION: _l("Exhibition kit"),
+    MaterialKind.METHOD_KIT: _l("Method kit"),
+    MaterialKind.POSTER: _l("Poster"),
+    MaterialKind.MEDIA: _l("Book, film"),
+    MaterialKind.OTHER: _l("Other"),
+}
+
+
+class Lending(enum.StrEnum):
+    """How a material is given out."""
+
+    GIVEAWAY = "giveaway"  # by quantity from stock, not returned
+    RETURNABLE = "returnable"  # units booked for a period and returned
+
+
+class UnitCondition(enum.StrEnum):
+    GOOD = "good"
+    DAMAGED = "damaged"
+    INCOMPLETE = "incomplete"
+    LOST = "lost"
+
+    @property
+    def label(self) -> str:
+        return UNIT_CONDITION_LABELS[self]
+
+
+UNIT_CONDITION_LABELS = {
+    UnitCondition.GOOD: _l("Good"),
+    UnitCondition.DAMAGED: _l("Damaged"),
+    UnitCondition.INCOMPLETE: _l("Incomplete"),
+    UnitCondition.LOST: _l("Lost"),
+}
+
+
+class StockReason(enum.StrEnum):
+    INTAKE = "intake"  # new print run, delivery
+    CORRECTION = "correction"  # stocktaking
+    HANDOUT = "handout"  # given to a partner with a request
+    CANCELLED = "cancelled"  # a handout taken back
+
+
+class RequestStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    HANDED_OVER = "handed_over"
+    RETURNED = "returned"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class BookingStatus(enum.StrEnum):
+    RESERVED = "reserved"  # promised for the period
+    HANDED_OVER = "handed_over"  # the unit is out (an open loan)
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+
+
+def fold(value: str) -> str:
+    """Fold text for search: case, accents and German umlaut spellings compare equal.
+
+    "Broschüre", "Broschuere" and "broschure" all become "broschure".
+    """
+    value = value.casefold().replace("ß", "ss")
+    value = unicodedata.normalize("NFKD", value)
+    value = "".join(c for c in value if not unicodedata.combining(c))
+    for spelled, plain in (("ae", "a"), ("oe", "o"), ("ue", "u")):
+        value = value.replace(spelled, plain)
+    return value
+
+
+material_topics = Table(
+    "material_topics",
+    db.metadata,
+    Column("material_id", ForeignKey("materials.id", ondelete="CASCADE"), primary_key=True),
+    Column("topic_id", ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Topic(db.Model):
+    """A tag such as "AGG" or "Wohnungssuche"."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class Material(TimestampMixin, db.Model):
+    """An entry in the catalogue; it is given out through its language editions."""
+
+    __tablename__ = "materials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    subtitle: Mapped[str] = mapped_column(String(300), default="")
+    kind: Mapped[MaterialKind] = mapped_column(str_enum(MaterialKind, "material_kind"))
+    lending: Mapped[Lending] = mapped_column(str_enum(Lending, "lending"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    target_groups: Mapped[str] = mapped_column(String(300), default="")  # comma-separated slugs
+    publisher: Mapped[str] = mapped_column(String(300), default="")
+    co_publishers: Mapped[str] = mapped_column(String(500), default="")
+    year: Mapped[int | None]
+    cover_path: Mapped[str] = mapped_column(String(300), default="")
+    pdf_path: Mapped[str] = mapped_column(String(300), default="")
+    # Giveaway material
+    per_request_max: Mapped[int | None]
+    low_stock_threshold: Mapped[int] = mapped_column(default=0)
+    # Returnable material
+    loan_days_max: Mapped[int | None]
+    buffer_days: Mapped[int] = mapped_column(default=2)
+    pickup_notes: Mapped[str] = mapped_column(Text, default="")
+    archived_at: Mapped[datetime | None]
+    search_text: Mapped[str] = mapped_column(Text, default="")
+
+    editions: Mapped[list["Edition"]] = relationship(back_populates="material", order_by="Edition.language")
+    topics: Mapped[list[Topic]] = relationship(secondary=material_topics, order_by=Topic.name)
+    contents: Mapped[list["KitContent"]] = relationship(
+        back_populates="material", order_by="KitContent.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        CheckConstraint("buffer_days >= 0", name="buffer_days_not_negative"),
+        CheckConstraint("per_request_max IS NULL OR per_request_max > 0", name="per_request_max_positive"),
+        CheckConstraint("loan_days_max IS NULL OR loan_days_max > 0", name="loan_days_max_positive"),
+    )
+
+    def refresh_search_text(self) -> None:
+        parts = [self.title, self.subtitle, self.description, self.publisher, self.co_publishers]
+        parts += [topic.name for topic in self.topics]
+        self.search_text = fold(" ".join(p for p in parts if p))
+
+
+class Edition(db.Model):
+    """One language version of a material, with its own stock or units."""
+
+    __tablename__ = "editions"
+    __table_args__ = (
+        UniqueConstraint("material_id", "language", name="uq_editions_material_language"),
+        CheckConstraint("stock_on_hand >= 0", name="stock_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    material_id: Mapped[int] = mapped_column(ForeignKey("materials.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(String(8))  # ISO 639-1: de, en, ar, tr …
+    stock_on_hand: Mapped[int] = mapped_column(default=0)
+
+    material: Mapped[Material] = relationship(back_populates="editions")
+    units: Mapped[list["Unit"]] = relationship(back_populates="edition", order_by="Unit.inventory_code")
+
+
+class StockEntry(db.Model):
+    """The stock ledger: every change of a giveaway edition's stock, with who, when, why."""
+
+    __tablename__ = "stock_entries"
+    __table_args__ = (CheckConstraint("delta <> 0", name="delta_not_zero"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="RESTRICT"), index=True)
+    delta: Mapped[int]
+    balance_after: Mapped[int]
+    reason: Mapped[StockReason] = mapped_column(str_enum(StockReason, "stock_reason"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    edition: Mapped[Edition] = relationship()
+    user: Mapped[User | None] = relationship()
+
+
+class KitContent(db.Model):
+    """One line of a kit's contents list, checked at handover and return."""
+
+    __tablename__ = "kit_contents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    material_id: Mapped[int] = mapped_column(ForeignKey("materials.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(default=1)
+
+    material: Mapped[Material] = relationship(back_populates="contents")
+
+
+class Unit(TimestampMixin, db.Model):
+    """One physical returnable item with an inventory code."""
+
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="RESTRICT"), index=True)
+    inventory_code: Mapped[str] = mapped_column(String(50), unique=True)
+    condition: Mapped[UnitCondition] = mapped_column(
+        str_enum(UnitCondition, "unit_condition"), default=UnitCondition.GOOD
+    )
+    condition_note: Mapped[str] = mapped_column(Text, default="")
+    retired_at: Mapped[datetime | None]
+
+    edition: Mapped[Edition] = relationship(back_populates="units")
+
+    @property
+    def bookable(self) -> bool:
+        """A damaged, incomplete, lost or retired unit takes no new bookings until staff clear it."""
+        return self.condition == UnitCondition.GOOD and self.retired_at is None
+
+
+class Request(TimestampMixin, db.Model):
+    """What a partner organisation asks for: quantities of brochures and/or bookings of units."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[RequestStatus] = mapped_column(
+        str_enum(RequestStatus, "request_status"), default=RequestStatus.SUBMITTED
+    )
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    # A random key per request form: a double-clicked submit finds the first request.
+    submit_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    organisation: Mapped[Organisation] = relationship()
+    created_by: Mapped[User | None] = relationship()
+
+
+class Booking(TimestampMixin, db.Model):
+    """A unit promised to a request for a period; once handed over it is an open loan."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("ends_on >= starts_on", name="period_not_reversed"),
+        CheckConstraint("blocked_until >= ends_on", name="buffer_after_period"),
+        # Never two open loans for one unit.
+        Index(
+            "uq_bookings_open_loan",
+            "unit_id",
+            unique=True,
+            sqlite_where=text("status = 'handed_over'"),
+            postgresql_where=text("status = 'handed_over'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
+    # Last day the unit is taken: the end plus the material's buffer days for packing and transport.
+    blocked_until: Mapped[date]
+    status: Mapped[BookingStatus] = mapped_column(
+        str_enum(BookingStatus, "booking_status"), default=BookingStatus.RESERVED
+    )
+
+    unit: Mapped[Unit] = relationship()
+    request: Mapped[Request | None] = relationship()
