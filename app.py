@@ -4,6 +4,7 @@
 """
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, g
@@ -68,10 +69,12 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from accounts.views import bp as accounts_bp
+    from materials.views import bp as materials_bp
     from pages.views import bp as pages_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(materials_bp)
 
 
 def register_hooks(app: Flask) -> None:
@@ -80,6 +83,7 @@ def register_hooks(app: Flask) -> None:
     app.after_request(deliver_after_response)
     app.jinja_env.filters["datetime"] = i18n.format_datetime
     app.jinja_env.filters["date"] = i18n.format_date
+    app.jinja_env.globals["timedelta"] = timedelta
 
     @app.context_processor
     def inject_site():

@@ -58,6 +58,12 @@ def save(catalog: Catalog, path: Path) -> None:
         write_po(fh, catalog, sort_output=True, omit_header=False, no_location=True, width=100)
 
 
+def is_translated(message) -> bool:
+    """True when a message (plural ones have tuples) has every form translated."""
+    strings = message.string if isinstance(message.string, (tuple, list)) else (message.string,)
+    return all(strings) and not message.fuzzy
+
+
 def update() -> dict[str, int]:
     """Merge the extracted strings into both catalogs; return untranslated counts."""
     template = extract()
@@ -74,7 +80,7 @@ def update() -> dict[str, int]:
                 message.string = message.id
             message.flags.discard("fuzzy")
         save(catalog, catalog_path(locale))
-        missing[locale] = sum(1 for m in catalog if m.id and not m.string)
+        missing[locale] = sum(1 for m in catalog if m.id and not is_translated(m))
     return missing
 
 

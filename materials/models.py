@@ -47,6 +47,29 @@ MATERIAL_KIND_LABELS = {
 }
 
 
+class TargetGroup(enum.StrEnum):
+    """Who a material or training is for (shared with the trainings feature)."""
+
+    HOUSING = "housing"
+    MUNICIPAL = "municipal"
+    ASSOCIATIONS = "associations"
+    COUNSELLING = "counselling"
+    EVERYONE = "everyone"
+
+    @property
+    def label(self) -> str:
+        return TARGET_GROUP_LABELS[self]
+
+
+TARGET_GROUP_LABELS = {
+    TargetGroup.HOUSING: _l("Housing industry"),
+    TargetGroup.MUNICIPAL: _l("Municipal administration"),
+    TargetGroup.ASSOCIATIONS: _l("Associations"),
+    TargetGroup.COUNSELLING: _l("Counselling centres"),
+    TargetGroup.EVERYONE: _l("Open to all"),
+}
+
+
 class Lending(enum.StrEnum):
     """How a material is given out."""
 
@@ -139,7 +162,7 @@ class Material(TimestampMixin, db.Model):
     kind: Mapped[MaterialKind] = mapped_column(str_enum(MaterialKind, "material_kind"))
     lending: Mapped[Lending] = mapped_column(str_enum(Lending, "lending"))
     description: Mapped[str] = mapped_column(Text, default="")
-    target_groups: Mapped[str] = mapped_column(String(300), default="")  # comma-separated slugs
+    target_groups: Mapped[str] = mapped_column(String(300), default="")  # comma-separated TargetGroup values
     publisher: Mapped[str] = mapped_column(String(300), default="")
     co_publishers: Mapped[str] = mapped_column(String(500), default="")
     year: Mapped[int | None]
@@ -166,6 +189,14 @@ class Material(TimestampMixin, db.Model):
         CheckConstraint("per_request_max IS NULL OR per_request_max > 0", name="per_request_max_positive"),
         CheckConstraint("loan_days_max IS NULL OR loan_days_max > 0", name="loan_days_max_positive"),
     )
+
+    @property
+    def target_group_list(self) -> list[TargetGroup]:
+        return [TargetGroup(v) for v in self.target_groups.split(",") if v in TargetGroup._value2member_map_]
+
+    @property
+    def is_returnable(self) -> bool:
+        return self.lending == Lending.RETURNABLE
 
     def refresh_search_text(self) -> None:
         parts = [self.title, self.subtitle, self.description, self.publisher, self.co_publishers]

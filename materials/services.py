@@ -4,22 +4,31 @@ Code checks give precise messages; the database constraints (see
 ``materials.models``) make the rules true under concurrent requests.
 """
 
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import Date, String, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from accounts.models import User
 from core.extensions import db
+from core.models import utcnow
 from materials.models import (
     Booking,
     BookingStatus,
     Edition,
     Lending,
+    Material,
+    MaterialKind,
     StockEntry,
     StockReason,
+    TargetGroup,
+    Topic,
     Unit,
+    UnitCondition,
+    fold,
 )
 
 ACTIVE_BOOKING = (BookingStatus.RESERVED, BookingStatus.HANDED_OVER)
@@ -147,3 +156,188 @@ def hand_over_booking(booking_id: int) -> Booking:
     booking = db.session.get(Booking, booking_id)
     db.session.refresh(booking)
     return booking
+
+
+# Catalogue ---------------------------------------------------------------------------
+
+
+@dataclass
+class CatalogueQuery:
+    """The catalogue's URL parameters, validated; unknown values are dropped, not errors."""
+
+    q: str = ""
+    kind: MaterialKind | None = None
+    topic: str = ""
+    language: str = ""
+    target_group: TargetGroup | None = None
+    available_from: date | None = None
+    available_to: date | None = None
+    errors: list = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args) -> "CatalogueQuery":
+        query = cls(q=args.get("q", "").strip()[:200], topic=args.get("topic", "").strip()[:100])
+        query.kind = MaterialKind._value2member_map_.get(args.get("kind", ""))
+        query.target_group = TargetGroup._value2member_map_.get(args.get("target_group", ""))
+        language = args.get("language", "").strip().lower()
+        query.language = language if language.isalpha() and len(language) <= 3 else ""
+        for name in ("available_from", "available_to"):
+            raw = args.get(name, "").strip()
+            if raw:
+                try:
+                    setattr(query, name, date.fromisoformat(raw))
+                except ValueError:
+                    query.errors.append(_l("“%(value)s” is not a date (YYYY-MM-DD).", value=raw))
+        if query.available_from and not query.available_to:
+            query.available_to = query.available_from
+        if query.available_to and not query.available_from:
+            query.available_from = query.available_to
+        if query.available_from and query.available_to < query.available_from:
+            query.errors.append(_l("The end of the period is before its start."))
+            query.available_from = query.available_to = None
+        return query
+
+    def args(self, **changes) -> dict:
+        """URL parameters for links (pagination), without empty values."""
+        values = {
+            "q": self.q,
+            "kind": self.kind.value if self.kind else "",
+            "topic": self.topic,
+            "language": self.language,
+            "target_group": self.target_group.value if self.target_group else "",
+            "available_from": self.available_from.isoformat() if self.available_from else "",
+            "available_to": self.available_to.isoformat() if self.available_to else "",
+        } | changes
+        return {k: v for k, v in values.items() if v}
+
+
+def days_after(day: date, days):
+    """SQL for ``day`` plus a number of days taken from a column, on SQLite and PostgreSQL."""
+    if db.engine.dialect.name == "sqlite":
+        return func.date(day.isoformat(), "+" + cast(days, String) + " days")
+    return literal(day, Date) + days
+
+
+def free_units_query(starts_on: date, ends_on: date):
+    """Units that could be booked for the period: in good condition, and no active booking
+    touches the period plus the material's buffer days."""
+    busy = (
+        select(Booking.id)
+        .where(
+            Booking.unit_id == Unit.id,
+            Booking.status.in_(ACTIVE_BOOKING),
+            Booking.starts_on <= days_after(ends_on, Material.buffer_days),
+            Booking.blocked_until >= starts_on,
+        )
+        .exists()
+    )
+    return (
+        select(Unit.id)
+        .join(Unit.edition)
+        .join(Edition.material)
+        .where(Unit.condition == UnitCondition.GOOD, Unit.retired_at.is_(None), ~busy)
+    )
+
+
+def search_catalogue(query: CatalogueQuery, include_archived: bool = False):
+    """The ``select`` for the catalogue page: search words, filters, availability."""
+    stmt = select(Material).options(selectinload(Material.editions), selectinload(Material.topics))
+    if not include_archived:
+        stmt = stmt.where(Material.archived_at.is_(None))
+    for word in fold(query.q).split():
+        stmt = stmt.where(Material.search_text.contains(word, autoescape=True))
+    if query.kind:
+        stmt = stmt.where(Material.kind == query.kind)
+    if query.topic:
+        stmt = stmt.where(Material.topics.any(Topic.slug == query.topic))
+    if query.language:
+        stmt = stmt.where(Material.editions.any(Edition.language == query.language))
+    if query.target_group:
+        stmt = stmt.where(("," + Material.target_groups + ",").contains(f",{query.target_group.value},"))
+    if query.available_from:
+        free = free_units_query(query.available_from, query.available_to)
+        unit_edition = select(Unit.edition_id).where(Unit.id.in_(free))
+        stmt = stmt.where(
+            or_(
+                (Material.lending == Lending.GIVEAWAY)
+                & Material.editions.any(Edition.stock_on_hand > 0),
+                (Material.lending == Lending.RETURNABLE) & Material.editions.any(Edition.id.in_(unit_edition)),
+            )
+        )
+    return stmt.order_by(Material.title, Material.id)
+
+
+def month_availability(material: Material, month: date) -> list[list[tuple[date, int] | None]]:
+    """Weeks (Monday first) of ``(day, free units)`` for a returnable material's month calendar."""
+    first = month.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    unit_ids = [u.id for e in material.editions for u in e.units if u.bookable]
+    bookings = db.session.execute(
+        select(Booking.unit_id, Booking.starts_on, Booking.blocked_until).where(
+            Booking.unit_id.in_(unit_ids),
+            Booking.status.in_(ACTIVE_BOOKING),
+            Booking.starts_on <= last,
+            Booking.blocked_until >= first,
+        )
+    ).all()
+    weeks, week = [], [None] * first.weekday()
+    current = first
+    while current <= last:
+        busy = {b.unit_id for b in bookings if b.starts_on <= current <= b.blocked_until}
+        week.append((current, len(unit_ids) - len(busy)))
+        if len(week) == 7:
+            weeks.append(week)
+            week = []
+        current += timedelta(days=1)
+    if week:
+        weeks.append(week + [None] * (7 - len(week)))
+    return weeks
+
+
+def topic_for(name: str) -> Topic:
+    """The topic with this name, created if new."""
+    name = " ".join(name.split())[:100]
+    slug = fold(name).replace(" ", "-")
+    topic = db.session.scalar(select(Topic).where(Topic.slug == slug))
+    if topic is None:
+        topic = Topic(name=name, slug=slug)
+        db.session.add(topic)
+    return topic
+
+
+def save_material(material: Material | None, topics: list[str], languages: list[str], **fields) -> Material:
+    """Create or update a material with its topics; add editions for new languages (never removes one)."""
+    if material is None:
+        material = Material(**fields)
+        db.session.add(material)
+    else:
+        for key, value in fields.items():
+            setattr(material, key, value)
+    material.topics = [topic_for(name) for name in dict.fromkeys(t for t in topics if t.strip())]
+    present = {e.language for e in material.editions}
+    for language in languages:
+        if language not in present:
+            material.editions.append(Edition(language=language))
+    material.refresh_search_text()
+    db.session.commit()
+    return material
+
+
+def set_archived(material: Material, archived: bool) -> None:
+    """Archive (hide from the catalogue, keep all history) or restore a material."""
+    material.archived_at = utcnow() if archived else None
+    db.session.commit()
+
+
+def add_unit(edition: Edition, inventory_code: str) -> Unit:
+    code = inventory_code.strip().upper()
+    if db.session.scalar(select(Unit.id).where(Unit.inventory_code == code)) is not None:
+        raise MaterialsError(_l("The inventory code %(code)s is taken.", code=code), field="inventory_code")
+    unit = Unit(edition=edition, inventory_code=code)
+    db.session.add(unit)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise MaterialsError(_l("The inventory code %(code)s is taken.", code=code), field="inventory_code") from None
+    return unit

@@ -23,10 +23,11 @@ class World:
     users: dict
     application: AccountApplication
     message: OutboxMessage
+    material: object
 
 
 @pytest.fixture
-def world(app, make_org, make_user):
+def world(app, make_org, make_user, make_material):
     org_a, org_b = make_org(name="Organisation A"), make_org(name="Organisation B")
     users = {
         "partner_a": make_user(Role.PARTNER, organisation=org_a),
@@ -42,7 +43,7 @@ def world(app, make_org, make_user):
     )
     db.session.add_all([application, message])
     db.session.commit()
-    return World(org_a, org_b, users, application, message)
+    return World(org_a, org_b, users, application, message, make_material(editions={"de": 5}))
 
 
 def client_as(app, world: World, role: str):
@@ -107,6 +108,16 @@ TABLE = [
     ("POST", "/admin/users/{partner_a}/invite", ADMIN_POST),
     ("GET", "/admin/outbox", ADMIN_ONLY),
     ("POST", "/admin/outbox/{message}/retry", ADMIN_POST),
+    ("GET", "/materials/", EVERYONE),
+    ("GET", "/materials/{material}", EVERYONE),
+    ("GET", "/materials/99999", (404,) * 5),
+    ("GET", "/materials/new", STAFF_ONLY),
+    ("POST", "/materials/new", STAFF_ONLY),
+    ("GET", "/materials/{material}/edit", STAFF_ONLY),
+    ("POST", "/materials/{material}/edit", STAFF_ONLY),
+    ("GET", "/materials/{material}/manage", STAFF_ONLY),
+    ("POST", "/materials/{material}/manage", STAFF_ONLY),
+    ("POST", "/materials/{material}/archive", STAFF_POST),
     ("GET", "/no/such/page", (404,) * 5),
 ]
 
@@ -118,11 +129,12 @@ def fill(url: str, world: World) -> str:
         application=world.application.id,
         partner_a=world.users["partner_a"].id,
         message=world.message.id,
+        material=world.material.id,
     )
 
 
 def fill_ones(url: str) -> str:
-    return url.format(org_a=1, org_b=2, application=1, partner_a=1, message=1)
+    return url.format(org_a=1, org_b=2, application=1, partner_a=1, message=1, material=1)
 
 
 @pytest.mark.parametrize("method, url, expected", TABLE, ids=[f"{m} {u}" for m, u, _ in TABLE])

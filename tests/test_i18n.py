@@ -9,7 +9,7 @@ from babel.support import Translations
 from accounts.models import Role, User
 from core.extensions import db
 from core.i18n import format_date, format_datetime
-from core.i18n_cli import LOCALES, TRANSLATIONS, catalog_path, extract, load
+from core.i18n_cli import LOCALES, TRANSLATIONS, catalog_path, extract, is_translated, load
 
 PLACEHOLDER = re.compile(r"%\(\w+\)s")
 
@@ -21,10 +21,13 @@ def test_catalogs_hold_every_string_translated():
         catalog = load(locale)
         present = {m.id: m for m in catalog if m.id}
         assert wanted - present.keys() == set(), f"{locale}: strings missing from the catalog"
-        untranslated = [i for i, m in present.items() if not m.string or m.fuzzy]
+        untranslated = [i for i, m in present.items() if not is_translated(m)]
         assert untranslated == [], f"{locale}: untranslated"
         for msgid, message in present.items():
-            assert set(PLACEHOLDER.findall(msgid)) == set(PLACEHOLDER.findall(message.string)), msgid
+            ids = msgid if isinstance(msgid, tuple) else (msgid,)
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            for text in strings:
+                assert set(PLACEHOLDER.findall(ids[0])) == set(PLACEHOLDER.findall(text)), msgid
 
 
 def test_compiled_catalogs_are_up_to_date():
@@ -33,7 +36,11 @@ def test_compiled_catalogs_are_up_to_date():
         with open(catalog_path(locale, "mo"), "rb") as fh:
             compiled = Translations(fh)
         for message in load(locale):
-            if message.id:
+            if isinstance(message.id, tuple):
+                singular, plural = message.id
+                assert compiled.ngettext(singular, plural, 1) == message.string[0], (locale, message.id)
+                assert compiled.ngettext(singular, plural, 5) == message.string[1], (locale, message.id)
+            elif message.id:
                 assert compiled.gettext(message.id) == message.string, (locale, message.id)
     assert (TRANSLATIONS / "messages.pot").exists()
 
@@ -41,12 +48,14 @@ def test_compiled_catalogs_are_up_to_date():
 def german_only_strings() -> list[str]:
     """German translations that differ from the English text and would stand out on an English page."""
     return sorted(
-        {m.string for m in load("de") if m.id and m.string != m.id and len(m.string) > 12 and "%(" not in m.string}
+        {m.string for m in load("de") if isinstance(m.id, str) and m.id and m.string != m.id
+         and len(m.string) > 12 and "%(" not in m.string}
     )
 
 
 def english_only_strings() -> list[str]:
-    return sorted({m.id for m in load("de") if m.id and m.string != m.id and len(m.id) > 12 and "%(" not in m.id})
+    return sorted({m.id for m in load("de") if isinstance(m.id, str) and m.id and m.string != m.id
+                   and len(m.id) > 12 and "%(" not in m.id})
 
 
 PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/no/such/page"]

@@ -1,0 +1,95 @@
+"""Forms of the materials feature."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+
+from materials.models import MATERIAL_KIND_LABELS, TARGET_GROUP_LABELS, MaterialKind, TargetGroup
+
+
+def kind_choices():
+    return [SelectChoice(k.value, MATERIAL_KIND_LABELS[k]) for k in MaterialKind]
+
+
+def lending_choices():
+    return [
+        SelectChoice("giveaway", _l("Handed out by quantity from stock")),
+        SelectChoice("returnable", _l("Lent as units for a period and returned")),
+    ]
+
+
+def target_group_choices():
+    return [SelectChoice(t.value, TARGET_GROUP_LABELS[t]) for t in TargetGroup]
+
+
+def split_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+class MaterialForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[DataRequired(message=_l("Please enter the title.")), Length(max=300)])
+    subtitle = StringField(_l("Subtitle"), validators=[Length(max=300)])
+    kind = SelectField(_l("Kind"), choices=kind_choices)
+    lending = SelectField(_l("Given out"), choices=lending_choices)
+    description = TextAreaField(_l("Description"), validators=[Length(max=10000)])
+    topics = StringField(_l("Topics, separated by commas"), validators=[Length(max=500)])
+    target_groups = SelectMultipleField(_l("Target groups"), choices=target_group_choices, validators=[Optional()])
+    languages = StringField(
+        _l("Language editions (ISO codes, separated by commas)"),
+        default="de",
+        validators=[DataRequired(message=_l("Name at least one language, e.g. de.")), Length(max=100)],
+    )
+    publisher = StringField(_l("Publisher"), validators=[Length(max=300)])
+    co_publishers = StringField(_l("Co-publishers"), validators=[Length(max=500)])
+    year = IntegerField(_l("Year"), validators=[Optional(), NumberRange(min=1950, max=2100, message=_l("Enter a year between 1950 and 2100."))])
+    per_request_max = IntegerField(
+        _l("Most copies per request"), validators=[Optional(), NumberRange(min=1, message=_l("Enter 1 or more."))]
+    )
+    low_stock_threshold = IntegerField(
+        _l("Warn when stock falls below"), default=0, validators=[Optional(), NumberRange(min=0, message=_l("Enter 0 or more."))]
+    )
+    loan_days_max = IntegerField(
+        _l("Longest loan in days"), validators=[Optional(), NumberRange(min=1, max=365, message=_l("Enter 1 to 365."))]
+    )
+    buffer_days = IntegerField(
+        _l("Buffer days after each loan (packing, transport)"),
+        default=2,
+        validators=[InputRequired(message=_l("Enter 0 or more.")), NumberRange(min=0, max=30, message=_l("Enter 0 to 30."))],
+    )
+    pickup_notes = TextAreaField(_l("Pickup or delivery notes"), validators=[Length(max=2000)])
+    submit = SubmitField(_l("Save"))
+
+    def validate_languages(self, field):
+        for code in split_list(field.data):
+            if not (code.isalpha() and 2 <= len(code) <= 3 and code.islower()):
+                raise ValidationError(_l("“%(code)s” is not a language code such as de, en, ar or tr.", code=code))
+
+
+class StockForm(FlaskForm):
+    edition_id = SelectField(_l("Edition"), coerce=int)
+    quantity = IntegerField(
+        _l("Change (positive adds, negative removes)"),
+        validators=[InputRequired(message=_l("Enter a quantity.")), NumberRange(min=-100000, max=100000)],
+    )
+    reason = SelectField(
+        _l("Reason"),
+        choices=lambda: [SelectChoice("intake", _l("Intake (delivery, print run)")),
+                         SelectChoice("correction", _l("Correction (stocktaking)"))],
+    )
+    note = StringField(_l("Note"), validators=[Length(max=500)])
+    submit = SubmitField(_l("Record"))
+
+
+class UnitForm(FlaskForm):
+    edition_id = SelectField(_l("Edition"), coerce=int)
+    inventory_code = StringField(
+        _l("Inventory code"),
+        validators=[
+            DataRequired(message=_l("Please enter the inventory code.")),
+            Length(max=50),
+            Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", message=_l("Use letters, digits and - . _ / only.")),
+        ],
+    )
+    submit = SubmitField(_l("Add unit"))

@@ -1,0 +1,196 @@
+"""Catalogue pages for everyone, and the staff pages to keep materials, stock and units."""
+
+from datetime import date
+
+from babel import Locale
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
+
+from core.extensions import db
+from core.security import staff_required
+from materials import services
+from materials.forms import MaterialForm, StockForm, UnitForm, split_list
+from materials.models import (
+    Edition,
+    Lending,
+    Material,
+    MaterialKind,
+    StockEntry,
+    StockReason,
+    TargetGroup,
+    Topic,
+)
+
+bp = Blueprint("materials", __name__, url_prefix="/materials")
+
+
+def language_name(code: str) -> str:
+    """``de`` → "Deutsch" / "German", in the page's language."""
+    return Locale.parse(str(get_locale())).languages.get(code, code)
+
+
+@bp.app_context_processor
+def helpers():
+    return {"language_name": language_name}
+
+
+def get_material(material_id: int) -> Material:
+    """A material; archived ones only for staff."""
+    material = db.get_or_404(Material, material_id)
+    if material.archived_at and not (current_user.is_authenticated and current_user.is_staff):
+        abort(404)
+    return material
+
+
+def form_error(form, error: services.MaterialsError) -> None:
+    db.session.rollback()
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = list(field.errors) + [str(error.message)]
+    else:
+        flash(str(error.message), "error")
+
+
+@bp.get("/")
+def catalogue():
+    """Search and filter the catalogue; every filter is a URL parameter, so searches can be bookmarked."""
+    query = services.CatalogueQuery.from_args(request.args)
+    staff = current_user.is_authenticated and current_user.is_staff
+    page = db.paginate(
+        services.search_catalogue(query, include_archived=staff and request.args.get("archived") == "1"),
+        per_page=20,
+        error_out=False,
+    )
+    topics = db.session.scalars(select(Topic).order_by(Topic.name)).all()
+    languages = sorted(set(db.session.scalars(select(Edition.language).distinct())), key=language_name)
+    return render_template(
+        "materials/catalogue.html", page=page, query=query, topics=topics, languages=languages,
+        kinds=list(MaterialKind), target_groups=list(TargetGroup),
+    )
+
+
+@bp.get("/<int:material_id>")
+def detail(material_id: int):
+    """A material with its editions, stock or free units, and a month calendar for returnable ones."""
+    material = get_material(material_id)
+    weeks, month = None, None
+    if material.is_returnable:
+        try:
+            month = date.fromisoformat(request.args.get("month", "") + "-01")
+        except ValueError:
+            month = date.today().replace(day=1)
+        weeks = services.month_availability(material, month)
+    return render_template("materials/detail.html", material=material, weeks=weeks, month=month)
+
+
+def _material_fields(form: MaterialForm) -> dict:
+    fields = {
+        name: getattr(form, name).data
+        for name in ("title", "subtitle", "description", "publisher", "co_publishers", "pickup_notes")
+    }
+    fields = {k: (v or "").strip() for k, v in fields.items()}
+    fields.update(
+        kind=MaterialKind(form.kind.data),
+        lending=Lending(form.lending.data),
+        target_groups=",".join(form.target_groups.data or []),
+        year=form.year.data,
+        per_request_max=form.per_request_max.data,
+        low_stock_threshold=form.low_stock_threshold.data or 0,
+        loan_days_max=form.loan_days_max.data,
+        buffer_days=form.buffer_days.data,
+    )
+    return fields
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@staff_required
+def new():
+    """Add a material to the catalogue."""
+    form = MaterialForm()
+    if form.validate_on_submit():
+        material = services.save_material(
+            None, split_list(form.topics.data), split_list(form.languages.data), **_material_fields(form)
+        )
+        flash(_("“%(title)s” is in the catalogue.", title=material.title), "success")
+        return redirect(url_for("materials.manage", material_id=material.id))
+    return render_template("materials/form.html", form=form, material=None)
+
+
+@bp.route("/<int:material_id>/edit", methods=["GET", "POST"])
+@staff_required
+def edit(material_id: int):
+    """Edit a material; languages can be added, editions with history are never removed."""
+    material = db.get_or_404(Material, material_id)
+    form = MaterialForm(obj=material)
+    if request.method == "GET":
+        form.topics.data = ", ".join(t.name for t in material.topics)
+        form.languages.data = ", ".join(e.language for e in material.editions)
+        form.target_groups.data = [t.value for t in material.target_group_list]
+    if form.validate_on_submit():
+        services.save_material(
+            material, split_list(form.topics.data), split_list(form.languages.data), **_material_fields(form)
+        )
+        flash(_("Saved."), "success")
+        return redirect(url_for("materials.manage", material_id=material.id))
+    return render_template("materials/form.html", form=form, material=material)
+
+
+def edition_choices(material: Material) -> list[SelectChoice]:
+    return [SelectChoice(e.id, language_name(e.language)) for e in material.editions]
+
+
+@bp.route("/<int:material_id>/manage", methods=["GET", "POST"])
+@staff_required
+def manage(material_id: int):
+    """Staff view of a material: stock per edition with the ledger, or units; record changes."""
+    material = db.get_or_404(Material, material_id)
+    stock_form, unit_form = StockForm(prefix="stock"), UnitForm(prefix="unit")
+    stock_form.edition_id.choices = unit_form.edition_id.choices = edition_choices(material)
+    action = request.form.get("action")
+    if action == "stock" and stock_form.validate_on_submit():
+        edition = db.session.get(Edition, stock_form.edition_id.data)
+        try:
+            services.change_stock(
+                edition.id, stock_form.quantity.data, StockReason(stock_form.reason.data), current_user,
+                stock_form.note.data or "",
+            )
+            db.session.commit()
+        except services.MaterialsError as error:
+            form_error(stock_form, error)
+        else:
+            flash(_("Stock recorded."), "success")
+            return redirect(url_for("materials.manage", material_id=material.id))
+    if action == "unit" and unit_form.validate_on_submit():
+        edition = db.session.get(Edition, unit_form.edition_id.data)
+        try:
+            unit = services.add_unit(edition, unit_form.inventory_code.data)
+        except services.MaterialsError as error:
+            form_error(unit_form, error)
+        else:
+            flash(_("Unit %(code)s added.", code=unit.inventory_code), "success")
+            return redirect(url_for("materials.manage", material_id=material.id))
+    ledger = db.session.scalars(
+        select(StockEntry)
+        .join(StockEntry.edition)
+        .where(Edition.material_id == material.id)
+        .order_by(StockEntry.id.desc())
+        .limit(50)
+    ).all()
+    return render_template(
+        "materials/manage.html", material=material, stock_form=stock_form, unit_form=unit_form, ledger=ledger
+    )
+
+
+@bp.post("/<int:material_id>/archive")
+@staff_required
+def archive(material_id: int):
+    """Archive or restore: archived material leaves the catalogue, its history stays."""
+    material = db.get_or_404(Material, material_id)
+    archived = request.form.get("archived") == "1"
+    services.set_archived(material, archived)
+    flash(_("Archived.") if archived else _("Back in the catalogue."), "success")
+    return redirect(url_for("materials.manage", material_id=material.id))

@@ -1,0 +1,163 @@
+"""The public catalogue and the staff pages for materials, stock and units."""
+
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+
+from accounts.models import Role
+from core.extensions import db
+from materials.models import Edition, Material, MaterialKind, StockEntry, TargetGroup, Unit
+from materials.services import book_unit, save_material
+
+
+def titles(client, **params) -> str:
+    return client.get("/materials/", query_string=params).get_data(as_text=True)
+
+
+def test_search_ignores_case_and_accents(client, make_material):
+    make_material(title="Broschüre zum AGG", editions={"de": 10, "tr": 5})
+    make_material(title="Ausstellung Wohnen", returnable=True)
+    for q in ("broschure", "Broschuere", "BROSCHÜRE", "agg broschüre"):
+        page = titles(client, q=q)
+        assert "Broschüre zum AGG" in page and "Ausstellung Wohnen" not in page, q
+    assert "Broschüre zum AGG" not in titles(client, q="Mietvertrag")
+    assert "1 Material gefunden" in titles(client, q="broschure")
+
+
+def test_filters_by_kind_topic_language_and_target_group(client, make_material):
+    save_material(None, ["AGG", "Wohnungssuche"], ["de", "ar"], title="Wegweiser Wohnungssuche",
+                  kind=MaterialKind.BROCHURE, lending=make_material().lending,
+                  target_groups=f"{TargetGroup.COUNSELLING},{TargetGroup.EVERYONE}")
+    make_material(title="Vielfalt-Koffer", returnable=True, kind=MaterialKind.METHOD_KIT,
+                  target_groups=TargetGroup.HOUSING.value)
+    assert "Wegweiser" in titles(client, kind="brochure") and "Vielfalt-Koffer" not in titles(client, kind="brochure")
+    assert "Vielfalt-Koffer" in titles(client, kind="method-kit")
+    assert "Wegweiser" in titles(client, topic="wohnungssuche")
+    assert "Wegweiser" in titles(client, language="ar") and "Vielfalt-Koffer" not in titles(client, language="ar")
+    assert "Wegweiser" in titles(client, target_group="counselling")
+    assert "Wegweiser" not in titles(client, target_group="housing")
+    # Unknown values are ignored, not errors.
+    assert client.get("/materials/?kind=castle&language=x1&page=abc").status_code == 200
+
+
+def test_pick_dates_see_what_is_free(client, make_material):
+    """A kit booked 1–5 March with 2 buffer days is taken until 7 March."""
+    kit = make_material(title="Ausstellungskoffer Gleichbehandlung", returnable=True, buffer_days=2)
+    unit = kit.editions[0].units[0]
+    start = date(2027, 3, 1)
+    book_unit(unit.id, start, start + timedelta(days=4))
+    book_unit(unit.id, start + timedelta(days=14), start + timedelta(days=16))
+    db.session.commit()
+
+    def free(frm, to):
+        return "Ausstellungskoffer" in titles(client, available_from=frm.isoformat(), available_to=to.isoformat())
+
+    assert not free(start + timedelta(days=3), start + timedelta(days=3))
+    assert not free(start + timedelta(days=6), start + timedelta(days=6))  # buffer after the booking
+    assert free(start + timedelta(days=7), start + timedelta(days=10))
+    # Its own buffer must end before the next booking starts on the 15th.
+    assert not free(start + timedelta(days=10), start + timedelta(days=12))
+    assert free(start + timedelta(days=9), start + timedelta(days=11))
+
+
+def test_giveaway_material_counts_as_free_only_with_stock(client, make_material):
+    make_material(title="Vergriffene Broschüre", editions={"de": 0})
+    make_material(title="Vorrätige Broschüre", editions={"de": 3})
+    page = titles(client, available_from="2027-03-01")
+    assert "Vorrätige Broschüre" in page and "Vergriffene Broschüre" not in page
+
+
+def test_bad_dates_get_a_message(client, make_material):
+    make_material(title="Irgendwas")
+    page = titles(client, available_from="31.02.2027")
+    assert "„31.02.2027“ ist kein Datum (JJJJ-MM-TT)." in page
+    page = titles(client, available_from="2027-03-10", available_to="2027-03-01")
+    assert "Das Ende des Zeitraums liegt vor seinem Beginn." in page and "Irgendwas" in page
+
+
+def test_pagination_keeps_the_filters(client, make_material):
+    for n in range(23):
+        make_material(title=f"Flyer {n:02d}", editions={"de": 1})
+    page = titles(client, q="flyer", language="de")
+    assert "Seite 1 von 2" in page
+    assert "/materials/?page=2&amp;q=flyer&amp;language=de" in page
+    second = titles(client, q="flyer", language="de", page=2)
+    assert "Flyer 22" in second and "Flyer 00" not in second
+
+
+def test_detail_page_shows_editions_and_the_month_calendar(client, make_material):
+    kit = make_material(title="Ausstellung Vielfalt", returnable=True, units={"de": ["AV-1"], "en": ["AV-2"]},
+                        buffer_days=1, loan_days_max=21)
+    book_unit(kit.editions[0].units[0].id, date(2027, 3, 3), date(2027, 3, 4))
+    db.session.commit()
+    page = client.get(f"/materials/{kit.id}?month=2027-03").get_data(as_text=True)
+    assert "Deutsch" in page and "Englisch" in page
+    assert "Verfügbarkeit im 03/2027" in page
+    assert page.count("1 frei") == 3  # 3rd, 4th and the buffer day 5th: one of two units free
+    assert "höchstens 21 Tage" in page
+    assert client.get(f"/materials/{kit.id}?month=kaputt").status_code == 200
+    assert client.get("/materials/999999").status_code == 404
+
+
+def test_archived_material_leaves_the_catalogue_but_not_the_staff_view(client, make_material, make_user, login):
+    material = make_material(title="Alte Broschüre")
+    login(make_user(Role.STAFF))
+    assert client.post(f"/materials/{material.id}/archive", data={"archived": "1"}).status_code == 302
+    assert client.get(f"/materials/{material.id}").status_code == 200
+    assert "Alte Broschüre" in titles(client, archived="1")
+    client.post("/logout")
+    assert "Alte Broschüre" not in titles(client)
+    assert client.get(f"/materials/{material.id}").status_code == 404
+    assert db.session.get(Material, material.id) is not None  # never deleted
+
+
+def test_staff_create_material_with_editions_and_topics(client, make_user, login):
+    login(make_user(Role.STAFF))
+    bad = client.post("/materials/new", data={"title": "", "kind": "brochure", "lending": "giveaway",
+                                              "languages": "de, Deutsch", "buffer_days": "2"})
+    page = bad.get_data(as_text=True)
+    assert "Bitte geben Sie den Titel ein." in page and "„Deutsch“ ist kein Sprachkürzel" in page
+    assert db.session.scalar(select(func.count()).select_from(Material)) == 0
+    response = client.post("/materials/new", data={
+        "title": "Diskriminierung beim Wohnen erkennen", "kind": "brochure", "lending": "giveaway",
+        "languages": "de, en, tr", "topics": "AGG, Vermietung", "target_groups": ["housing", "municipal"],
+        "per_request_max": "50", "low_stock_threshold": "20", "buffer_days": "2", "year": "2024",
+    })
+    assert response.status_code == 302
+    material = db.session.scalar(select(Material))
+    assert [e.language for e in material.editions] == ["de", "en", "tr"]
+    assert {t.name for t in material.topics} == {"AGG", "Vermietung"}
+    assert material.target_group_list == [TargetGroup.HOUSING, TargetGroup.MUNICIPAL]
+    assert "vermietung" in material.search_text
+
+
+def test_staff_record_stock_and_the_ledger_shows_it(client, make_material, make_user, login):
+    staff = make_user(Role.STAFF, name="Jonas Weber")
+    material = make_material(editions={"de": 0})
+    edition = material.editions[0]
+    login(staff)
+    url = f"/materials/{material.id}/manage"
+    ok = client.post(url, data={"action": "stock", "stock-edition_id": edition.id, "stock-quantity": "500",
+                                "stock-reason": "intake", "stock-note": "Druckerei Dortmund"})
+    assert ok.status_code == 302
+    too_many = client.post(url, data={"action": "stock", "stock-edition_id": edition.id,
+                                      "stock-quantity": "-501", "stock-reason": "correction"})
+    assert "Nur noch 500 Exemplare vorhanden" in too_many.get_data(as_text=True)
+    page = client.get(url).get_data(as_text=True)
+    assert "Druckerei Dortmund" in page and "Jonas Weber" in page and "+500" in page
+    assert db.session.get(Edition, edition.id).stock_on_hand == 500
+    assert db.session.scalar(select(func.count()).select_from(StockEntry)) == 1
+
+
+def test_staff_add_units_with_unique_codes(client, make_material, make_user, login):
+    kit = make_material(returnable=True, units={"de": ["AK-01"]})
+    login(make_user(Role.STAFF))
+    url = f"/materials/{kit.id}/manage"
+    edition_id = kit.editions[0].id
+    assert client.post(url, data={"action": "unit", "unit-edition_id": edition_id,
+                                  "unit-inventory_code": "ak-02"}).status_code == 302
+    taken = client.post(url, data={"action": "unit", "unit-edition_id": edition_id, "unit-inventory_code": "AK-01"})
+    assert "Die Inventarnummer AK-01 ist schon vergeben." in taken.get_data(as_text=True)
+    odd = client.post(url, data={"action": "unit", "unit-edition_id": edition_id, "unit-inventory_code": "<x>"})
+    assert "Verwenden Sie nur Buchstaben" in odd.get_data(as_text=True)
+    assert sorted(db.session.scalars(select(Unit.inventory_code))) == ["AK-01", "AK-02"]
