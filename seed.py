@@ -40,6 +40,74 @@ USERS = [
 ]
 
 
+# (title, kind, {language: stock} or {language: [unit codes]}, topics, target groups, extra fields)
+B, C, E, M, P, F, O = "brochure", "concept", "exhibition", "method-kit", "poster", "media", "other"
+MATERIALS = [
+    ("Diskriminierung auf dem Wohnungsmarkt erkennen", B, {"de": 800, "en": 200, "tr": 150}, ["AGG", "Vermietung"], "housing,counselling", {"per_request_max": 100, "low_stock_threshold": 100}),
+    ("Ihre Rechte bei der Wohnungssuche", B, {"de": 1200, "ar": 300, "tr": 300}, ["AGG", "Wohnungssuche"], "everyone,counselling", {"per_request_max": 200, "low_stock_threshold": 150}),
+    ("WOHINDO – Wegweiser Wohnen in Dortmund", B, {"de": 600, "en": 250, "ar": 250}, ["Wohnungssuche", "Geflüchtete"], "everyone,counselling", {"per_request_max": 100, "low_stock_threshold": 80}),
+    ("Das Allgemeine Gleichbehandlungsgesetz im Wohnbereich", B, {"de": 450}, ["AGG", "Recht"], "housing,municipal", {"per_request_max": 50, "low_stock_threshold": 50}),
+    ("Fair vermieten – Leitfaden für Wohnungsunternehmen", B, {"de": 300, "en": 80}, ["Vermietung", "Interkulturelle Öffnung"], "housing", {"per_request_max": 30, "low_stock_threshold": 40}),
+    ("Nachbarschaft gestalten", B, {"de": 90}, ["Nachbarschaft"], "associations,everyone", {"per_request_max": 20, "low_stock_threshold": 100}),
+    ("Beschwerde einlegen – so geht's", B, {"de": 700, "tr": 200, "ru": 120}, ["Beratung", "AGG"], "everyone", {"per_request_max": 100, "low_stock_threshold": 100}),
+    ("Testing-Verfahren auf dem Wohnungsmarkt", C, {"de": 60}, ["Testing", "Recht"], "counselling,associations", {"per_request_max": 5}),
+    ("Interkulturelle Öffnung in der Wohnungsverwaltung", C, {"de": 120}, ["Interkulturelle Öffnung"], "housing,municipal", {"per_request_max": 10}),
+    ("Arbeitshilfe: Diskriminierungsfälle dokumentieren", C, {"de": 150}, ["Beratung", "Dokumentation"], "counselling", {"per_request_max": 10}),
+    ("Konzept: Antidiskriminierungsvereinbarung für Wohnungsunternehmen", C, {"de": 40}, ["Vermietung", "AGG"], "housing", {"per_request_max": 5}),
+    ("Checkliste barrierefreie Vermietungspraxis", C, {"de": 200, "en": 50}, ["Vermietung"], "housing", {"per_request_max": 20}),
+    ("Belegungspraxis und Quotierung – eine Handreichung", C, {"de": 75}, ["Belegung", "Recht"], "municipal,housing", {"per_request_max": 5}),
+    ("Plakat: Wohnen ist ein Menschenrecht", P, {"de": 250, "en": 100}, ["Kampagne"], "everyone", {"per_request_max": 10, "low_stock_threshold": 30}),
+    ("Plakat: Diskriminierung melden", P, {"de": 180, "tr": 60, "ar": 60}, ["Kampagne", "Beratung"], "everyone", {"per_request_max": 10, "low_stock_threshold": 30}),
+    ("Postkartenset Vielfalt im Quartier", O, {"de": 1000}, ["Nachbarschaft", "Kampagne"], "everyone", {"per_request_max": 200}),
+    ("Flyer Beratungsangebot der Servicestelle", O, {"de": 2000, "en": 500, "tr": 500, "ar": 500}, ["Beratung"], "everyone", {"per_request_max": 300, "low_stock_threshold": 300}),
+    ("Dokumentation der Fachtagung Wohnen ohne Ausgrenzung", O, {"de": 35}, ["Fachtagung"], "municipal,associations", {"per_request_max": 3}),
+    ("Handbuch Antidiskriminierungsberatung", F, {"de": ["BU-01", "BU-02", "BU-03"]}, ["Beratung", "Recht"], "counselling", {"loan_days_max": 42, "buffer_days": 0}),
+    ("Film: Die Wohnungsbesichtigung (DVD)", F, {"de": ["FI-01", "FI-02"], "en": ["FI-03"]}, ["Testing", "Vermietung"], "everyone", {"loan_days_max": 21, "buffer_days": 1}),
+    ("Fachbuch Wohnungspolitik und Migration", F, {"de": ["BU-10"]}, ["Wohnungspolitik"], "municipal", {"loan_days_max": 42, "buffer_days": 0}),
+    ("Methodenkoffer Vorurteile im Vermietungsalltag", M, {"de": ["MK-01", "MK-02"]}, ["Vermietung", "Training"], "housing", {"loan_days_max": 14, "buffer_days": 2}),
+    ("Methodenkoffer Nachbarschaftsdialog", M, {"de": ["MK-10"], "tr": ["MK-11"]}, ["Nachbarschaft", "Training"], "associations", {"loan_days_max": 14, "buffer_days": 2}),
+    ("Ausstellung „Wohnen ohne Ausgrenzung“", E, {"de": ["AS-01", "AS-02"]}, ["AGG", "Kampagne"], "everyone,municipal", {"loan_days_max": 28, "buffer_days": 3, "contents": [("Roll-up-Display", 6), ("Transportkiste", 1), ("Begleitheft", 20)]}),
+    ("Ausstellung „Zuhause in Dortmund“", E, {"de": ["AS-10"], "en": ["AS-11"]}, ["Geflüchtete", "Wohnungssuche"], "everyone", {"loan_days_max": 28, "buffer_days": 2, "contents": [("Stellwand", 8), ("Bildtafel", 16), ("Beleuchtung", 2)]}),
+    ("Wanderausstellung „Gleich behandeln!“", E, {"de": ["AS-20"]}, ["AGG", "Interkulturelle Öffnung"], "housing,municipal", {"loan_days_max": 21, "buffer_days": 2, "contents": [("Roll-up-Display", 4), ("Tablet mit Hörstationen", 1), ("Transportkoffer", 2)]}),
+]
+
+
+def seed_materials() -> int:
+    """Add the demo catalogue; returns how many materials were new."""
+    from materials.models import Edition, KitContent, Lending, Material, MaterialKind, StockEntry, StockReason, Unit
+    from materials.services import topic_for
+
+    added = 0
+    for title, kind, editions, topics, groups, extra in MATERIALS:
+        if db.session.scalar(select(Material.id).where(Material.title == title)) is not None:
+            continue
+        extra = dict(extra)
+        contents = extra.pop("contents", [])
+        returnable = any(isinstance(v, list) for v in editions.values())
+        material = Material(
+            title=title, kind=MaterialKind(kind), lending=Lending.RETURNABLE if returnable else Lending.GIVEAWAY,
+            target_groups=groups, publisher="Planerladen e.V.", year=2020 + len(title) % 6,
+            description=f"{title}. Herausgegeben von der Integrationsagentur des Planerladen e.V. (Demo-Eintrag).",
+            **extra,
+        )
+        material.topics = [topic_for(name) for name in topics]
+        material.contents = [KitContent(name=n, quantity=q, position=i) for i, (n, q) in enumerate(contents)]
+        for language, stock in editions.items():
+            edition = Edition(language=language)
+            if returnable:
+                edition.units = [Unit(inventory_code=code) for code in stock]
+            else:
+                edition.stock_on_hand = stock
+                db.session.add(StockEntry(edition=edition, delta=stock, balance_after=stock,
+                                          reason=StockReason.INTAKE, note="Anfangsbestand (Demo)"))
+            material.editions.append(edition)
+        material.refresh_search_text()
+        db.session.add(material)
+        db.session.flush()
+        added += 1
+    return added
+
+
 def seed_demo() -> list[tuple[str, str, str]]:
     """Add what is missing of the demo content; return the demo logins."""
     orgs: dict[str, Organisation] = {}
@@ -61,6 +129,7 @@ def seed_demo() -> list[tuple[str, str, str]]:
             user.set_password(DEMO_PASSWORD)
             db.session.add(user)
         logins.append((data["role"].value, data["email"], DEMO_PASSWORD))
+    seed_materials()
     db.session.commit()
     return logins
 

@@ -102,6 +102,18 @@ class StockReason(enum.StrEnum):
     HANDOUT = "handout"  # given to a partner with a request
     CANCELLED = "cancelled"  # a handout taken back
 
+    @property
+    def label(self) -> str:
+        return STOCK_REASON_LABELS[self]
+
+
+STOCK_REASON_LABELS = {
+    StockReason.INTAKE: _l("Intake"),
+    StockReason.CORRECTION: _l("Correction"),
+    StockReason.HANDOUT: _l("Handed out"),
+    StockReason.CANCELLED: _l("Handout cancelled"),
+}
+
 
 class RequestStatus(enum.StrEnum):
     SUBMITTED = "submitted"

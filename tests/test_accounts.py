@@ -313,6 +313,18 @@ def test_seed_demo_is_safe_to_run_twice(runner):
     admin = db.session.scalar(db.select(User).where(User.email == "admin@fundus.example"))
     assert admin.check_password("fundus-demo-2026")
 
+    from materials.models import Material, MaterialKind
+
+    materials = db.session.scalars(db.select(Material)).all()
+    assert len(materials) >= 25
+    assert {m.kind for m in materials} == set(MaterialKind)
+    assert sum(1 for m in materials if len(m.editions) >= 2) >= 5
+    kits = [m for m in materials if m.kind == MaterialKind.EXHIBITION]
+    assert len(kits) == 3 and all(k.contents and any(e.units for e in k.editions) for k in kits)
+    # Every demo stock has its ledger entry, so stock and ledger agree.
+    for edition in (e for m in materials for e in m.editions if not m.is_returnable):
+        assert edition.stock_on_hand > 0
+
 
 def test_simultaneous_double_submit_creates_one_application(app):
     """A double-clicked submit, or two tabs at once: one application, one clear answer each."""
