@@ -125,6 +125,22 @@ class RequestStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+REQUEST_STATUS_LABELS = {
+    RequestStatus.SUBMITTED: _l("Submitted"),
+    RequestStatus.APPROVED: _l("Approved"),
+    RequestStatus.REJECTED: _l("Rejected"),
+    RequestStatus.HANDED_OVER: _l("Handed over"),
+    RequestStatus.RETURNED: _l("Returned"),
+    RequestStatus.CLOSED: _l("Closed"),
+    RequestStatus.CANCELLED: _l("Cancelled"),
+}
+
+
+class Delivery(enum.StrEnum):
+    PICKUP = "pickup"
+    SHIPPING = "shipping"
+
+
 class BookingStatus(enum.StrEnum):
     RESERVED = "reserved"  # promised for the period
     HANDED_OVER = "handed_over"  # the unit is out (an open loan)
@@ -302,11 +318,39 @@ class Request(TimestampMixin, db.Model):
         str_enum(RequestStatus, "request_status"), default=RequestStatus.SUBMITTED
     )
     purpose: Mapped[str] = mapped_column(Text, default="")
+    audience: Mapped[str] = mapped_column(String(300), default="")
+    delivery: Mapped[Delivery] = mapped_column(str_enum(Delivery, "delivery"), default=Delivery.PICKUP)
+    shipping_address: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime | None]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reject_reason: Mapped[str] = mapped_column(Text, default="")
     # A random key per request form: a double-clicked submit finds the first request.
     submit_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     organisation: Mapped[Organisation] = relationship()
-    created_by: Mapped[User | None] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    lines: Mapped[list["RequestLine"]] = relationship(back_populates="request", cascade="all, delete-orphan")
+    bookings: Mapped[list["Booking"]] = relationship(back_populates="request", order_by="Booking.starts_on")
+
+    @property
+    def status_label(self) -> str:
+        return REQUEST_STATUS_LABELS[self.status]
+
+
+class RequestLine(db.Model):
+    """A quantity of a giveaway edition in a request (taken from stock when submitted)."""
+
+    __tablename__ = "request_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="RESTRICT"), index=True)
+    quantity: Mapped[int]
+
+    request: Mapped[Request] = relationship(back_populates="lines")
+    edition: Mapped[Edition] = relationship()
 
 
 class Booking(TimestampMixin, db.Model):
@@ -338,4 +382,4 @@ class Booking(TimestampMixin, db.Model):
     )
 
     unit: Mapped[Unit] = relationship()
-    request: Mapped[Request | None] = relationship()
+    request: Mapped[Request | None] = relationship(back_populates="bookings")

@@ -1,0 +1,158 @@
+"""Partner requests: all-or-nothing submission, double submits, decisions, cancellation."""
+
+import uuid
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from accounts.models import Role
+from core.extensions import db
+from materials.models import Booking, BookingStatus, Delivery, Edition, Request, RequestStatus, StockEntry
+from materials.services import (
+    MaterialsError,
+    Shortage,
+    add_to_cart,
+    approve_request,
+    cancel_request,
+    reject_request,
+    submit_request,
+)
+from tests.conftest import run_concurrently
+
+SOON = date.today() + timedelta(days=10)
+
+
+def submit(user, cart, key=None):
+    return submit_request(user, cart, key or uuid.uuid4().hex, "Fachtag Vermietung", "40 Beschäftigte",
+                          Delivery.PICKUP, "")
+
+
+def test_cart_checks_limits_and_stock(make_material):
+    brochure = make_material(editions={"de": 30}, per_request_max=25).editions[0]
+    cart = add_to_cart({}, brochure, quantity=20)
+    with pytest.raises(MaterialsError, match="Höchstens 25 Exemplare pro Bestellung"):
+        add_to_cart(cart, brochure, quantity=10)
+    cart = add_to_cart(cart, brochure, quantity=5)
+    assert cart["items"] == [{"edition_id": brochure.id, "quantity": 25}]
+    with pytest.raises(MaterialsError, match="Geben Sie 1 oder mehr ein"):
+        add_to_cart(cart, brochure, quantity=0)
+    kit = make_material(returnable=True, loan_days_max=14).editions[0]
+    with pytest.raises(MaterialsError, match="in der Vergangenheit"):
+        add_to_cart(cart, kit, starts_on=date.today() - timedelta(days=1), ends_on=SOON)
+    with pytest.raises(MaterialsError, match="vor dem Abholdatum"):
+        add_to_cart(cart, kit, starts_on=SOON, ends_on=SOON - timedelta(days=1))
+    with pytest.raises(MaterialsError, match="höchstens 14 Tage"):
+        add_to_cart(cart, kit, starts_on=SOON, ends_on=SOON + timedelta(days=14))
+    cart = add_to_cart(cart, kit, starts_on=SOON, ends_on=SOON + timedelta(days=3))
+    assert len(cart["items"]) == 2
+
+
+def test_submit_takes_stock_and_books_units(make_material, make_user):
+    partner = make_user(Role.PARTNER)
+    brochure = make_material(editions={"de": 30}).editions[0]
+    kit = make_material(returnable=True, units={"de": ["K-1", "K-2"]}).editions[0]
+    cart = add_to_cart(add_to_cart({}, brochure, quantity=12), kit, starts_on=SOON, ends_on=SOON + timedelta(days=2))
+    request = submit(partner, cart)
+    assert request.status == RequestStatus.SUBMITTED and request.organisation_id == partner.organisation_id
+    assert db.session.get(Edition, brochure.id).stock_on_hand == 18
+    (booking,) = request.bookings
+    assert booking.unit.inventory_code == "K-1" and booking.status == BookingStatus.RESERVED
+    entry = db.session.scalar(select(StockEntry).where(StockEntry.request_id == request.id))
+    assert entry.delta == -12 and entry.user_id == partner.id
+
+
+def test_shortage_reserves_nothing_and_says_what_is_short(make_material, make_user):
+    partner = make_user(Role.PARTNER)
+    brochure = make_material(title="Flyer Beratung", editions={"de": 30}).editions[0]
+    kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["K-1"]}).editions[0]
+    cart = add_to_cart(add_to_cart({}, brochure, quantity=10), kit, starts_on=SOON, ends_on=SOON + timedelta(days=2))
+    submit(make_user(Role.PARTNER), {"items": [cart["items"][1]]})  # someone else takes the kit
+    change_to = db.session.get(Edition, brochure.id)
+    change_to.stock_on_hand = 4  # and the flyers run low
+    db.session.commit()
+    with pytest.raises(Shortage) as caught:
+        submit(partner, cart)
+    problems = [str(p) for p in caught.value.problems]
+    assert problems == [
+        "Flyer Beratung: Nur noch 4 Exemplare vorhanden; angefragt waren 10.",
+        f"Koffer Vielfalt: Kein Exemplar ist vom {SOON:%d.%m.%Y} bis {SOON + timedelta(days=2):%d.%m.%Y} frei.",
+    ]
+    assert db.session.get(Edition, brochure.id).stock_on_hand == 4
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 1  # only the other one
+
+
+def test_double_submit_creates_one_request(app, make_material, make_user):
+    partner = make_user(Role.PARTNER)
+    brochure_id = make_material(editions={"de": 100}).editions[0].id
+    cart = {"items": [{"edition_id": brochure_id, "quantity": 10}]}
+    partner_id = partner.id
+
+    def go(i):
+        from accounts.models import User
+
+        return submit(db.session.get(User, partner_id), cart, key="same-form").id
+
+    results = run_concurrently(app, 8, go)
+    assert len(set(results)) == 1, results
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 1
+    assert db.session.get(Edition, brochure_id).stock_on_hand == 90
+
+
+def test_concurrent_requests_for_the_last_brochures(app, make_material, make_user):
+    """32 partners submit at once for 10 copies in all: exactly 10 are granted, nothing half-written."""
+    users = [make_user(Role.PARTNER).id for _ in range(32)]
+    brochure_id = make_material(editions={"de": 10}).editions[0].id
+
+    def go(i):
+        from accounts.models import User
+
+        return submit(db.session.get(User, users[i]), {"items": [{"edition_id": brochure_id, "quantity": 1}]}).id
+
+    results = run_concurrently(app, 32, go)
+    granted = [r for r in results if isinstance(r, int)]
+    assert len(granted) == 10
+    assert all(isinstance(r, Shortage) for r in results if not isinstance(r, int))
+    assert db.session.get(Edition, brochure_id).stock_on_hand == 0
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 10
+
+
+def test_concurrent_requests_for_the_last_free_kit(app, make_material, make_user):
+    users = [make_user(Role.PARTNER).id for _ in range(32)]
+    edition_id = make_material(returnable=True, units={"de": ["K-1", "K-2"]}).editions[0].id
+    item = {"edition_id": edition_id, "starts_on": SOON.isoformat(), "ends_on": (SOON + timedelta(days=3)).isoformat()}
+
+    def go(i):
+        from accounts.models import User
+
+        return submit(db.session.get(User, users[i]), {"items": [item]}).id
+
+    results = run_concurrently(app, 32, go)
+    granted = [r for r in results if isinstance(r, int)]
+    assert len(granted) == 2, [r for r in results if not isinstance(r, (int, Shortage))]
+    bookings = db.session.scalars(select(Booking)).all()
+    assert sorted(b.unit.inventory_code for b in bookings) == ["K-1", "K-2"]
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 2
+
+
+def test_reject_and_cancel_release_stock_and_units(make_material, make_user):
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    brochure = make_material(editions={"de": 20}).editions[0]
+    kit = make_material(returnable=True, units={"de": ["K-1"]}).editions[0]
+    cart = add_to_cart(add_to_cart({}, brochure, quantity=5), kit, starts_on=SOON, ends_on=SOON + timedelta(days=1))
+    first = submit(partner, cart)
+    reject_request(first.id, staff, "Bitte im Frühjahr erneut anfragen.")
+    assert db.session.get(Edition, brochure.id).stock_on_hand == 20
+    assert [b.status for b in first.bookings] == [BookingStatus.CANCELLED]
+    with pytest.raises(MaterialsError, match="inzwischen geändert"):
+        approve_request(first.id, staff)
+
+    second = submit(partner, cart)  # the kit is free again
+    approve_request(second.id, staff)
+    assert second.status == RequestStatus.APPROVED and second.decided_by_id == staff.id
+    cancel_request(second.id, partner)
+    assert db.session.get(Edition, brochure.id).stock_on_hand == 20
+    reasons = [e.reason.value for e in db.session.scalars(select(StockEntry).order_by(StockEntry.id))]
+    assert reasons == ["handout", "cancelled", "handout", "cancelled"]
+    with pytest.raises(MaterialsError):
+        cancel_request(second.id, partner)
