@@ -69,12 +69,14 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from accounts.views import bp as accounts_bp
+    from materials.request_views import bp as requests_bp
     from materials.views import bp as materials_bp
     from pages.views import bp as pages_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(materials_bp)
+    app.register_blueprint(requests_bp)
 
 
 def register_hooks(app: Flask) -> None:

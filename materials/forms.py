@@ -2,7 +2,16 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    DateField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
@@ -93,3 +102,31 @@ class UnitForm(FlaskForm):
         ],
     )
     submit = SubmitField(_l("Add unit"))
+
+
+class AddQuantityForm(FlaskForm):
+    edition_id = SelectField(_l("Language"), coerce=int)
+    quantity = IntegerField(_l("Copies"), validators=[InputRequired(message=_l("Enter a quantity.")),
+                                                      NumberRange(min=1, max=100000, message=_l("Enter 1 or more."))])
+    submit = SubmitField(_l("Add to request"))
+
+
+class AddPeriodForm(FlaskForm):
+    edition_id = SelectField(_l("Language"), coerce=int)
+    starts_on = DateField(_l("Pickup date"), validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
+    ends_on = DateField(_l("Return date"), validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
+    submit = SubmitField(_l("Add to request"))
+
+
+class SubmitRequestForm(FlaskForm):
+    submit_key = HiddenField()
+    purpose = TextAreaField(_l("What is it for?"), validators=[DataRequired(message=_l("Please tell us what it is for.")), Length(max=2000)])
+    audience = StringField(_l("Expected audience"), validators=[Length(max=300)])
+    delivery = SelectField(_l("Delivery"), choices=lambda: [SelectChoice("pickup", _l("Pickup at the office")),
+                                                            SelectChoice("shipping", _l("Shipping to an address"))])
+    shipping_address = TextAreaField(_l("Shipping address"), validators=[Length(max=1000)])
+    submit = SubmitField(_l("Submit request"))
+
+
+class DecisionForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (sent to the partner)"), validators=[Length(max=2000)])

@@ -116,6 +116,10 @@ STOCK_REASON_LABELS = {
 
 
 class RequestStatus(enum.StrEnum):
+    @property
+    def label(self) -> str:
+        return REQUEST_STATUS_LABELS[self]
+
     SUBMITTED = "submitted"
     APPROVED = "approved"
     REJECTED = "rejected"

@@ -13,7 +13,7 @@ from wtforms.fields.choices import SelectChoice
 from core.extensions import db
 from core.security import staff_required
 from materials import services
-from materials.forms import MaterialForm, StockForm, UnitForm, split_list
+from materials.forms import AddPeriodForm, AddQuantityForm, MaterialForm, StockForm, UnitForm, split_list
 from materials.models import (
     Edition,
     Lending,
@@ -84,7 +84,11 @@ def detail(material_id: int):
         except ValueError:
             month = date.today().replace(day=1)
         weeks = services.month_availability(material, month)
-    return render_template("materials/detail.html", material=material, weeks=weeks, month=month)
+    add_form = None
+    if current_user.is_authenticated and current_user.organisation_id and not material.archived_at:
+        add_form = AddPeriodForm() if material.is_returnable else AddQuantityForm()
+        add_form.edition_id.choices = edition_choices(material)
+    return render_template("materials/detail.html", material=material, weeks=weeks, month=month, add_form=add_form)
 
 
 def _material_fields(form: MaterialForm) -> dict:

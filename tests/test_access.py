@@ -24,6 +24,7 @@ class World:
     application: AccountApplication
     message: OutboxMessage
     material: object
+    request: object
 
 
 @pytest.fixture
@@ -43,7 +44,12 @@ def world(app, make_org, make_user, make_material):
     )
     db.session.add_all([application, message])
     db.session.commit()
-    return World(org_a, org_b, users, application, message, make_material(editions={"de": 5}))
+    from materials.models import Request
+
+    request = Request(organisation_id=org_a.id, created_by_id=users["partner_a"].id, purpose="Fachtag")
+    db.session.add(request)
+    db.session.commit()
+    return World(org_a, org_b, users, application, message, make_material(editions={"de": 5}), request)
 
 
 def client_as(app, world: World, role: str):
@@ -118,6 +124,16 @@ TABLE = [
     ("GET", "/materials/{material}/manage", STAFF_ONLY),
     ("POST", "/materials/{material}/manage", STAFF_ONLY),
     ("POST", "/materials/{material}/archive", STAFF_POST),
+    ("POST", "/requests/add/{material}", (LOGIN, 302, 302, 403, 403)),
+    ("GET", "/requests/cart", (LOGIN, 200, 200, 403, 403)),
+    ("POST", "/requests/cart", (LOGIN, 200, 200, 403, 403)),
+    ("POST", "/requests/cart/remove/0", (LOGIN, 302, 302, 403, 403)),
+    ("GET", "/requests/", SIGNED_IN),
+    ("GET", "/requests/{request}", (LOGIN, 200, 403, 200, 200)),
+    ("GET", "/requests/99999", (LOGIN, 404, 404, 404, 404)),
+    ("POST", "/requests/{request}/approve", STAFF_POST),
+    ("POST", "/requests/{request}/reject", STAFF_POST),
+    ("POST", "/requests/{request}/cancel", (LOGIN, 302, 403, 302, 302)),
     ("GET", "/no/such/page", (404,) * 5),
 ]
 
@@ -130,11 +146,12 @@ def fill(url: str, world: World) -> str:
         partner_a=world.users["partner_a"].id,
         message=world.message.id,
         material=world.material.id,
+        request=world.request.id,
     )
 
 
 def fill_ones(url: str) -> str:
-    return url.format(org_a=1, org_b=2, application=1, partner_a=1, message=1, material=1)
+    return url.format(org_a=1, org_b=2, application=1, partner_a=1, message=1, material=1, request=1)
 
 
 @pytest.mark.parametrize("method, url, expected", TABLE, ids=[f"{m} {u}" for m, u, _ in TABLE])

@@ -58,9 +58,10 @@ def english_only_strings() -> list[str]:
                    and len(m.id) > 12 and "%(" not in m.id})
 
 
-PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/no/such/page"]
+PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/no/such/page"]
 SIGNED_IN = ["/", "/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
-             "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox"]
+             "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/",
+             "/materials/new"]
 
 
 def visible_text(html: str) -> str:

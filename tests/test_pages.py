@@ -5,9 +5,10 @@ from html.parser import HTMLParser
 
 from accounts.models import Role
 
-PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy"]
+PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/"]
 STAFF = ["/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
-         "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox"]
+         "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/",
+         "/materials/new"]
 
 
 class FormAudit(HTMLParser):

@@ -156,3 +156,48 @@ def test_reject_and_cancel_release_stock_and_units(make_material, make_user):
     assert reasons == ["handout", "cancelled", "handout", "cancelled"]
     with pytest.raises(MaterialsError):
         cancel_request(second.id, partner)
+
+
+def test_partner_requests_through_the_pages_and_staff_approve(app, client, make_material, make_user, make_org, login):
+    org = make_org(name="Wohnen am See eG")
+    partner, colleague = make_user(Role.PARTNER, organisation=org), make_user(Role.PARTNER, organisation=org)
+    outsider, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    brochure = make_material(title="Ihre Rechte", editions={"de": 50, "tr": 20}, per_request_max=30)
+    kit = make_material(title="Ausstellung Vielfalt", returnable=True, units={"de": ["AV-1"]}, loan_days_max=28)
+    login(partner)
+    page = client.get(f"/materials/{brochure.id}").get_data(as_text=True)
+    assert "Dieses Material anfragen" in page
+    tr = [e for e in brochure.editions if e.language == "tr"][0]
+    assert client.post(f"/requests/add/{brochure.id}", data={"edition_id": tr.id, "quantity": "15"}).status_code == 302
+    too_many = client.post(f"/requests/add/{brochure.id}", data={"edition_id": tr.id, "quantity": "16"},
+                           follow_redirects=True)
+    assert "Höchstens 30 Exemplare pro Bestellung." in too_many.get_data(as_text=True)
+    start = SOON.isoformat()
+    end = (SOON + timedelta(days=6)).isoformat()
+    client.post(f"/requests/add/{kit.id}", data={"edition_id": kit.editions[0].id, "starts_on": start, "ends_on": end})
+    cart = client.get("/requests/cart").get_data(as_text=True)
+    assert "Ihre Rechte" in cart and "Türkisch" in cart and "Ausstellung Vielfalt" in cart
+    key = __import__("re").search(r'name="submit_key" type="hidden" value="([^"]+)"', cart).group(1)
+    form = {"submit_key": key, "purpose": "Fachtag Vermietung", "audience": "40", "delivery": "pickup"}
+    response = client.post("/requests/cart", data=form)
+    assert response.status_code == 302
+    again = client.post("/requests/cart", data=form)  # the double click
+    assert db.session.scalar(select(func.count()).select_from(Request)) == 1
+    assert again.status_code in (200, 302)
+    request_url = response.headers["Location"]
+    page = client.get(request_url).get_data(as_text=True)
+    assert "Eingereicht" in page and "AV-1" in page and "15 × Ihre Rechte" in page
+
+    client.post("/logout")
+    login(colleague)
+    assert client.get(request_url).status_code == 200
+    assert "#" in client.get("/requests/").get_data(as_text=True)
+    client.post("/logout")
+    login(outsider)
+    assert client.get(request_url).status_code == 403
+    assert request_url not in client.get("/requests/").get_data(as_text=True)
+    client.post("/logout")
+    login(staff)
+    request_id = int(request_url.rsplit("/", 1)[1])
+    assert client.post(f"/requests/{request_id}/approve").status_code == 302
+    assert db.session.get(Request, request_id).status == RequestStatus.APPROVED

@@ -1,0 +1,175 @@
+"""Request pages: partners collect items and submit; everyone of the organisation sees its requests; staff decide."""
+
+import secrets
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from core.extensions import db
+from core.security import staff_required
+from materials import services
+from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
+from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit
+from materials.views import edition_choices, form_error, get_material
+
+bp = Blueprint("requests", __name__, url_prefix="/requests")
+
+CART = "cart"
+
+
+def partner_only():
+    if not current_user.is_authenticated:
+        return False
+    if current_user.organisation_id is None:
+        abort(403)
+    return True
+
+
+@bp.post("/add/<int:material_id>")
+@login_required
+def add(material_id: int):
+    """Put a quantity or a period of a material into the partner's request."""
+    partner_only()
+    material = get_material(material_id)
+    form = AddPeriodForm() if material.is_returnable else AddQuantityForm()
+    form.edition_id.choices = edition_choices(material)
+    if form.validate_on_submit():
+        edition = db.get_or_404(Edition, form.edition_id.data)
+        try:
+            if material.is_returnable:
+                cart = services.add_to_cart(session.get(CART, {}), edition,
+                                            starts_on=form.starts_on.data, ends_on=form.ends_on.data)
+            else:
+                cart = services.add_to_cart(session.get(CART, {}), edition, quantity=form.quantity.data)
+        except services.MaterialsError as error:
+            flash(str(error.message), "error")
+        else:
+            session[CART] = cart
+            flash(_("Added to your request."), "success")
+            return redirect(url_for("requests.cart"))
+    for errors in form.errors.values():
+        for message in errors:
+            flash(str(message), "error")
+    return redirect(url_for("materials.detail", material_id=material.id))
+
+
+@bp.route("/cart", methods=["GET", "POST"])
+@login_required
+def cart():
+    """The request being put together; submitting checks availability and reserves everything or nothing."""
+    partner_only()
+    items = services.cart_items(session.get(CART, {}))
+    form = SubmitRequestForm()
+    if request.method == "GET":
+        form.submit_key.data = secrets.token_urlsafe(16)
+    problems = []
+    if form.validate_on_submit():
+        try:
+            created = services.submit_request(
+                current_user, session.get(CART, {}), form.submit_key.data or secrets.token_urlsafe(16),
+                form.purpose.data, form.audience.data or "", Delivery(form.delivery.data),
+                form.shipping_address.data or "",
+            )
+        except services.Shortage as error:
+            problems = [str(p) for p in error.problems]
+            flash(str(error.message), "error")
+        except services.MaterialsError as error:
+            form_error(form, error)
+        else:
+            session.pop(CART, None)
+            flash(_("Your request has been sent."), "success")
+            return redirect(url_for("requests.detail", request_id=created.id))
+    return render_template("materials/cart.html", items=items, form=form, problems=problems)
+
+
+@bp.post("/cart/remove/<int:index>")
+@login_required
+def remove(index: int):
+    """Take one item out of the request being put together."""
+    partner_only()
+    cart_items = list(session.get(CART, {}).get("items", []))
+    if 0 <= index < len(cart_items):
+        cart_items.pop(index)
+        session[CART] = {"items": cart_items}
+    return redirect(url_for("requests.cart"))
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Partners: their organisation's requests. Staff: requests waiting for a decision, then the latest."""
+    query = select(Request).options(selectinload(Request.organisation)).order_by(Request.id.desc())
+    if not current_user.is_staff:
+        if current_user.organisation_id is None:
+            abort(403)
+        query = query.where(Request.organisation_id == current_user.organisation_id)
+    status = request.args.get("status", "")
+    if status in RequestStatus._value2member_map_:
+        query = query.where(Request.status == RequestStatus(status))
+    page = db.paginate(query, per_page=30, error_out=False)
+    return render_template("materials/requests.html", page=page, status=status, statuses=list(RequestStatus))
+
+
+@bp.get("/<int:request_id>")
+@login_required
+def detail(request_id: int):
+    """A request with its copies and bookings; the actions its viewer may take."""
+    req = services.get_request_for(current_user, request_id)
+    lines = db.session.scalars(
+        select(RequestLine).where(RequestLine.request_id == req.id)
+        .options(selectinload(RequestLine.edition).selectinload(Edition.material))
+    ).all()
+    bookings = db.session.scalars(
+        select(Booking).where(Booking.request_id == req.id)
+        .options(selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material))
+        .order_by(Booking.starts_on)
+    ).all()
+    return render_template("materials/request.html", req=req, lines=lines, bookings=bookings,
+                           decision_form=DecisionForm())
+
+
+@bp.post("/<int:request_id>/approve")
+@staff_required
+def approve(request_id: int):
+    """Approve a submitted request."""
+    db.get_or_404(Request, request_id)
+    try:
+        services.approve_request(request_id, current_user)
+    except services.MaterialsError as error:
+        flash(str(error.message), "error")
+    else:
+        flash(_("Request approved."), "success")
+    return redirect(url_for("requests.detail", request_id=request_id))
+
+
+@bp.post("/<int:request_id>/reject")
+@staff_required
+def reject(request_id: int):
+    """Reject a request with a reason; its copies and units are released."""
+    db.get_or_404(Request, request_id)
+    form = DecisionForm()
+    if form.validate_on_submit():
+        try:
+            services.reject_request(request_id, current_user, form.reason.data or "")
+        except services.MaterialsError as error:
+            flash(str(error.message), "error")
+        else:
+            flash(_("Request rejected."), "success")
+    return redirect(url_for("requests.detail", request_id=request_id))
+
+
+@bp.post("/<int:request_id>/cancel")
+@login_required
+def cancel(request_id: int):
+    """Cancel a request until handover (the partner's organisation or staff)."""
+    services.get_request_for(current_user, request_id)
+    try:
+        services.cancel_request(request_id, current_user)
+    except services.MaterialsError as error:
+        flash(str(error.message), "error")
+    else:
+        flash(_("Request cancelled."), "success")
+    return redirect(url_for("requests.detail", request_id=request_id))
