@@ -144,7 +144,14 @@ def edit(material_id: int):
 
 
 def edition_choices(material: Material) -> list[SelectChoice]:
-    return [SelectChoice(e.id, language_name(e.language)) for e in material.editions]
+    """Editions with the page's language first, then German, then by name."""
+    preferred = (str(get_locale()), "de")
+
+    def order(edition):
+        rank = preferred.index(edition.language) if edition.language in preferred else len(preferred)
+        return rank, language_name(edition.language)
+
+    return [SelectChoice(e.id, language_name(e.language)) for e in sorted(material.editions, key=order)]
 
 
 @bp.route("/<int:material_id>/manage", methods=["GET", "POST"])

@@ -161,3 +161,17 @@ def test_staff_add_units_with_unique_codes(client, make_material, make_user, log
     odd = client.post(url, data={"action": "unit", "unit-edition_id": edition_id, "unit-inventory_code": "<x>"})
     assert "Verwenden Sie nur Buchstaben" in odd.get_data(as_text=True)
     assert sorted(db.session.scalars(select(Unit.inventory_code))) == ["AK-01", "AK-02"]
+
+
+def test_edition_choice_starts_with_the_page_language(client, make_material, make_user, login):
+    material = make_material(editions={"ar": 5, "de": 5, "en": 5})
+    login(make_user(Role.PARTNER))
+    def options(page):
+        start = page.index('name="edition_id"')
+        return page[start:page.index("</select>", start)]
+
+    select = options(client.get(f"/materials/{material.id}").get_data(as_text=True))
+    assert select.index(">Deutsch<") < select.index(">Arabisch<") < select.index(">Englisch<")
+    client.post("/language", data={"lang": "en", "next": "/"})
+    select = options(client.get(f"/materials/{material.id}").get_data(as_text=True))
+    assert select.index(">English<") < select.index(">German<") < select.index(">Arabic<")
