@@ -146,10 +146,22 @@ class Delivery(enum.StrEnum):
 
 
 class BookingStatus(enum.StrEnum):
+    @property
+    def label(self) -> str:
+        return BOOKING_STATUS_LABELS[self]
+
     RESERVED = "reserved"  # promised for the period
     HANDED_OVER = "handed_over"  # the unit is out (an open loan)
     RETURNED = "returned"
     CANCELLED = "cancelled"
+
+
+BOOKING_STATUS_LABELS = {
+    BookingStatus.RESERVED: _l("Reserved"),
+    BookingStatus.HANDED_OVER: _l("Handed over"),
+    BookingStatus.RETURNED: _l("Returned"),
+    BookingStatus.CANCELLED: _l("Cancelled"),
+}
 
 
 def fold(value: str) -> str:

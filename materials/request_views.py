@@ -12,7 +12,7 @@ from core.extensions import db
 from core.security import staff_required
 from materials import services
 from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
-from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit
+from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit, UnitCondition
 from materials.views import edition_choices, form_error, get_material
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
@@ -128,7 +128,7 @@ def detail(request_id: int):
         .order_by(Booking.starts_on)
     ).all()
     return render_template("materials/request.html", req=req, lines=lines, bookings=bookings,
-                           decision_form=DecisionForm())
+                           decision_form=DecisionForm(), conditions=list(UnitCondition))
 
 
 @bp.post("/<int:request_id>/approve")
@@ -173,3 +173,38 @@ def cancel(request_id: int):
     else:
         flash(_("Request cancelled."), "success")
     return redirect(url_for("requests.detail", request_id=request_id))
+
+
+@bp.post("/<int:request_id>/hand-over")
+@staff_required
+def hand_over(request_id: int):
+    """Hand over the ticked units (kit contents checked) of an approved request."""
+    db.get_or_404(Request, request_id)
+    booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit()]
+    try:
+        services.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y")
+    except services.MaterialsError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        flash(_("Handed over."), "success")
+    return redirect(url_for("requests.detail", request_id=request_id))
+
+
+@bp.post("/bookings/<int:booking_id>/return")
+@staff_required
+def take_back(booking_id: int):
+    """Record the return of one unit with its condition."""
+    booking = db.get_or_404(Booking, booking_id)
+    condition = request.form.get("condition", "")
+    if condition not in UnitCondition._value2member_map_:
+        flash(_("Choose the condition."), "error")
+    else:
+        try:
+            services.take_back(booking_id, current_user, UnitCondition(condition), request.form.get("note", ""))
+        except services.MaterialsError as error:
+            db.session.rollback()
+            flash(str(error.message), "error")
+        else:
+            flash(_("Return recorded."), "success")
+    return redirect(url_for("requests.detail", request_id=booking.request_id))

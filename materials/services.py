@@ -546,3 +546,59 @@ def cancel_request(request_id: int, user: User) -> Request:
     _release(request, user)
     db.session.commit()
     return request
+
+
+# Handover and return -----------------------------------------------------------------
+
+
+def hand_over(request_id: int, booking_ids: list[int], staff: User, contents_checked: bool) -> Request:
+    """Hand over the given units of an approved (or partly handed over) request.
+
+    Kits with a contents list need the checklist ticked. Once every unit is out,
+    the request is handed over; a request of brochures only is closed then.
+    """
+    request = _decide(request_id, (RequestStatus.APPROVED, RequestStatus.HANDED_OVER), RequestStatus.HANDED_OVER)
+    bookings = [b for b in request.bookings if b.id in booking_ids and b.status == BookingStatus.RESERVED]
+    if booking_ids and not bookings:
+        raise MaterialsError(_l("Choose the units to hand over."))
+    if any(b.unit.edition.material.contents for b in bookings) and not contents_checked:
+        raise MaterialsError(_l("Check the contents list before handing the kit over."), field="contents_checked")
+    for booking in bookings:
+        hand_over_booking(booking.id)
+        db.session.refresh(booking)
+    if not request.bookings:
+        request.status = RequestStatus.CLOSED
+    db.session.commit()
+    return request
+
+
+def take_back(booking_id: int, staff: User, condition: UnitCondition, note: str) -> Booking:
+    """Record a unit's return with its condition; a damaged, incomplete or lost unit is blocked
+    from new bookings until staff clear it. When all units are back the request is closed."""
+    booking = db.session.scalar(select(Booking).where(Booking.id == booking_id).with_for_update())
+    if booking is None or booking.status != BookingStatus.HANDED_OVER:
+        db.session.rollback()
+        raise MaterialsError(_l("This unit is not out on loan."))
+    if condition != UnitCondition.GOOD and not note.strip():
+        raise MaterialsError(_l("Describe what is damaged or missing."), field="note")
+    booking.status = BookingStatus.RETURNED
+    booking.unit.condition = condition
+    booking.unit.condition_note = note.strip()
+    request = booking.request
+    if request is not None and all(
+        b.status in (BookingStatus.RETURNED, BookingStatus.CANCELLED) for b in request.bookings
+    ):
+        request.status = RequestStatus.CLOSED
+    db.session.commit()
+    return booking
+
+
+def clear_unit(unit_id: int, staff: User) -> Unit:
+    """Staff have repaired or completed a unit: it can be booked again."""
+    unit = db.session.get(Unit, unit_id)
+    if unit is None:
+        raise MaterialsError(_l("Unknown unit."))
+    unit.condition = UnitCondition.GOOD
+    unit.condition_note = ""
+    db.session.commit()
+    return unit

@@ -23,6 +23,7 @@ from materials.models import (
     StockReason,
     TargetGroup,
     Topic,
+    Unit,
 )
 
 bp = Blueprint("materials", __name__, url_prefix="/materials")
@@ -205,3 +206,13 @@ def archive(material_id: int):
     services.set_archived(material, archived)
     flash(_("Archived.") if archived else _("Back in the catalogue."), "success")
     return redirect(url_for("materials.manage", material_id=material.id))
+
+
+@bp.post("/units/<int:unit_id>/clear")
+@staff_required
+def clear_unit(unit_id: int):
+    """Mark a repaired or completed unit as good again, so it can be booked."""
+    unit = db.get_or_404(Unit, unit_id)
+    services.clear_unit(unit.id, current_user)
+    flash(_("Unit %(code)s can be booked again.", code=unit.inventory_code), "success")
+    return redirect(url_for("materials.manage", material_id=unit.edition.material_id))

@@ -134,6 +134,9 @@ TABLE = [
     ("POST", "/requests/{request}/approve", STAFF_POST),
     ("POST", "/requests/{request}/reject", STAFF_POST),
     ("POST", "/requests/{request}/cancel", (LOGIN, 302, 403, 302, 302)),
+    ("POST", "/requests/{request}/hand-over", STAFF_POST),
+    ("POST", "/requests/bookings/99999/return", (LOGIN, 403, 403, 404, 404)),
+    ("POST", "/materials/units/99999/clear", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/no/such/page", (404,) * 5),
 ]
 

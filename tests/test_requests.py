@@ -201,3 +201,46 @@ def test_partner_requests_through_the_pages_and_staff_approve(app, client, make_
     request_id = int(request_url.rsplit("/", 1)[1])
     assert client.post(f"/requests/{request_id}/approve").status_code == 302
     assert db.session.get(Request, request_id).status == RequestStatus.APPROVED
+
+
+def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material, make_user, login):
+    from materials.models import KitContent, Unit, UnitCondition
+
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    kit = make_material(title="Ausstellung Gleich behandeln", returnable=True, units={"de": ["GB-1"]})
+    kit.contents = [KitContent(name="Roll-up-Display", quantity=4), KitContent(name="Transportkoffer", quantity=2)]
+    db.session.commit()
+    item = {"edition_id": kit.editions[0].id, "starts_on": SOON.isoformat(),
+            "ends_on": (SOON + timedelta(days=5)).isoformat()}
+    request = submit(partner, {"items": [item]})
+    request_id, booking_id = request.id, request.bookings[0].id
+    unit_id = request.bookings[0].unit_id
+    login(staff)
+    url = f"/requests/{request_id}"
+    not_yet = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id)}, follow_redirects=True)
+    assert "inzwischen geändert" in not_yet.get_data(as_text=True)  # not approved yet
+    client.post(f"{url}/approve")
+    page = client.get(url).get_data(as_text=True)
+    assert "4 × Roll-up-Display" in page
+    unchecked = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id)}, follow_redirects=True)
+    assert "Prüfen Sie die Inhaltsliste" in unchecked.get_data(as_text=True)
+    assert db.session.get(Booking, booking_id).status == BookingStatus.RESERVED
+    client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y"})
+    assert db.session.get(Booking, booking_id).status == BookingStatus.HANDED_OVER
+    assert db.session.get(Request, request_id).status == RequestStatus.HANDED_OVER
+
+    no_note = client.post(f"/requests/bookings/{booking_id}/return", data={"condition": "incomplete", "note": ""},
+                          follow_redirects=True)
+    assert "Beschreiben Sie, was beschädigt ist oder fehlt." in no_note.get_data(as_text=True)
+    client.post(f"/requests/bookings/{booking_id}/return",
+                data={"condition": "incomplete", "note": "Ein Roll-up fehlt"})
+    unit = db.session.get(Unit, unit_id)
+    assert unit.condition == UnitCondition.INCOMPLETE and not unit.bookable
+    assert db.session.get(Request, request_id).status == RequestStatus.CLOSED
+    with pytest.raises(MaterialsError):  # blocked from new bookings
+        submit(partner, {"items": [item | {"starts_on": (SOON + timedelta(days=20)).isoformat(),
+                                           "ends_on": (SOON + timedelta(days=22)).isoformat()}]})
+    manage = client.get(f"/materials/{kit.id}/manage").get_data(as_text=True)
+    assert "Ein Roll-up fehlt" in manage
+    client.post(f"/materials/units/{unit_id}/clear")
+    assert db.session.get(Unit, unit_id).bookable
