@@ -45,6 +45,7 @@ def register_extensions(app: Flask) -> None:
     # Import every model module so metadata (and Alembic) sees all tables.
     import accounts.models  # noqa: F401
     import core.mail  # noqa: F401
+    import materials.jobs  # noqa: F401  (registers the reminder job)
     import materials.models  # noqa: F401
 
     db.init_app(app)

@@ -7,7 +7,7 @@ Services raise ``AccountError`` with a message for the user and never touch
 from datetime import timedelta
 from functools import cache
 
-from flask import current_app, url_for
+from flask import current_app, has_request_context, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
@@ -59,11 +59,16 @@ def user_by_email(email: str) -> User | None:
 
 
 def external_url(endpoint: str, **values) -> str:
-    """An absolute link for mails: BASE_URL if configured, else this request's host."""
+    """An absolute link for mails: BASE_URL if configured, else this request's host.
+
+    Mails queued outside a request (jobs, command line) need BASE_URL; without it
+    they point to http://localhost:5000.
+    """
     base = current_app.config["BASE_URL"].rstrip("/")
-    if base:
-        return base + url_for(endpoint, **values)
-    return url_for(endpoint, _external=True, **values)
+    if has_request_context():
+        return base + url_for(endpoint, **values) if base else url_for(endpoint, _external=True, **values)
+    adapter = current_app.url_map.bind("localhost", script_name=current_app.config["APPLICATION_ROOT"])
+    return (base or "http://localhost:5000") + adapter.build(endpoint, values)
 
 
 # Sign-in -----------------------------------------------------------------------------

@@ -396,6 +396,7 @@ class Booking(TimestampMixin, db.Model):
     status: Mapped[BookingStatus] = mapped_column(
         str_enum(BookingStatus, "booking_status"), default=BookingStatus.RESERVED
     )
+    reminded_at: Mapped[datetime | None]  # last overdue reminder
 
     unit: Mapped[Unit] = relationship()
     request: Mapped[Request | None] = relationship(back_populates="bookings")

@@ -1,6 +1,7 @@
 """Request pages: partners collect items and submit; everyone of the organisation sees its requests; staff decide."""
 
 import secrets
+from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -207,4 +208,31 @@ def take_back(booking_id: int):
             flash(str(error.message), "error")
         else:
             flash(_("Return recorded."), "success")
+    return redirect(url_for("requests.detail", request_id=booking.request_id))
+
+
+@bp.get("/overview")
+@staff_required
+def overview():
+    """Staff's day: requests to decide, pickups and returns this week, overdue loans, low stock."""
+    return render_template("materials/overview.html", o=services.staff_overview(date.today()), today=date.today())
+
+
+@bp.post("/bookings/<int:booking_id>/extend")
+@staff_required
+def extend(booking_id: int):
+    """Give a borrower more time, if no later booking of the unit is in the way."""
+    booking = db.get_or_404(Booking, booking_id)
+    try:
+        new_end = date.fromisoformat(request.form.get("ends_on", ""))
+    except ValueError:
+        flash(_("“%(value)s” is not a date (YYYY-MM-DD).", value=request.form.get("ends_on", "")), "error")
+    else:
+        try:
+            services.extend_booking(booking_id, new_end, current_user)
+        except services.MaterialsError as error:
+            db.session.rollback()
+            flash(str(error.message), "error")
+        else:
+            flash(_("The return date is now %(date)s.", date=new_end.strftime("%d.%m.%Y")), "success")
     return redirect(url_for("requests.detail", request_id=booking.request_id))

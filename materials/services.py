@@ -12,8 +12,12 @@ from sqlalchemy import Date, String, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from flask import current_app
+
 from accounts.models import User
+from accounts.services import external_url
 from core.extensions import db
+from core.mail import queue_mail
 from core.models import utcnow
 from materials.models import (
     Booking,
@@ -478,6 +482,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
     if problems:
         db.session.rollback()
         raise Shortage(problems)
+    notify_submitted(request)
     db.session.commit()
     return request
 
@@ -528,6 +533,7 @@ def _release(request: Request, user: User) -> None:
 def approve_request(request_id: int, staff: User) -> Request:
     request = _decide(request_id, (RequestStatus.SUBMITTED,), RequestStatus.APPROVED)
     request.decided_at, request.decided_by_id = utcnow(), staff.id
+    notify_decided(request)
     db.session.commit()
     return request
 
@@ -536,6 +542,7 @@ def reject_request(request_id: int, staff: User, reason: str) -> Request:
     request = _decide(request_id, (RequestStatus.SUBMITTED, RequestStatus.APPROVED), RequestStatus.REJECTED)
     request.decided_at, request.decided_by_id, request.reject_reason = utcnow(), staff.id, reason.strip()
     _release(request, staff)
+    notify_decided(request)
     db.session.commit()
     return request
 
@@ -602,3 +609,119 @@ def clear_unit(unit_id: int, staff: User) -> Unit:
     unit.condition_note = ""
     db.session.commit()
     return unit
+
+
+def extend_booking(booking_id: int, new_end: date, staff: User) -> Booking:
+    """Move a loan's return date later, if no later booking of the unit conflicts."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or booking.status not in ACTIVE_BOOKING:
+        raise MaterialsError(_l("This booking cannot be changed any more."))
+    if new_end <= booking.ends_on:
+        raise MaterialsError(_l("Choose a date after the current return date."), field="ends_on")
+    buffer = booking.unit.edition.material.buffer_days
+    try:
+        with db.session.begin_nested():
+            booking.ends_on = new_end
+            booking.blocked_until = new_end + timedelta(days=buffer)
+            booking.reminded_at = None
+    except IntegrityError:
+        db.session.rollback()
+        raise NotAvailable(
+            _l("Unit %(code)s is booked by someone else in that time.", code=booking.unit.inventory_code)
+        ) from None
+    db.session.commit()
+    return booking
+
+
+# Staff overview, mails and reminders -------------------------------------------------
+
+
+@dataclass
+class Overview:
+    pending: list
+    pickups: list
+    returns: list
+    overdue: list
+    low_stock: list
+
+
+def staff_overview(today: date) -> Overview:
+    """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low stock."""
+    week_end = today + timedelta(days=7)
+    with_unit = (selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material),
+                 selectinload(Booking.request).selectinload(Request.organisation))
+    pending = db.session.scalars(
+        select(Request).where(Request.status == RequestStatus.SUBMITTED)
+        .options(selectinload(Request.organisation)).order_by(Request.id)
+    ).all()
+    pickups = db.session.scalars(
+        select(Booking).join(Booking.request)
+        .where(Booking.status == BookingStatus.RESERVED, Request.status.in_(
+            (RequestStatus.APPROVED, RequestStatus.HANDED_OVER)),
+               Booking.starts_on >= today, Booking.starts_on <= week_end)
+        .options(*with_unit).order_by(Booking.starts_on)
+    ).all()
+    returns = db.session.scalars(
+        select(Booking).where(Booking.status == BookingStatus.HANDED_OVER,
+                              Booking.ends_on >= today, Booking.ends_on <= week_end)
+        .options(*with_unit).order_by(Booking.ends_on)
+    ).all()
+    overdue = db.session.scalars(
+        select(Booking).where(Booking.status == BookingStatus.HANDED_OVER, Booking.ends_on < today)
+        .options(*with_unit).order_by(Booking.ends_on)
+    ).all()
+    low_stock = db.session.scalars(
+        select(Edition).join(Edition.material)
+        .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
+               Edition.stock_on_hand < Material.low_stock_threshold)
+        .options(selectinload(Edition.material)).order_by(Edition.stock_on_hand)
+    ).all()
+    return Overview(pending, pickups, returns, overdue, low_stock)
+
+
+def notify_submitted(request: Request) -> None:
+    """Tell the partner their request arrived, and staff that there is one to decide."""
+    link = external_url("requests.detail", request_id=request.id)
+    if request.created_by is not None:
+        queue_mail(request.created_by.email, _l("We have received your request"), "materials/request_received",
+                   locale=request.created_by.locale, request=request, link=link)
+    queue_mail(current_app.config["STAFF_EMAIL"], _l("New request for materials"), "materials/request_staff_notice",
+               locale="de", request=request, link=link)
+
+
+def notify_decided(request: Request) -> None:
+    if request.created_by is None:
+        return
+    subject = _l("Your request has been approved") if request.status == RequestStatus.APPROVED \
+        else _l("Your request has been rejected")
+    queue_mail(request.created_by.email, subject, "materials/request_decided", locale=request.created_by.locale,
+               request=request, link=external_url("requests.detail", request_id=request.id))
+
+
+REMINDER_INTERVAL = timedelta(days=7)
+
+
+def send_overdue_reminders(today: date | None = None) -> int:
+    """Remind the partner of each overdue loan, then again every week until it is back."""
+    today = today or date.today()
+    now = utcnow()
+    due = db.session.scalars(
+        select(Booking).where(
+            Booking.status == BookingStatus.HANDED_OVER,
+            Booking.ends_on < today,
+            or_(Booking.reminded_at.is_(None), Booking.reminded_at <= now - REMINDER_INTERVAL),
+        ).options(selectinload(Booking.request).selectinload(Request.created_by),
+                  selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material))
+    ).all()
+    sent = 0
+    for booking in due:
+        contact = booking.request.created_by if booking.request else None
+        if contact is None or not contact.active:
+            continue
+        queue_mail(contact.email, _l("Please return borrowed material"), "materials/overdue_reminder",
+                   locale=contact.locale, booking=booking,
+                   link=external_url("requests.detail", request_id=booking.request_id))
+        booking.reminded_at = now
+        sent += 1
+    db.session.commit()
+    return sent

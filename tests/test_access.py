@@ -135,6 +135,8 @@ TABLE = [
     ("POST", "/requests/{request}/reject", STAFF_POST),
     ("POST", "/requests/{request}/cancel", (LOGIN, 302, 403, 302, 302)),
     ("POST", "/requests/{request}/hand-over", STAFF_POST),
+    ("GET", "/requests/overview", STAFF_ONLY),
+    ("POST", "/requests/bookings/99999/extend", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/requests/bookings/99999/return", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/materials/units/99999/clear", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/no/such/page", (404,) * 5),

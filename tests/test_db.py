@@ -130,3 +130,34 @@ def test_aware_default_is_evaluated_per_row(app):
     assert second.created_at >= first.created_at
     assert abs(datetime.now(UTC) - second.created_at) < timedelta(minutes=1)
     assert db.session.execute(text("SELECT count(*) FROM organisations")).scalar() == 2
+
+
+def test_downgrade_and_upgrade_keep_the_booking_guard(tmp_path):
+    """Every migration can be undone and redone, and the overlap guard survives (SQLite rebuilds tables)."""
+    from datetime import date
+
+    from flask_migrate import downgrade, upgrade
+
+    from materials.models import Booking, Edition, Lending, Material, MaterialKind, Unit
+
+    app = create_app(base_config(f"sqlite:///{tmp_path / 'roundtrip.sqlite'}"))
+    with app.app_context():
+        upgrade()
+        downgrade(revision="7abc98dbceb9")
+        upgrade()
+        material = Material(title="K", kind=MaterialKind.EXHIBITION, lending=Lending.RETURNABLE)
+        material.editions = [Edition(language="de", units=[Unit(inventory_code="R-1")])]
+        db.session.add(material)
+        db.session.commit()
+        unit_id = material.editions[0].units[0].id
+        db.session.add(Booking(unit_id=unit_id, starts_on=date(2027, 1, 1), ends_on=date(2027, 1, 3),
+                               blocked_until=date(2027, 1, 5)))
+        db.session.commit()
+        db.session.add(Booking(unit_id=unit_id, starts_on=date(2027, 1, 4), ends_on=date(2027, 1, 6),
+                               blocked_until=date(2027, 1, 8)))
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        downgrade(revision="base")
+        assert inspect(db.engine).get_table_names() == ["alembic_version"]
+        db.engine.dispose()

@@ -60,7 +60,7 @@ def english_only_strings() -> list[str]:
 
 PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/no/such/page"]
 SIGNED_IN = ["/", "/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
-             "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/",
+             "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/", "/requests/overview",
              "/materials/new"]
 
 

@@ -7,7 +7,7 @@ from accounts.models import Role
 
 PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/"]
 STAFF = ["/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
-         "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/",
+         "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/", "/requests/overview",
          "/materials/new"]
 
 

@@ -244,3 +244,52 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
     assert "Ein Roll-up fehlt" in manage
     client.post(f"/materials/units/{unit_id}/clear")
     assert db.session.get(Unit, unit_id).bookable
+
+
+def test_mails_overview_reminders_and_extension(app, client, make_material, make_user, login, runner):
+    from core.mail import OutboxMessage
+    from materials.services import send_overdue_reminders, staff_overview
+
+    partner, staff = make_user(Role.PARTNER, locale="en"), make_user(Role.STAFF)
+    kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["KV-1"]}, buffer_days=2)
+    brochure = make_material(title="Flyer", editions={"de": 5}, low_stock_threshold=10)
+    start = date.today() + timedelta(days=2)
+    item = {"edition_id": kit.editions[0].id, "starts_on": start.isoformat(),
+            "ends_on": (start + timedelta(days=3)).isoformat()}
+    request = submit(partner, {"items": [item]})
+    subjects = sorted(m.subject for m in db.session.scalars(select(OutboxMessage)))
+    assert subjects == ["Neue Materialbestellung", "We have received your request"]  # staff German, partner English
+
+    overview = staff_overview(date.today())
+    assert [r.id for r in overview.pending] == [request.id]
+    assert [e.material.title for e in overview.low_stock] == ["Flyer"]
+    approve_request(request.id, staff)
+    assert "Your request has been approved" in [m.subject for m in db.session.scalars(select(OutboxMessage))]
+    assert [b.unit.inventory_code for b in staff_overview(date.today()).pickups] == ["KV-1"]
+
+    # A later booking of the same unit limits how far the first can be extended.
+    later = submit(make_user(Role.PARTNER), {"items": [item | {
+        "starts_on": (start + timedelta(days=10)).isoformat(), "ends_on": (start + timedelta(days=12)).isoformat()}]})
+    assert later.bookings
+    booking_id = request.bookings[0].id
+    login(staff)
+    blocked = client.post(f"/requests/bookings/{booking_id}/extend",
+                          data={"ends_on": (start + timedelta(days=9)).isoformat()}, follow_redirects=True)
+    assert "anderweitig gebucht" in blocked.get_data(as_text=True)
+    ok = client.post(f"/requests/bookings/{booking_id}/extend",
+                     data={"ends_on": (start + timedelta(days=7)).isoformat()}, follow_redirects=True)
+    assert "Das Rückgabedatum ist jetzt" in ok.get_data(as_text=True)
+    assert db.session.get(Booking, booking_id).blocked_until == start + timedelta(days=9)
+
+    # Handed over and not back in time: one reminder, not a second one the next day.
+    from materials.services import hand_over
+
+    hand_over(request.id, [booking_id], staff, contents_checked=True)
+    later_day = start + timedelta(days=8)
+    assert send_overdue_reminders(today=later_day) == 1
+    assert send_overdue_reminders(today=later_day + timedelta(days=1)) == 0
+    assert [b.id for b in staff_overview(later_day).overdue] == [booking_id]
+    reminder = db.session.scalar(select(OutboxMessage).where(OutboxMessage.subject == "Please return borrowed material"))
+    assert "KV-1" in reminder.raw.decode() and reminder.to_addr == partner.email
+    result = runner.invoke(args=["jobs", "run"])
+    assert "overdue reminders: 0 sent" in result.output

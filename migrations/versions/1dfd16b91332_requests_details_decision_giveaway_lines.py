@@ -54,6 +54,7 @@ def downgrade():
         batch_op.drop_column('decided_by_id')
         batch_op.drop_column('decided_at')
         batch_op.drop_column('shipping_address')
+        batch_op.drop_constraint(batch_op.f('ck_requests_delivery'), type_='check')
         batch_op.drop_column('delivery')
         batch_op.drop_column('audience')
 
