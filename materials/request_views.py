@@ -3,12 +3,13 @@
 import secrets
 from datetime import date
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from core.csv_export import csv_bytes
 from core.extensions import db
 from core.security import staff_required
 from materials import services
@@ -236,3 +237,33 @@ def extend(booking_id: int):
         else:
             flash(_("The return date is now %(date)s.", date=new_end.strftime("%d.%m.%Y")), "success")
     return redirect(url_for("requests.detail", request_id=booking.request_id))
+
+
+EXPORTS = ("requests", "loans", "ledger")
+
+
+@bp.get("/export/<kind>.csv")
+@staff_required
+def export(kind: str):
+    """CSV for a period (``from``/``to``, ISO dates; default: this year) that opens in German Excel."""
+    if kind not in EXPORTS:
+        abort(404)
+    today = date.today()
+    try:
+        start = date.fromisoformat(request.args.get("from") or today.replace(month=1, day=1).isoformat())
+        end = date.fromisoformat(request.args.get("to") or today.isoformat())
+    except ValueError:
+        flash(_("“%(value)s” is not a date (YYYY-MM-DD).", value=request.args.get("from", "") or request.args.get("to", "")), "error")
+        return redirect(url_for("requests.overview"))
+    header, rows = services.export_rows(kind, start, end)
+    filename = f"fundus-{kind}-{start.isoformat()}-{end.isoformat()}.csv"
+    return Response(csv_bytes(header, rows), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/<int:request_id>/slip")
+@staff_required
+def slip(request_id: int):
+    """Printable handover slip (Leihschein) with items, units, contents, dates and signature lines."""
+    req = db.get_or_404(Request, request_id)
+    return render_template("materials/slip.html", req=req, today=date.today())

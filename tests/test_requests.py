@@ -293,3 +293,49 @@ def test_mails_overview_reminders_and_extension(app, client, make_material, make
     assert "KV-1" in reminder.raw.decode() and reminder.to_addr == partner.email
     result = runner.invoke(args=["jobs", "run"])
     assert "overdue reminders: 0 sent" in result.output
+
+
+def test_slip_and_csv_exports_for_german_excel(client, make_material, make_user, login):
+    import csv
+    import io
+
+    from materials.models import KitContent
+    from materials.services import change_stock
+    from materials.models import StockReason
+
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF, name="Jonas Weber")
+    kit = make_material(title="Ausstellung Gleich behandeln", returnable=True, units={"de": ["GB-1"]})
+    kit.contents = [KitContent(name="Roll-up-Display", quantity=4)]
+    brochure = make_material(title="=Formel; \"Zitat\"", editions={"de": 40})
+    db.session.commit()
+    request = submit(partner, {"items": [
+        {"edition_id": kit.editions[0].id, "starts_on": SOON.isoformat(), "ends_on": (SOON + timedelta(days=2)).isoformat()},
+        {"edition_id": brochure.editions[0].id, "quantity": 7}]})
+    change_stock(brochure.editions[0].id, 100, StockReason.INTAKE, staff, "Nachdruck")
+    db.session.commit()
+    login(staff)
+    slip = client.get(f"/requests/{request.id}/slip").get_data(as_text=True)
+    for text in ("Leihschein", "GB-1", "4 × Roll-up-Display", "Unterschrift Entleiher", partner.organisation.name):
+        assert text in slip
+
+    response = client.get("/requests/export/ledger.csv")
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response.headers["Content-Disposition"]
+    raw = response.get_data()
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][:4] == ["Wann", "Material", "Sprache", "Änderung"]
+    by_note = {row[-1]: row for row in rows[1:]}
+    assert by_note["Nachdruck"][3:7] == ["100", "133", "Zugang", "Jonas Weber"]
+    assert rows[1][1] == "'=Formel; \"Zitat\""  # no formula, semicolon and quotes survive
+    assert __import__("re").fullmatch(r"\d\d\.\d\d\.\d{4}, \d\d:\d\d", rows[1][0])
+
+    loans = list(csv.reader(io.StringIO(client.get(
+        f"/requests/export/loans.csv?from={SOON.isoformat()}&to={SOON.isoformat()}").get_data().decode("utf-8-sig")),
+        delimiter=";"))
+    assert loans[1][:4] == ["Ausstellung Gleich behandeln", "GB-1", SOON.strftime("%d.%m.%Y"),
+                            (SOON + timedelta(days=2)).strftime("%d.%m.%Y")]
+    assert len(list(csv.reader(io.StringIO(client.get(
+        "/requests/export/loans.csv?from=2020-01-01&to=2020-01-02").get_data().decode("utf-8-sig"))))) == 1
+    bad = client.get("/requests/export/loans.csv?from=gestern", follow_redirects=True)
+    assert bad.status_code == 200 and "ist kein Datum" in bad.get_data(as_text=True)
