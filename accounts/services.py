@@ -24,19 +24,15 @@ from accounts.models import (
     User,
     UserToken,
 )
+from core.errors import DomainError
 from core.extensions import db
 from core.mail import queue_mail
 from core.models import utcnow
 from core.security import hash_token, new_token
 
 
-class AccountError(Exception):
-    """A rule of the accounts feature was broken; ``message`` tells the user what to do."""
-
-    def __init__(self, message, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
-        self.field = field
+class AccountError(DomainError):
+    """A rule of the accounts feature was broken."""
 
 
 def normalise_email(email: str) -> str:

@@ -30,6 +30,7 @@ from accounts.models import (
     Role,
     User,
 )
+from core.errors import form_error
 from core.extensions import db, limiter
 from core.i18n import set_language_cookie
 from core.mail import OutboxMessage, OutboxStatus, retry_failed
@@ -40,16 +41,6 @@ bp = Blueprint("accounts", __name__)
 
 def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def form_error(form, error: services.AccountError) -> None:
-    """Show a service error next to its field, or above the form."""
-    db.session.rollback()
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = list(field.errors) + [str(error.message)]
-    else:
-        flash(str(error.message), "error")
 
 
 def organisation_choices(empty_label: str) -> list[SelectChoice]:

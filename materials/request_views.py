@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from core.csv_export import csv_bytes
+from core.errors import form_error
 from core.extensions import db
 from core.security import staff_required
 from materials import services
 from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
 from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit, UnitCondition
-from materials.views import edition_choices, form_error, get_material
+from materials.views import edition_choices, get_material
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 

@@ -16,6 +16,7 @@ from flask import current_app
 
 from accounts.models import User
 from accounts.services import external_url
+from core.errors import DomainError
 from core.extensions import db
 from core.mail import queue_mail
 from core.models import utcnow
@@ -42,13 +43,8 @@ from materials.models import (
 ACTIVE_BOOKING = (BookingStatus.RESERVED, BookingStatus.HANDED_OVER)
 
 
-class MaterialsError(Exception):
-    """A rule of the materials feature was broken; ``message`` tells the user what to do."""
-
-    def __init__(self, message, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
-        self.field = field
+class MaterialsError(DomainError):
+    """A rule of the materials feature was broken."""
 
 
 class NotAvailable(MaterialsError):

@@ -10,6 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
+from core.errors import form_error
 from core.extensions import db
 from core.security import staff_required
 from materials import services
@@ -45,15 +46,6 @@ def get_material(material_id: int) -> Material:
     if material.archived_at and not (current_user.is_authenticated and current_user.is_staff):
         abort(404)
     return material
-
-
-def form_error(form, error: services.MaterialsError) -> None:
-    db.session.rollback()
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = list(field.errors) + [str(error.message)]
-    else:
-        flash(str(error.message), "error")
 
 
 @bp.get("/")
