@@ -2,24 +2,30 @@
 
 from datetime import date
 
+import segno
 from babel import Locale
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
+from accounts.services import external_url
 from core.errors import form_error
 from core.extensions import db
 from core.security import staff_required
 from materials import services
 from materials.forms import AddPeriodForm, AddQuantityForm, MaterialForm, StockForm, UnitForm, split_list
 from materials.models import (
+    Booking,
+    BookingStatus,
     Edition,
     Lending,
     Material,
     MaterialKind,
+    Request,
     StockEntry,
     StockReason,
     TargetGroup,
@@ -208,3 +214,31 @@ def clear_unit(unit_id: int):
     services.clear_unit(unit.id, current_user)
     flash(_("Unit %(code)s can be booked again.", code=unit.inventory_code), "success")
     return redirect(url_for("materials.manage", material_id=unit.edition.material_id))
+
+
+@bp.get("/units/<int:unit_id>")
+@staff_required
+def unit(unit_id: int):
+    """A unit's staff page (the QR label opens it): condition, what happens next, full history."""
+    unit = db.get_or_404(Unit, unit_id)
+    history = db.session.scalars(
+        select(Booking).where(Booking.unit_id == unit.id)
+        .options(selectinload(Booking.request).selectinload(Request.organisation))
+        .order_by(Booking.starts_on.desc())
+    ).all()
+    current = next((b for b in history if b.status == BookingStatus.HANDED_OVER), None)
+    upcoming = sorted((b for b in history if b.status == BookingStatus.RESERVED), key=lambda b: b.starts_on)
+    return render_template("materials/unit.html", unit=unit, history=history, current=current,
+                           upcoming=upcoming[0] if upcoming else None)
+
+
+@bp.get("/<int:material_id>/labels")
+@staff_required
+def labels(material_id: int):
+    """A printable sheet of QR labels, one per unit; each code opens the unit's staff page."""
+    material = db.get_or_404(Material, material_id)
+    labels = [
+        (unit, segno.make(external_url("materials.unit", unit_id=unit.id), error="m").svg_inline(scale=3))
+        for edition in material.editions for unit in edition.units if unit.retired_at is None
+    ]
+    return render_template("materials/labels.html", material=material, labels=labels)

@@ -142,6 +142,8 @@ TABLE = [
     ("POST", "/requests/bookings/99999/extend", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/requests/bookings/99999/return", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/materials/units/99999/clear", (LOGIN, 403, 403, 404, 404)),
+    ("GET", "/materials/units/99999", (LOGIN, 403, 403, 404, 404)),
+    ("GET", "/materials/{material}/labels", STAFF_ONLY),
     ("GET", "/no/such/page", (404,) * 5),
 ]
 

@@ -339,3 +339,25 @@ def test_slip_and_csv_exports_for_german_excel(client, make_material, make_user,
         "/requests/export/loans.csv?from=2020-01-01&to=2020-01-02").get_data().decode("utf-8-sig"))))) == 1
     bad = client.get("/requests/export/loans.csv?from=gestern", follow_redirects=True)
     assert bad.status_code == 200 and "ist kein Datum" in bad.get_data(as_text=True)
+
+
+def test_unit_page_history_and_qr_labels(client, make_material, make_user, login):
+    import re
+
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["KV-1", "KV-2"]})
+    item = {"edition_id": kit.editions[0].id, "starts_on": SOON.isoformat(),
+            "ends_on": (SOON + timedelta(days=2)).isoformat()}
+    request = submit(partner, {"items": [item]})
+    unit_id = request.bookings[0].unit_id
+    login(staff)
+    page = client.get(f"/materials/units/{unit_id}").get_data(as_text=True)
+    assert "KV-1" in page and partner.organisation.name in page and f"/requests/{request.id}" in page
+    assert "Reserviert" in page and "Nächste Abholung" in page
+    labels = client.get(f"/materials/{kit.id}/labels").get_data(as_text=True)
+    assert labels.count("<svg") == 2 and "KV-2" in labels
+    import segno
+
+    expected = segno.make(f"http://fundus.test/materials/units/{unit_id}", error="m").svg_inline(scale=3)
+    assert expected in labels  # the code opens the unit's staff page
+    assert "<script" not in labels and not re.search(r"\sstyle=", labels)
