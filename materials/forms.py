@@ -2,6 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     DateField,
     HiddenField,
@@ -130,3 +131,11 @@ class SubmitRequestForm(FlaskForm):
 
 class DecisionForm(FlaskForm):
     reason = TextAreaField(_l("Reason (sent to the partner)"), validators=[Length(max=2000)])
+
+
+class ImportForm(FlaskForm):
+    file = FileField(_l("CSV file"), validators=[
+        FileRequired(message=_l("Choose a file.")),
+        FileAllowed(["csv", "txt"], message=_l("Upload a .csv file.")),
+    ])
+    submit = SubmitField(_l("Import"))

@@ -17,7 +17,7 @@ from core.errors import form_error
 from core.extensions import db
 from core.security import staff_required
 from materials import services
-from materials.forms import AddPeriodForm, AddQuantityForm, MaterialForm, StockForm, UnitForm, split_list
+from materials.forms import AddPeriodForm, AddQuantityForm, ImportForm, MaterialForm, StockForm, UnitForm, split_list
 from materials.models import (
     Booking,
     BookingStatus,
@@ -242,3 +242,17 @@ def labels(material_id: int):
         for edition in material.editions for unit in edition.units if unit.retired_at is None
     ]
     return render_template("materials/labels.html", material=material, labels=labels)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@staff_required
+def import_csv():
+    """Import materials from CSV; shows which rows were accepted and which refused, and why."""
+    form = ImportForm()
+    report = None
+    if form.validate_on_submit():
+        try:
+            report = services.import_catalogue(form.file.data.read(services.IMPORT_MAX_BYTES + 1), current_user)
+        except services.MaterialsError as error:
+            form_error(form, error)
+    return render_template("materials/import.html", form=form, report=report, columns=services.IMPORT_COLUMNS)

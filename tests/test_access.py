@@ -144,6 +144,8 @@ TABLE = [
     ("POST", "/materials/units/99999/clear", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/units/99999", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/{material}/labels", STAFF_ONLY),
+    ("GET", "/materials/import", STAFF_ONLY),
+    ("POST", "/materials/import", STAFF_ONLY),
     ("GET", "/no/such/page", (404,) * 5),
 ]
 

@@ -175,3 +175,50 @@ def test_edition_choice_starts_with_the_page_language(client, make_material, mak
     client.post("/language", data={"lang": "en", "next": "/"})
     select = options(client.get(f"/materials/{material.id}").get_data(as_text=True))
     assert select.index(">English<") < select.index(">German<") < select.index(">Arabic<")
+
+
+IMPORT_CSV = (
+    "\ufefftitle;kind;languages;stock;units;topics;target_groups;year\r\n"
+    "Ratgeber Mietvertrag;brochure;de, tr;de=300, tr=50;;Vermietung;everyone;2025\r\n"
+    "Ausstellung Nachbarn;exhibition;de;;de=an-01 AN-02;Nachbarschaft;;\r\n"
+    ";brochure;de;;;;;\r\n"
+    "Ratgeber Mietvertrag;brochure;de;de=1;;;;\r\n"
+    "Plakat X;castle;de;;;;;\r\n"
+    "Flyer Y;brochure;de;en=5;;;;\r\n"
+    "Flyer Z;brochure;de;de=viele;;;;\r\n"
+    "Koffer Q;method-kit;de;;de=AN-01;;;\r\n"
+)
+
+
+def upload(client, content: bytes, name="katalog.csv"):
+    import io
+
+    return client.post("/materials/import", data={"file": (io.BytesIO(content), name)},
+                       content_type="multipart/form-data")
+
+
+def test_csv_import_reports_accepted_and_refused_rows(client, make_user, login):
+    login(make_user(Role.STAFF))
+    page = upload(client, IMPORT_CSV.encode("utf-8")).get_data(as_text=True)
+    assert "2 Zeilen übernommen, 6 Zeilen abgewiesen." in page
+    for reason in ("Der Titel fehlt.", "„Ratgeber Mietvertrag“ ist schon im Katalog.", "Unbekannte Art „castle“",
+                   "Bestand für en, aber diese Sprache ist nicht aufgeführt.", "Ungültiger Wert"):
+        assert reason in page, reason
+    brochure = db.session.scalar(select(Material).where(Material.title == "Ratgeber Mietvertrag"))
+    assert {e.language: e.stock_on_hand for e in brochure.editions} == {"de": 300, "tr": 50}
+    assert db.session.scalar(select(func.count()).select_from(StockEntry)) == 2  # ledger entries for the intake
+    kit = db.session.scalar(select(Material).where(Material.title == "Ausstellung Nachbarn"))
+    assert sorted(u.inventory_code for u in kit.editions[0].units) == ["AN-01", "AN-02"]
+    assert db.session.scalar(select(func.count()).select_from(Material)) == 2  # refused rows left nothing
+
+
+def test_csv_import_refuses_broken_files_whole(client, make_user, login, monkeypatch):
+    import materials.services
+
+    monkeypatch.setattr(materials.services, "IMPORT_MAX_BYTES", 1000)  # a small file stands in for a huge one
+    login(make_user(Role.STAFF))
+    assert "kein UTF-8-Text" in upload(client, "Titel;Art\nÄrger;x\n".encode("latin-1")).get_data(as_text=True)
+    assert "title und kind sind Pflicht" in upload(client, b"name;typ\nA;B\n").get_data(as_text=True)
+    assert "Laden Sie eine .csv-Datei hoch." in upload(client, b"x", name="bild.png").get_data(as_text=True)
+    assert "größer als 2 MB" in upload(client, b"title;kind\n" + b"x" * 1001).get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Material)) == 0
