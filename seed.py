@@ -5,7 +5,7 @@ when missing, so a second run changes nothing.
 """
 
 import click
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from accounts.models import Organisation, OrganisationKind, Role, User
 from core.db import ensure_schema
@@ -108,6 +108,69 @@ def seed_materials() -> int:
     return added
 
 
+def seed_requests() -> int:
+    """Demo requests in every state, made through the real workflows; only if there are none yet."""
+    import uuid
+    from datetime import date, timedelta
+
+    from materials import services
+    from materials.models import Booking, Delivery, Material, Request, UnitCondition
+
+    if db.session.scalar(select(Request.id).limit(1)) is not None:
+        return 0
+    staff = db.session.scalar(select(User).where(User.email == "team@fundus.example"))
+    partners = {u.email: u for u in db.session.scalars(select(User).where(User.role == Role.PARTNER))}
+    hafen, beratung = partners["wohnen@partner.example"], partners["beratung@partner.example"]
+
+    def edition(title: str, language: str = "de"):
+        material = db.session.scalar(select(Material).where(Material.title == title))
+        return next(e for e in material.editions if e.language == language)
+
+    def request(user, items, purpose):
+        return services.submit_request(user, {"items": items}, uuid.uuid4().hex, purpose, "", Delivery.PICKUP, "")
+
+    def period(title, start, days):
+        return {"edition_id": edition(title).id, "starts_on": start.isoformat(),
+                "ends_on": (start + timedelta(days=days)).isoformat()}
+
+    today = date.today()
+    request(hafen, [{"edition_id": edition("Ihre Rechte bei der Wohnungssuche", "tr").id, "quantity": 50},
+                    period("Ausstellung „Wohnen ohne Ausgrenzung“", today + timedelta(days=10), 14)],
+            "Mieterfest im Quartier Hafen")  # submitted
+    approved = request(beratung, [period("Methodenkoffer Vorurteile im Vermietungsalltag", today + timedelta(days=3), 5)],
+                       "Teamfortbildung")
+    services.approve_request(approved.id, staff)
+    rejected = request(hafen, [{"edition_id": edition("Plakat: Wohnen ist ein Menschenrecht").id, "quantity": 10}],
+                       "Aushang im Kundencenter")
+    services.reject_request(rejected.id, staff, "Das Plakat wird gerade neu aufgelegt; bitte im nächsten Monat erneut anfragen.")
+    cancelled = request(beratung, [{"edition_id": edition("Flyer Beratungsangebot der Servicestelle").id, "quantity": 100}],
+                        "Infostand")
+    services.cancel_request(cancelled.id, beratung)
+
+    # Loans that started in the past are set up as history: booked, handed over, some returned.
+    out = request(hafen, [period("Ausstellung „Zuhause in Dortmund“", today + timedelta(days=1), 20)], "Ausstellung im Foyer")
+    overdue = request(beratung, [period("Film: Die Wohnungsbesichtigung (DVD)", today + timedelta(days=1), 3)],
+                      "Filmabend")
+    closed = request(hafen, [period("Wanderausstellung „Gleich behandeln!“", today + timedelta(days=1), 5)], "Aktionswoche")
+    for req, start, days in ((out, today - timedelta(days=5), 20), (overdue, today - timedelta(days=12), 3),
+                             (closed, today - timedelta(days=40), 5)):
+        for booking in db.session.scalars(select(Booking).where(Booking.request_id == req.id)):
+            booking.starts_on, booking.ends_on = start, start + timedelta(days=days)
+            booking.blocked_until = booking.ends_on + timedelta(days=booking.unit.edition.material.buffer_days)
+        db.session.commit()
+        services.approve_request(req.id, staff)
+        services.hand_over(req.id, [b.id for b in req.bookings], staff, contents_checked=True)
+    services.take_back(closed.bookings[0].id, staff, UnitCondition.DAMAGED, "Roll-up-Display geknickt")
+    services.close_request(closed.id, staff)
+    returned = request(beratung, [{"edition_id": edition("Handbuch Antidiskriminierungsberatung").id,
+                                   "starts_on": (today + timedelta(days=1)).isoformat(),
+                                   "ends_on": (today + timedelta(days=8)).isoformat()}], "Einarbeitung")
+    services.approve_request(returned.id, staff)
+    services.hand_over(returned.id, [b.id for b in returned.bookings], staff, contents_checked=True)
+    services.take_back(returned.bookings[0].id, staff, UnitCondition.GOOD, "")
+    return 8
+
+
 def seed_demo() -> list[tuple[str, str, str]]:
     """Add what is missing of the demo content; return the demo logins."""
     orgs: dict[str, Organisation] = {}
@@ -131,12 +194,20 @@ def seed_demo() -> list[tuple[str, str, str]]:
         logins.append((data["role"].value, data["email"], DEMO_PASSWORD))
     seed_materials()
     db.session.commit()
+    # Demo requests go through the real workflows, which queue mails to the demo
+    # addresses; those are not meant to leave the house.
+    from core.mail import OutboxMessage
+
+    last_mail = db.session.scalar(select(func.max(OutboxMessage.id))) or 0
+    seed_requests()
+    db.session.execute(delete(OutboxMessage).where(OutboxMessage.id > last_mail))
+    db.session.commit()
     return logins
 
 
 @click.command("seed-demo")
 def seed_demo_command():
-    """Load demo organisations and accounts (and later materials and trainings)."""
+    """Load demo organisations, accounts, materials and requests (and later trainings)."""
     ensure_schema()
     logins = seed_demo()
     click.echo("Demo content is in place. Sign in at http://127.0.0.1:5000/login with:")

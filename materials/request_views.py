@@ -268,3 +268,17 @@ def slip(request_id: int):
     """Printable handover slip (Leihschein) with items, units, contents, dates and signature lines."""
     req = db.get_or_404(Request, request_id)
     return render_template("materials/slip.html", req=req, today=date.today())
+
+
+@bp.post("/<int:request_id>/close")
+@staff_required
+def close(request_id: int):
+    """Close a request once everything is back and checked."""
+    db.get_or_404(Request, request_id)
+    try:
+        services.close_request(request_id, current_user)
+    except services.MaterialsError as error:
+        flash(str(error.message), "error")
+    else:
+        flash(_("Request closed."), "success")
+    return redirect(url_for("requests.detail", request_id=request_id))

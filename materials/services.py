@@ -579,7 +579,7 @@ def hand_over(request_id: int, booking_ids: list[int], staff: User, contents_che
 
 def take_back(booking_id: int, staff: User, condition: UnitCondition, note: str) -> Booking:
     """Record a unit's return with its condition; a damaged, incomplete or lost unit is blocked
-    from new bookings until staff clear it. When all units are back the request is closed."""
+    from new bookings until staff clear it. When all units are back the request is returned."""
     booking = db.session.scalar(select(Booking).where(Booking.id == booking_id).with_for_update())
     if booking is None or booking.status != BookingStatus.HANDED_OVER:
         db.session.rollback()
@@ -593,9 +593,16 @@ def take_back(booking_id: int, staff: User, condition: UnitCondition, note: str)
     if request is not None and all(
         b.status in (BookingStatus.RETURNED, BookingStatus.CANCELLED) for b in request.bookings
     ):
-        request.status = RequestStatus.CLOSED
+        request.status = RequestStatus.RETURNED  # staff close it once everything is checked
     db.session.commit()
     return booking
+
+
+def close_request(request_id: int, staff: User) -> Request:
+    """Close a request whose units are all back (or one of brochures only that was handed over)."""
+    request = _decide(request_id, (RequestStatus.RETURNED,), RequestStatus.CLOSED)
+    db.session.commit()
+    return request
 
 
 def clear_unit(unit_id: int, staff: User) -> Unit:

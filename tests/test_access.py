@@ -135,6 +135,7 @@ TABLE = [
     ("POST", "/requests/{request}/reject", STAFF_POST),
     ("POST", "/requests/{request}/cancel", (LOGIN, 302, 403, 302, 302)),
     ("POST", "/requests/{request}/hand-over", STAFF_POST),
+    ("POST", "/requests/{request}/close", STAFF_POST),
     ("GET", "/requests/overview", STAFF_ONLY),
     ("GET", "/requests/{request}/slip", STAFF_ONLY),
     ("GET", "/requests/export/ledger.csv", STAFF_ONLY),

@@ -321,6 +321,12 @@ def test_seed_demo_is_safe_to_run_twice(runner):
     assert sum(1 for m in materials if len(m.editions) >= 2) >= 5
     kits = [m for m in materials if m.kind == MaterialKind.EXHIBITION]
     assert len(kits) == 3 and all(k.contents and any(e.units for e in k.editions) for k in kits)
+    from core.mail import OutboxMessage
+    from materials.models import Request, RequestStatus
+
+    states = set(db.session.scalars(db.select(Request.status)))
+    assert states == set(RequestStatus)  # a demo request in every state
+    assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 0
     # Every demo stock has its ledger entry, so stock and ledger agree.
     for edition in (e for m in materials for e in m.editions if not m.is_returnable):
         assert edition.stock_on_hand > 0

@@ -236,6 +236,8 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
                 data={"condition": "incomplete", "note": "Ein Roll-up fehlt"})
     unit = db.session.get(Unit, unit_id)
     assert unit.condition == UnitCondition.INCOMPLETE and not unit.bookable
+    assert db.session.get(Request, request_id).status == RequestStatus.RETURNED
+    client.post(f"{url}/close")
     assert db.session.get(Request, request_id).status == RequestStatus.CLOSED
     with pytest.raises(MaterialsError):  # blocked from new bookings
         submit(partner, {"items": [item | {"starts_on": (SOON + timedelta(days=20)).isoformat(),
