@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from accounts.models import Organisation
 from core.csv_export import csv_bytes
 from core.errors import form_error
 from core.extensions import db
@@ -103,7 +104,7 @@ def remove(index: int):
 @bp.get("/")
 @login_required
 def index():
-    """Partners: their organisation's requests. Staff: requests waiting for a decision, then the latest."""
+    """Partners: their organisation's requests. Staff: all, newest first, or one organisation's history."""
     query = select(Request).options(selectinload(Request.organisation)).order_by(Request.id.desc())
     if not current_user.is_staff:
         if current_user.organisation_id is None:
@@ -112,8 +113,13 @@ def index():
     status = request.args.get("status", "")
     if status in RequestStatus._value2member_map_:
         query = query.where(Request.status == RequestStatus(status))
+    organisation = None
+    if current_user.is_staff and request.args.get("organisation", "").isdigit():
+        organisation = db.get_or_404(Organisation, int(request.args["organisation"]))
+        query = query.where(Request.organisation_id == organisation.id)
     page = db.paginate(query, per_page=30, error_out=False)
-    return render_template("materials/requests.html", page=page, status=status, statuses=list(RequestStatus))
+    return render_template("materials/requests.html", page=page, status=status, statuses=list(RequestStatus),
+                           organisation=organisation)
 
 
 @bp.get("/<int:request_id>")

@@ -363,3 +363,15 @@ def test_unit_page_history_and_qr_labels(client, make_material, make_user, login
     expected = segno.make(f"http://fundus.test/materials/units/{unit_id}", error="m").svg_inline(scale=3)
     assert expected in labels  # the code opens the unit's staff page
     assert "<script" not in labels and not re.search(r"\sstyle=", labels)
+
+
+def test_staff_see_one_organisations_history(client, make_material, make_user, make_org, login):
+    first, second = make_org(name="Erste eG"), make_org(name="Zweite eG")
+    brochure = make_material(editions={"de": 50}).editions[0]
+    mine = submit(make_user(Role.PARTNER, organisation=first), {"items": [{"edition_id": brochure.id, "quantity": 1}]})
+    other = submit(make_user(Role.PARTNER, organisation=second), {"items": [{"edition_id": brochure.id, "quantity": 2}]})
+    login(make_user(Role.STAFF))
+    page = client.get(f"/requests/?organisation={first.id}").get_data(as_text=True)
+    assert f"/requests/{mine.id}\"" in page and f"/requests/{other.id}\"" not in page and "Erste eG" in page
+    assert f"/requests/?organisation={first.id}" in client.get(f"/organisations/{first.id}").get_data(as_text=True)
+    assert client.get("/requests/?organisation=99999").status_code == 404
