@@ -20,6 +20,7 @@ DEFAULTS: dict[str, object] = {
     "SESSION_COOKIE_SECURE": False,  # set to 1 when served over HTTPS
     "PROXY_COUNT": 0,  # reverse proxies in front (nginx: 1), so client addresses are right
     "TIMEZONE": "Europe/Berlin",
+    "UPLOAD_FOLDER": "",  # cover images and PDFs; empty: instance/uploads
     # Login protection
     "RATELIMIT_STORAGE_URI": "memory://",  # per process; use redis://… with several processes
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",  # per client address
@@ -101,6 +102,7 @@ def load_config(app, test_config: dict | None) -> None:
     else:
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
+    cfg["UPLOAD_FOLDER"] = cfg["UPLOAD_FOLDER"] or str(instance / "uploads")
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     cfg["REMEMBER_COOKIE_HTTPONLY"] = True

@@ -139,3 +139,11 @@ class ImportForm(FlaskForm):
         FileAllowed(["csv", "txt"], message=_l("Upload a .csv file.")),
     ])
     submit = SubmitField(_l("Import"))
+
+
+class UploadForm(FlaskForm):
+    cover = FileField(_l("Cover image (JPEG, PNG or WebP, at most 5 MB)"),
+                      validators=[FileAllowed(["jpg", "jpeg", "png", "webp"], message=_l("Upload a JPEG, PNG or WebP image."))])
+    pdf = FileField(_l("PDF download (at most 15 MB)"),
+                    validators=[FileAllowed(["pdf"], message=_l("Upload a PDF file."))])
+    submit = SubmitField(_l("Upload"))

@@ -4,7 +4,7 @@ from datetime import date
 
 import segno
 from babel import Locale
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -17,7 +17,16 @@ from core.errors import form_error
 from core.extensions import db
 from core.security import staff_required
 from materials import services
-from materials.forms import AddPeriodForm, AddQuantityForm, ImportForm, MaterialForm, StockForm, UnitForm, split_list
+from materials.forms import (
+    AddPeriodForm,
+    AddQuantityForm,
+    ImportForm,
+    MaterialForm,
+    StockForm,
+    UnitForm,
+    UploadForm,
+    split_list,
+)
 from materials.models import (
     Booking,
     BookingStatus,
@@ -31,6 +40,7 @@ from materials.models import (
     TargetGroup,
     Topic,
     Unit,
+    fold,
 )
 
 bp = Blueprint("materials", __name__, url_prefix="/materials")
@@ -191,7 +201,8 @@ def manage(material_id: int):
         .limit(50)
     ).all()
     return render_template(
-        "materials/manage.html", material=material, stock_form=stock_form, unit_form=unit_form, ledger=ledger
+        "materials/manage.html", material=material, stock_form=stock_form, unit_form=unit_form, ledger=ledger,
+        upload_form=UploadForm(),
     )
 
 
@@ -256,3 +267,46 @@ def import_csv():
         except services.MaterialsError as error:
             form_error(form, error)
     return render_template("materials/import.html", form=form, report=report, columns=services.IMPORT_COLUMNS)
+
+
+@bp.post("/<int:material_id>/files")
+@staff_required
+def upload(material_id: int):
+    """Upload a cover image (a thumbnail is made) and/or the PDF download."""
+    material = db.get_or_404(Material, material_id)
+    form = UploadForm()
+    if form.validate_on_submit():
+        try:
+            if form.cover.data:
+                services.save_cover(material, form.cover.data.read(services.COVER_MAX_BYTES + 1))
+            if form.pdf.data:
+                services.save_pdf(material, form.pdf.data.read(services.PDF_MAX_BYTES + 1))
+        except services.MaterialsError as error:
+            db.session.rollback()
+            flash(str(error.message), "error")
+        else:
+            flash(_("Saved."), "success")
+    for errors in form.errors.values():
+        for message in errors:
+            flash(str(message), "error")
+    return redirect(url_for("materials.manage", material_id=material.id))
+
+
+@bp.get("/<int:material_id>/cover.jpg")
+def cover(material_id: int):
+    """The cover image; ``?size=thumb`` for the thumbnail."""
+    material = get_material(material_id)
+    if not material.cover_path:
+        abort(404)
+    suffix = "-thumb.jpg" if request.args.get("size") == "thumb" else ".jpg"
+    return send_from_directory(current_app.config["UPLOAD_FOLDER"], material.cover_path + suffix, max_age=86400)
+
+
+@bp.get("/<int:material_id>/download.pdf")
+def pdf(material_id: int):
+    """The material's PDF, for everyone."""
+    material = get_material(material_id)
+    if not material.pdf_path:
+        abort(404)
+    return send_from_directory(current_app.config["UPLOAD_FOLDER"], material.pdf_path, mimetype="application/pdf",
+                               download_name=f"{fold(material.title).replace(' ', '-')[:60]}.pdf")

@@ -69,12 +69,13 @@ def database_url(tmp_path_factory):
 
 @pytest.fixture
 def app_config(database_url, tmp_path):
+    uploads = {"UPLOAD_FOLDER": str(tmp_path / "uploads")}
     if database_url.startswith("sqlite"):
         source = database_url.removeprefix("sqlite:///")
         target = tmp_path / "test.sqlite"
         shutil.copyfile(source, target)
-        return base_config(f"sqlite:///{target}")
-    return base_config(database_url)
+        return base_config(f"sqlite:///{target}") | uploads
+    return base_config(database_url) | uploads
 
 
 @pytest.fixture

@@ -146,6 +146,9 @@ TABLE = [
     ("GET", "/materials/units/99999", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/{material}/labels", STAFF_ONLY),
     ("GET", "/materials/import", STAFF_ONLY),
+    ("POST", "/materials/{material}/files", STAFF_POST),
+    ("GET", "/materials/{material}/cover.jpg", (404,) * 5),
+    ("GET", "/materials/{material}/download.pdf", (404,) * 5),
     ("POST", "/materials/import", STAFF_ONLY),
     ("GET", "/no/such/page", (404,) * 5),
 ]

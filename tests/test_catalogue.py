@@ -222,3 +222,37 @@ def test_csv_import_refuses_broken_files_whole(client, make_user, login, monkeyp
     assert "Laden Sie eine .csv-Datei hoch." in upload(client, b"x", name="bild.png").get_data(as_text=True)
     assert "größer als 2 MB" in upload(client, b"title;kind\n" + b"x" * 1001).get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Material)) == 0
+
+
+def test_cover_image_and_pdf_upload(app, client, make_material, make_user, login):
+    import io
+
+    from PIL import Image
+
+    material = make_material(title="Wegweiser")
+    login(make_user(Role.STAFF))
+    png = io.BytesIO()
+    Image.new("RGB", (1200, 1600), (11, 85, 99)).save(png, "PNG")
+    url = f"/materials/{material.id}/files"
+
+    def send(**files):
+        data = {name: (io.BytesIO(content), filename) for name, (content, filename) in files.items()}
+        return client.post(url, data=data, content_type="multipart/form-data", follow_redirects=True)
+
+    assert "Das ist kein Bild" in send(cover=(b"not an image at all", "titel.png")).get_data(as_text=True)
+    assert "Laden Sie ein JPEG-, PNG- oder WebP-Bild hoch." in send(cover=(png.getvalue(), "titel.gif")).get_data(as_text=True)
+    assert "Das ist keine PDF-Datei." in send(pdf=(b"<html>", "flyer.pdf")).get_data(as_text=True)
+    db.session.refresh(material)
+    assert (material.cover_path, material.pdf_path) == ("", "")
+
+    assert send(cover=(png.getvalue(), "titel.png"), pdf=(b"%PDF-1.7\n%demo\n", "flyer.pdf")).status_code == 200
+    db.session.refresh(material)
+    with client.get(f"/materials/{material.id}/cover.jpg?size=thumb") as thumb:
+        assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
+        assert max(Image.open(io.BytesIO(thumb.get_data())).size) <= 320
+    with client.get(f"/materials/{material.id}/cover.jpg") as full:
+        assert Image.open(io.BytesIO(full.get_data())).size == (1200, 1600)
+    with client.get(f"/materials/{material.id}/download.pdf") as pdf:
+        assert pdf.get_data().startswith(b"%PDF-") and "wegweiser.pdf" in pdf.headers["Content-Disposition"]
+    page = client.get(f"/materials/{material.id}").get_data(as_text=True)
+    assert 'alt="Titelbild von Wegweiser"' in page and "PDF herunterladen" in page
