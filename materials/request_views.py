@@ -136,8 +136,11 @@ def detail(request_id: int):
         .options(selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material))
         .order_by(Booking.starts_on)
     ).all()
+    alternatives = {}
+    if current_user.is_staff:
+        alternatives = {b.id: services.alternative_units(b) for b in bookings if b.status.value == "reserved"}
     return render_template("materials/request.html", req=req, lines=lines, bookings=bookings,
-                           decision_form=DecisionForm(), conditions=list(UnitCondition))
+                           decision_form=DecisionForm(), conditions=list(UnitCondition), alternatives=alternatives)
 
 
 @bp.post("/<int:request_id>/approve")
@@ -288,3 +291,19 @@ def close(request_id: int):
     else:
         flash(_("Request closed."), "success")
     return redirect(url_for("requests.detail", request_id=request_id))
+
+
+@bp.post("/bookings/<int:booking_id>/reassign")
+@staff_required
+def reassign(booking_id: int):
+    """Hand a reserved booking another unit of the same edition."""
+    booking = db.get_or_404(Booking, booking_id)
+    unit_id = request.form.get("unit_id", "")
+    try:
+        services.reassign_booking(booking_id, int(unit_id) if unit_id.isdigit() else 0, current_user)
+    except services.MaterialsError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        flash(_("Unit changed."), "success")
+    return redirect(url_for("requests.detail", request_id=booking.request_id))

@@ -950,3 +950,29 @@ def save_pdf(material: Material, data: bytes) -> None:
     db.session.commit()
     if old:
         (upload_dir() / old).unlink(missing_ok=True)
+
+
+def alternative_units(booking: Booking) -> list[Unit]:
+    """Other units of the same edition that are free for the booking's period."""
+    free = free_units_query(booking.starts_on, booking.ends_on).where(
+        Unit.edition_id == booking.unit.edition_id, Unit.id != booking.unit_id
+    )
+    return db.session.scalars(select(Unit).where(Unit.id.in_(free)).order_by(Unit.inventory_code)).all()
+
+
+def reassign_booking(booking_id: int, unit_id: int, staff: User) -> Booking:
+    """Give a reserved booking another unit of the same edition; the database refuses a clash."""
+    booking = db.session.get(Booking, booking_id)
+    unit = db.session.get(Unit, unit_id)
+    if booking is None or booking.status != BookingStatus.RESERVED:
+        raise MaterialsError(_l("This booking cannot be changed any more."))
+    if unit is None or unit.edition_id != booking.unit.edition_id or not unit.bookable:
+        raise MaterialsError(_l("Choose another unit of the same edition."))
+    try:
+        with db.session.begin_nested():
+            booking.unit_id = unit.id
+    except IntegrityError:
+        db.session.rollback()
+        raise NotAvailable(_l("Unit %(code)s is no longer available for this period.", code=unit.inventory_code)) from None
+    db.session.commit()
+    return booking

@@ -141,6 +141,7 @@ TABLE = [
     ("GET", "/requests/export/ledger.csv", STAFF_ONLY),
     ("GET", "/requests/export/unknown.csv", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/requests/bookings/99999/extend", (LOGIN, 403, 403, 404, 404)),
+    ("POST", "/requests/bookings/99999/reassign", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/requests/bookings/99999/return", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/materials/units/99999/clear", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/units/99999", (LOGIN, 403, 403, 404, 404)),

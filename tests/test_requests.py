@@ -375,3 +375,25 @@ def test_staff_see_one_organisations_history(client, make_material, make_user, m
     assert f"/requests/{mine.id}\"" in page and f"/requests/{other.id}\"" not in page and "Erste eG" in page
     assert f"/requests/?organisation={first.id}" in client.get(f"/organisations/{first.id}").get_data(as_text=True)
     assert client.get("/requests/?organisation=99999").status_code == 404
+
+
+def test_staff_change_the_assigned_unit(client, make_material, make_user, login):
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    kit = make_material(returnable=True, units={"de": ["K-1", "K-2", "K-3"], "en": ["K-9"]})
+    item = {"edition_id": kit.editions[0].id, "starts_on": SOON.isoformat(),
+            "ends_on": (SOON + timedelta(days=2)).isoformat()}
+    first = submit(partner, {"items": [item]})
+    submit(partner, {"items": [item]})  # takes K-2
+    booking_id = first.bookings[0].id
+    login(staff)
+    page = client.get(f"/requests/{first.id}").get_data(as_text=True)
+    assert ">K-3<" in page and ">K-2<" not in page and ">K-9<" not in page  # free, same edition only
+    k2, k3 = sorted((u for u in kit.editions[0].units if u.inventory_code != "K-1"), key=lambda u: u.inventory_code)
+    clash = client.post(f"/requests/bookings/{booking_id}/reassign", data={"unit_id": str(k2.id)}, follow_redirects=True)
+    assert "nicht mehr verfügbar" in clash.get_data(as_text=True)
+    other_edition = kit.editions[1].units[0]
+    wrong = client.post(f"/requests/bookings/{booking_id}/reassign", data={"unit_id": str(other_edition.id)},
+                        follow_redirects=True)
+    assert "derselben Ausgabe" in wrong.get_data(as_text=True)
+    client.post(f"/requests/bookings/{booking_id}/reassign", data={"unit_id": str(k3.id)})
+    assert db.session.get(Booking, booking_id).unit.inventory_code == "K-3"
