@@ -34,6 +34,23 @@ def target_group_choices():
     return [SelectChoice(t.value, TARGET_GROUP_LABELS[t]) for t in TargetGroup]
 
 
+def parse_contents(text: str) -> list[tuple[str, int]]:
+    """``"4 × Roll-up"`` / ``"4 x Roll-up"`` / ``"Roll-up"`` lines → ``[("Roll-up", 4), …]``."""
+    parts = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        number, sep, name = line.replace("×", "x").partition(" x ")
+        if sep:
+            if not number.strip().isdigit() or not name.strip() or int(number) < 1:
+                raise ValueError(line)
+            parts.append((name.strip()[:200], int(number)))
+        else:
+            parts.append((line[:200], 1))
+    return parts
+
+
 def split_list(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
@@ -69,7 +86,16 @@ class MaterialForm(FlaskForm):
         validators=[InputRequired(message=_l("Enter 0 or more.")), NumberRange(min=0, max=30, message=_l("Enter 0 to 30."))],
     )
     pickup_notes = TextAreaField(_l("Pickup or delivery notes"), validators=[Length(max=2000)])
+    contents = TextAreaField(
+        _l("Contents of a kit, one part per line (e.g. “4 × Roll-up display”)"), validators=[Length(max=5000)]
+    )
     submit = SubmitField(_l("Save"))
+
+    def validate_contents(self, field):
+        try:
+            parse_contents(field.data or "")
+        except ValueError as error:
+            raise ValidationError(_l("Line “%(line)s”: write the number, ×, then the part.", line=str(error))) from None
 
     def validate_languages(self, field):
         for code in split_list(field.data):

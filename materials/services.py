@@ -28,6 +28,7 @@ from materials.models import (
     BookingStatus,
     Delivery,
     Edition,
+    KitContent,
     Lending,
     Material,
     MaterialKind,
@@ -313,8 +314,9 @@ def topic_for(name: str) -> Topic:
 
 
 def save_material(material: Material | None, topics: list[str], languages: list[str], commit: bool = True,
-                  **fields) -> Material:
-    """Create or update a material with its topics; add editions for new languages (never removes one)."""
+                  contents: list[tuple[str, int]] | None = None, **fields) -> Material:
+    """Create or update a material with its topics and kit contents; add editions for new
+    languages (never removes one)."""
     if material is None:
         material = Material(**fields)
         db.session.add(material)
@@ -322,6 +324,8 @@ def save_material(material: Material | None, topics: list[str], languages: list[
         for key, value in fields.items():
             setattr(material, key, value)
     material.topics = [topic_for(name) for name in dict.fromkeys(t for t in topics if t.strip())]
+    if contents is not None:
+        material.contents = [KitContent(name=name, quantity=qty, position=i) for i, (name, qty) in enumerate(contents)]
     present = {e.language for e in material.editions}
     for language in languages:
         if language not in present:
@@ -976,3 +980,15 @@ def reassign_booking(booking_id: int, unit_id: int, staff: User) -> Booking:
         raise NotAvailable(_l("Unit %(code)s is no longer available for this period.", code=unit.inventory_code)) from None
     db.session.commit()
     return booking
+
+
+def retire_unit(unit_id: int) -> Unit:
+    """Retire a unit for good; not while it is out or promised to someone."""
+    unit = db.session.get(Unit, unit_id)
+    if unit is None:
+        raise MaterialsError(_l("Unknown unit."))
+    if db.session.scalar(select(Booking.id).where(Booking.unit_id == unit_id, Booking.status.in_(ACTIVE_BOOKING))):
+        raise MaterialsError(_l("The unit is booked or out on loan; change those bookings first."))
+    unit.retired_at = utcnow()
+    db.session.commit()
+    return unit

@@ -25,6 +25,7 @@ from materials.forms import (
     StockForm,
     UnitForm,
     UploadForm,
+    parse_contents,
     split_list,
 )
 from materials.models import (
@@ -100,6 +101,13 @@ def detail(material_id: int):
     return render_template("materials/detail.html", material=material, weeks=weeks, month=month, add_form=add_form)
 
 
+def _save(material: Material | None, form: MaterialForm) -> Material:
+    return services.save_material(
+        material, split_list(form.topics.data), split_list(form.languages.data),
+        contents=parse_contents(form.contents.data or ""), **_material_fields(form),
+    )
+
+
 def _material_fields(form: MaterialForm) -> dict:
     fields = {
         name: getattr(form, name).data
@@ -125,9 +133,7 @@ def new():
     """Add a material to the catalogue."""
     form = MaterialForm()
     if form.validate_on_submit():
-        material = services.save_material(
-            None, split_list(form.topics.data), split_list(form.languages.data), **_material_fields(form)
-        )
+        material = _save(None, form)
         flash(_("“%(title)s” is in the catalogue.", title=material.title), "success")
         return redirect(url_for("materials.manage", material_id=material.id))
     return render_template("materials/form.html", form=form, material=None)
@@ -143,10 +149,9 @@ def edit(material_id: int):
         form.topics.data = ", ".join(t.name for t in material.topics)
         form.languages.data = ", ".join(e.language for e in material.editions)
         form.target_groups.data = [t.value for t in material.target_group_list]
+        form.contents.data = "\n".join(f"{c.quantity} × {c.name}" for c in material.contents)
     if form.validate_on_submit():
-        services.save_material(
-            material, split_list(form.topics.data), split_list(form.languages.data), **_material_fields(form)
-        )
+        _save(material, form)
         flash(_("Saved."), "success")
         return redirect(url_for("materials.manage", material_id=material.id))
     return render_template("materials/form.html", form=form, material=material)
@@ -310,3 +315,17 @@ def pdf(material_id: int):
         abort(404)
     return send_from_directory(current_app.config["UPLOAD_FOLDER"], material.pdf_path, mimetype="application/pdf",
                                download_name=f"{fold(material.title).replace(' ', '-')[:60]}.pdf")
+
+
+@bp.post("/units/<int:unit_id>/retire")
+@staff_required
+def retire_unit(unit_id: int):
+    """Take a unit out of service for good (its history stays); reserved future bookings block this."""
+    unit = db.get_or_404(Unit, unit_id)
+    try:
+        services.retire_unit(unit.id)
+    except services.MaterialsError as error:
+        flash(str(error.message), "error")
+    else:
+        flash(_("Unit %(code)s is retired.", code=unit.inventory_code), "success")
+    return redirect(url_for("materials.unit", unit_id=unit.id))

@@ -145,6 +145,7 @@ TABLE = [
     ("POST", "/requests/bookings/99999/return", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/materials/units/99999/clear", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/units/99999", (LOGIN, 403, 403, 404, 404)),
+    ("POST", "/materials/units/99999/retire", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/{material}/labels", STAFF_ONLY),
     ("GET", "/materials/import", STAFF_ONLY),
     ("POST", "/materials/{material}/files", STAFF_POST),

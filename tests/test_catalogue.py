@@ -256,3 +256,30 @@ def test_cover_image_and_pdf_upload(app, client, make_material, make_user, login
         assert pdf.get_data().startswith(b"%PDF-") and "wegweiser.pdf" in pdf.headers["Content-Disposition"]
     page = client.get(f"/materials/{material.id}").get_data(as_text=True)
     assert 'alt="Titelbild von Wegweiser"' in page and "PDF herunterladen" in page
+
+
+def test_staff_edit_kit_contents_and_retire_units(client, make_material, make_user, login):
+    from materials.forms import parse_contents
+    from materials.services import book_unit
+
+    assert parse_contents("4 × Roll-up-Display\n\n2 x Koffer\nBegleitheft") == [
+        ("Roll-up-Display", 4), ("Koffer", 2), ("Begleitheft", 1)]
+    kit = make_material(title="Ausstellung", returnable=True, units={"de": ["A-1", "A-2"]})
+    login(make_user(Role.STAFF))
+    form = {"title": "Ausstellung", "kind": "exhibition", "lending": "returnable", "languages": "de",
+            "buffer_days": "2"}
+    bad = client.post(f"/materials/{kit.id}/edit", data=form | {"contents": "viele × Tafeln"})
+    assert "schreiben Sie die Zahl" in bad.get_data(as_text=True)
+    client.post(f"/materials/{kit.id}/edit", data=form | {"contents": "6 × Roll-up-Display\n1 × Transportkiste"})
+    db.session.refresh(kit)
+    assert [(c.name, c.quantity) for c in kit.contents] == [("Roll-up-Display", 6), ("Transportkiste", 1)]
+    assert "6 × Roll-up-Display" in client.get(f"/materials/{kit.id}/edit").get_data(as_text=True)
+
+    a1, a2 = kit.editions[0].units
+    book_unit(a1.id, date(2030, 1, 1), date(2030, 1, 3))
+    db.session.commit()
+    busy = client.post(f"/materials/units/{a1.id}/retire", follow_redirects=True)
+    assert "gebucht oder ausgeliehen" in busy.get_data(as_text=True)
+    client.post(f"/materials/units/{a2.id}/retire")
+    db.session.refresh(a2)
+    assert a2.retired_at is not None and not a2.bookable
