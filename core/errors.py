@@ -22,3 +22,10 @@ def form_error(form, error: DomainError) -> None:
         field.errors = list(field.errors) + [str(error.message)]
     else:
         flash(str(error.message), "error")
+
+
+def flash_form_errors(form) -> None:
+    """For forms posted from another page: show their field errors as messages there."""
+    for errors in form.errors.values():
+        for message in errors:
+            flash(str(message), "error")

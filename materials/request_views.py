@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from accounts.models import Organisation
 from core.csv_export import csv_bytes
-from core.errors import form_error
+from core.errors import flash_form_errors, form_error
 from core.extensions import db
 from core.security import staff_required
 from materials import services
@@ -54,9 +54,7 @@ def add(material_id: int):
             session[CART] = cart
             flash(_("Added to your request."), "success")
             return redirect(url_for("requests.cart"))
-    for errors in form.errors.values():
-        for message in errors:
-            flash(str(message), "error")
+    flash_form_errors(form)
     return redirect(url_for("materials.detail", material_id=material.id))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
 from accounts.services import external_url
-from core.errors import form_error
+from core.errors import flash_form_errors, form_error
 from core.extensions import db
 from core.security import staff_required
 from materials import services
@@ -291,9 +291,7 @@ def upload(material_id: int):
             flash(str(error.message), "error")
         else:
             flash(_("Saved."), "success")
-    for errors in form.errors.values():
-        for message in errors:
-            flash(str(message), "error")
+    flash_form_errors(form)
     return redirect(url_for("materials.manage", material_id=material.id))
 
 
