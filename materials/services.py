@@ -449,8 +449,8 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
 
     A second submit with the same ``submit_key`` (double click) returns the first request.
     """
-    existing = db.session.scalar(select(Request).where(Request.submit_key == submit_key))
-    if existing is not None and existing.organisation_id == user.organisation_id:
+    existing = _submitted_before(user, submit_key)
+    if existing is not None:
         return existing
     items = cart_items(cart)
     if not items:
@@ -465,7 +465,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
         db.session.flush()
     except IntegrityError:  # the same form sent twice at the same moment
         db.session.rollback()
-        existing = db.session.scalar(select(Request).where(Request.submit_key == submit_key))
+        existing = _submitted_before(user, submit_key)
         if existing is None:
             raise
         return existing
@@ -490,6 +490,14 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
     notify_submitted(request)
     db.session.commit()
     return request
+
+
+def _submitted_before(user: User, submit_key: str) -> Request | None:
+    """The request this form already created (a double click), if it was this organisation's."""
+    existing = db.session.scalar(select(Request).where(Request.submit_key == submit_key))
+    if existing is not None and existing.organisation_id != user.organisation_id:
+        raise MaterialsError(_l("This form has been sent already; please open it again."))
+    return existing
 
 
 def book_free_unit(edition: Edition, starts_on: date, ends_on: date, request_id: int) -> Booking:

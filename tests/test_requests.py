@@ -397,3 +397,11 @@ def test_staff_change_the_assigned_unit(client, make_material, make_user, login)
     assert "derselben Ausgabe" in wrong.get_data(as_text=True)
     client.post(f"/requests/bookings/{booking_id}/reassign", data={"unit_id": str(k3.id)})
     assert db.session.get(Booking, booking_id).unit.inventory_code == "K-3"
+
+
+def test_a_submit_key_of_another_organisation_is_refused(make_material, make_user):
+    brochure = make_material(editions={"de": 10}).editions[0]
+    cart = {"items": [{"edition_id": brochure.id, "quantity": 1}]}
+    submit(make_user(Role.PARTNER), cart, key="k")
+    with pytest.raises(MaterialsError, match="schon gesendet"):
+        submit(make_user(Role.PARTNER), cart, key="k")
