@@ -45,6 +45,8 @@ def register_extensions(app: Flask) -> None:
     # Import every model module so metadata (and Alembic) sees all tables.
     import accounts.models  # noqa: F401
     import core.mail  # noqa: F401
+    import events.jobs  # noqa: F401  (registers the expiry job)
+    import events.models  # noqa: F401
     import materials.jobs  # noqa: F401  (registers the reminder job)
     import materials.models  # noqa: F401
 
@@ -70,6 +72,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from accounts.views import bp as accounts_bp
+    from events.views import bp as events_bp
     from materials.request_views import bp as requests_bp
     from materials.views import bp as materials_bp
     from pages.views import bp as pages_bp
@@ -78,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(materials_bp)
     app.register_blueprint(requests_bp)
+    app.register_blueprint(events_bp)
 
 
 def register_hooks(app: Flask) -> None:

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_LOCK_MINUTES": 15,
     "PASSWORD_RESET_HOURS": 2,
     "SET_PASSWORD_DAYS": 7,
+    "REGISTRATION_HOLD_HOURS": 48,  # an unconfirmed training registration holds its seat this long
     # Mail
     "MAIL_SERVER": "",  # empty: mail is written to the log instead of sent
     "MAIL_PORT": 25,

@@ -322,3 +322,34 @@ def run_concurrently(app, count: int, work) -> list:
     for t in threads:
         t.join()
     return results
+
+
+@pytest.fixture
+def make_training(app):
+    """Factory: a published training with ``sessions`` (list of (start, end) aware datetimes) and ``seats``."""
+    from datetime import UTC, datetime, timedelta
+
+    from events.models import Training, TrainingFormat, TrainingSession, TrainingStatus
+
+    def make(seats: int = 10, sessions=None, **kw):
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=14)
+        sessions = sessions or [(start, start + timedelta(hours=6))]
+        kw.setdefault("title", "Diskriminierungsfreie Vermietung")
+        kw.setdefault("format", TrainingFormat.IN_PERSON)
+        kw.setdefault("status", TrainingStatus.PUBLISHED)
+        kw.setdefault("venue", "Planerladen, Schützenstraße 42, Dortmund")
+        training = Training(seats=seats, **kw)
+        training.sessions = [TrainingSession(starts_at=a, ends_at=b) for a, b in sessions]
+        db.session.add(training)
+        db.session.commit()
+        return training
+
+    return make
+
+
+def mail_text(message) -> str:
+    """The plain-text body of an outbox message, decoded as a mail client would."""
+    import email
+    import email.policy
+
+    return email.message_from_bytes(message.raw, policy=email.policy.default).get_body(("plain",)).get_content()

@@ -152,6 +152,9 @@ TABLE = [
     ("GET", "/materials/{material}/cover.jpg", (404,) * 5),
     ("GET", "/materials/{material}/download.pdf", (404,) * 5),
     ("POST", "/materials/import", STAFF_ONLY),
+    ("GET", "/events/registrations/confirm/not-a-token", (410,) * 5),
+    ("GET", "/events/registrations/not-a-token", (404,) * 5),
+    ("POST", "/events/registrations/not-a-token/cancel", (302,) * 5),
     ("GET", "/no/such/page", (404,) * 5),
 ]
 

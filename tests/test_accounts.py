@@ -14,7 +14,7 @@ from accounts.models import (
 )
 from core.extensions import db
 from core.mail import OutboxMessage
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, mail_text
 
 
 def mails_to(address: str) -> list[OutboxMessage]:
@@ -22,7 +22,7 @@ def mails_to(address: str) -> list[OutboxMessage]:
 
 
 def link_in(message: OutboxMessage) -> str:
-    return re.search(r"http://fundus\.test(/\S+)", message.raw.decode()).group(1)
+    return re.search(r"http://fundus\.test(/\S+)", mail_text(message)).group(1)
 
 
 APPLICATION = {

@@ -10,11 +10,11 @@ from accounts.services import issue_token
 from core.extensions import db
 from core.mail import OutboxMessage
 from core.models import utcnow
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, mail_text
 
 
 def mail_link(message: OutboxMessage) -> str:
-    return re.search(r"http://fundus\.test(/\S+)", message.raw.decode()).group(1)
+    return re.search(r"http://fundus\.test(/\S+)", mail_text(message)).group(1)
 
 
 def outbox() -> list[OutboxMessage]:

@@ -1,0 +1,151 @@
+"""Trainings, their sessions and registrations.
+
+Seats are the rule users rely on: never more seat-holding registrations
+(pending or confirmed) than seats. Registration locks the training row
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions begin IMMEDIATE)
+around counting and inserting. One e-mail holds at most one active
+registration per training: a partial unique index.
+"""
+
+import enum
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from accounts.models import str_enum
+from core.extensions import db
+from core.models import TimestampMixin
+
+
+class TrainingFormat(enum.StrEnum):
+    IN_PERSON = "in-person"
+    ONLINE = "online"
+    HYBRID = "hybrid"
+
+    @property
+    def label(self) -> str:
+        return FORMAT_LABELS[self]
+
+
+FORMAT_LABELS = {
+    TrainingFormat.IN_PERSON: _l("In person"),
+    TrainingFormat.ONLINE: _l("Online"),
+    TrainingFormat.HYBRID: _l("Hybrid"),
+}
+
+
+class TrainingStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+
+
+class RegistrationStatus(enum.StrEnum):
+    PENDING = "pending"  # holds a seat until the e-mail is confirmed or the hold expires
+    CONFIRMED = "confirmed"  # holds a seat
+    WAITING = "waiting"  # on the waiting list
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def label(self) -> str:
+        return REGISTRATION_STATUS_LABELS[self]
+
+
+REGISTRATION_STATUS_LABELS = {
+    RegistrationStatus.PENDING: _l("Waiting for e-mail confirmation"),
+    RegistrationStatus.CONFIRMED: _l("Confirmed"),
+    RegistrationStatus.WAITING: _l("Waiting list"),
+    RegistrationStatus.CANCELLED: _l("Cancelled"),
+    RegistrationStatus.EXPIRED: _l("Expired"),
+}
+
+SEAT_HOLDING = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED)
+ACTIVE = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED, RegistrationStatus.WAITING)
+
+
+class Training(TimestampMixin, db.Model):
+    """A training (Fortbildung) with one or more sessions."""
+
+    __tablename__ = "trainings"
+    __table_args__ = (CheckConstraint("seats > 0", name="seats_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    target_groups: Mapped[str] = mapped_column(String(300), default="")  # comma-separated TargetGroup values
+    format: Mapped[TrainingFormat] = mapped_column(str_enum(TrainingFormat, "training_format"))
+    venue: Mapped[str] = mapped_column(String(300), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    online_link: Mapped[str] = mapped_column(String(500), default="")  # only for confirmed participants
+    trainers: Mapped[str] = mapped_column(String(500), default="")
+    language: Mapped[str] = mapped_column(String(8), default="de")
+    seats: Mapped[int]
+    registration_opens_at: Mapped[datetime | None]
+    registration_closes_at: Mapped[datetime | None]
+    status: Mapped[TrainingStatus] = mapped_column(
+        str_enum(TrainingStatus, "training_status"), default=TrainingStatus.DRAFT
+    )
+    ask_accessibility: Mapped[bool] = mapped_column(default=False)
+    ask_dietary: Mapped[bool] = mapped_column(default=False)
+    free_question: Mapped[str] = mapped_column(String(300), default="")
+    # Rises whenever time, place or status change, for calendar clients.
+    sequence: Mapped[int] = mapped_column(default=0)
+
+    sessions: Mapped[list["TrainingSession"]] = relationship(
+        back_populates="training", order_by="TrainingSession.starts_at", cascade="all, delete-orphan"
+    )
+    registrations: Mapped[list["Registration"]] = relationship(back_populates="training")
+
+
+class TrainingSession(db.Model):
+    """One dated part of a training."""
+
+    __tablename__ = "training_sessions"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_id: Mapped[int] = mapped_column(ForeignKey("trainings.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+
+    training: Mapped[Training] = relationship(back_populates="sessions")
+
+
+class Registration(TimestampMixin, db.Model):
+    """A person's registration for a training, managed through a secret link (no account)."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (
+        Index(
+            "uq_registrations_active_email",
+            "training_id",
+            "email",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'confirmed', 'waiting')"),
+            postgresql_where=text("status IN ('pending', 'confirmed', 'waiting')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_id: Mapped[int] = mapped_column(ForeignKey("trainings.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    position: Mapped[str] = mapped_column(String(200), default="")
+    answers: Mapped[str] = mapped_column(Text, default="")  # JSON of the extra questions
+    locale: Mapped[str] = mapped_column(String(5), default="de")
+    status: Mapped[RegistrationStatus] = mapped_column(str_enum(RegistrationStatus, "registration_status"))
+    confirmed_at: Mapped[datetime | None]  # e-mail confirmed (double opt-in)
+    hold_expires_at: Mapped[datetime | None]  # pending seats are freed after this
+    manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    confirm_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    consent_at: Mapped[datetime]
+
+    training: Mapped[Training] = relationship(back_populates="registrations")
+
+    @property
+    def holds_seat(self) -> bool:
+        return self.status in SEAT_HOLDING

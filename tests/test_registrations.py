@@ -1,0 +1,104 @@
+"""Training registration: double opt-in, one registration per address, seats and the waiting list."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from core.extensions import db
+from core.mail import OutboxMessage
+from core.models import utcnow
+from events.models import Registration, RegistrationStatus, TrainingStatus
+from events.services import EventsError, cancel, confirm, expire_holds, register
+from tests.conftest import mail_text, run_concurrently
+
+
+def links(address: str) -> dict[str, str]:
+    """The confirm and manage paths from the last mail to ``address``."""
+    mail = db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == address)
+                              .order_by(OutboxMessage.id.desc())).first()
+    text = mail_text(mail)
+    found = {}
+    for kind, pattern in (("confirm", r"/events/registrations/confirm/[\w-]+"), ("manage", r"/events/registrations/(?!confirm)[\w-]+")):
+        match = re.search(pattern, text)
+        if match:
+            found[kind] = match.group(0)
+    return found
+
+
+def statuses(training_id: int) -> list[str]:
+    return [r.status.value for r in db.session.scalars(
+        select(Registration).where(Registration.training_id == training_id).order_by(Registration.id))]
+
+
+def test_register_confirm_and_cancel_through_the_links(client, make_training):
+    training = make_training(seats=2)
+    register(training.id, "Ayşe Kaya", "Ayse.Kaya@Example.org", "Wohnen am See eG", "Vermietung")
+    paths = links("ayse.kaya@example.org")
+    page = client.get(paths["manage"]).get_data(as_text=True)
+    assert "Warten auf Bestätigung der E-Mail-Adresse" in page
+    confirmed = client.get(paths["confirm"])
+    assert confirmed.status_code == 200 and "Ihre E-Mail-Adresse ist bestätigt" in confirmed.get_data(as_text=True)
+    assert statuses(training.id) == ["confirmed"]
+    subjects = [m.subject for m in db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+    assert subjects == ["Bitte bestätigen Sie Ihre Anmeldung", "Ihre Anmeldung ist bestätigt"]
+    client.post(paths["manage"] + "/cancel")
+    assert statuses(training.id) == ["cancelled"]
+    assert client.get("/events/registrations/nonsense").status_code == 404
+    assert client.get("/events/registrations/confirm/nonsense").status_code == 410
+
+
+def test_same_address_registers_once_and_gets_the_link_again(make_training):
+    training = make_training()
+    first = register(training.id, "A", "a@example.org")
+    again = register(training.id, "A", "A@example.org ")
+    assert again.existing and again.registration.id == first.registration.id
+    assert db.session.scalar(select(func.count()).select_from(Registration)) == 1
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 2  # confirm + link again
+
+
+def test_waiting_list_is_promoted_on_cancel_and_on_expiry(make_training):
+    training = make_training(seats=2)
+    tokens = [register(training.id, f"P{i}", f"p{i}@example.org").token for i in range(4)]
+    assert statuses(training.id) == ["pending", "pending", "waiting", "waiting"]
+    cancel(tokens[0])
+    assert statuses(training.id) == ["cancelled", "pending", "pending", "waiting"]
+    promoted = db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == "p2@example.org")
+                                  .order_by(OutboxMessage.id)).all()
+    assert promoted[-1].subject == "Ein Platz ist für Sie frei geworden"
+    # p1 never confirms: the hold runs out, the seat goes to p3.
+    db.session.execute(update(Registration).where(Registration.email == "p1@example.org")
+                       .values(hold_expires_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    assert expire_holds() == 1
+    assert statuses(training.id) == ["cancelled", "expired", "pending", "pending"]
+
+
+def test_registration_rules(make_training):
+    past_start = utcnow() - timedelta(hours=1)
+    started = make_training(sessions=[(past_start, past_start + timedelta(hours=3))])
+    with pytest.raises(EventsError, match="hat schon begonnen"):
+        register(started.id, "A", "a@example.org")
+    draft = make_training(status=TrainingStatus.DRAFT)
+    with pytest.raises(EventsError, match="nicht möglich"):
+        register(draft.id, "A", "a@example.org")
+    closed = make_training(registration_closes_at=utcnow() - timedelta(days=1))
+    with pytest.raises(EventsError, match="geschlossen"):
+        register(closed.id, "A", "a@example.org")
+    with pytest.raises(EventsError, match="ungültig"):
+        confirm("no-such-token")
+
+
+def test_64_concurrent_registrations_for_10_seats(app, make_training):
+    """Never more seat holders than seats; everyone else waits, in a consistent order, without errors."""
+    training_id = make_training(seats=10).id
+    results = run_concurrently(
+        app, 64, lambda i: register(training_id, f"Person {i}", f"person{i}@example.org").registration.id
+    )
+    assert all(isinstance(r, int) for r in results), [r for r in results if not isinstance(r, int)]
+    rows = db.session.scalars(select(Registration).where(Registration.training_id == training_id)
+                              .order_by(Registration.id)).all()
+    assert len(rows) == 64
+    assert [r.status for r in rows[:10]] == [RegistrationStatus.PENDING] * 10  # first come, first served
+    assert {r.status for r in rows[10:]} == {RegistrationStatus.WAITING}
