@@ -12,6 +12,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from accounts.services import external_url, normalise_email
 from core.errors import DomainError
@@ -25,6 +26,7 @@ from events.models import (
     Registration,
     RegistrationStatus,
     Training,
+    TrainingSession,
     TrainingStatus,
 )
 
@@ -48,6 +50,28 @@ def seats_taken(training_id: int) -> int:
         select(func.count()).select_from(Registration)
         .where(Registration.training_id == training_id, Registration.status.in_(SEAT_HOLDING))
     )
+
+
+def waiting_count(training_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(Registration)
+        .where(Registration.training_id == training_id, Registration.status == RegistrationStatus.WAITING)
+    )
+
+
+def feed_trainings(target_group=None) -> list[Training]:
+    """Published and cancelled trainings with a session ending 30 days ago or later, by first session."""
+    since = utcnow() - timedelta(days=30)
+    query = (
+        select(Training)
+        .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
+               Training.sessions.any(TrainingSession.ends_at >= since))
+        .options(selectinload(Training.sessions))
+    )
+    if target_group is not None:
+        query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
+    trainings = db.session.scalars(query).all()
+    return sorted(trainings, key=lambda t: (t.sessions[0].starts_at if t.sessions else since, t.id))
 
 
 def waiting_position(registration: Registration) -> int:

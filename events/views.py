@@ -1,10 +1,17 @@
 """Pages for trainees: confirm a registration and manage it through the secret link."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_babel import gettext as _
+from urllib.parse import urlsplit
 
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from accounts.services import external_url
 from core.extensions import db
 from events import services
+from events.ical import calendar_bytes
+from events.models import Training, TrainingStatus
+from materials.models import TargetGroup
 
 bp = Blueprint("events", __name__, url_prefix="/events")
 
@@ -42,3 +49,52 @@ def cancel(token: str):
     else:
         flash(_("Your registration is cancelled."), "success")
     return redirect(url_for("events.manage", token=token))
+
+
+def get_public_training(training_id: int) -> Training:
+    """A published or cancelled training; drafts only for staff."""
+    training = db.get_or_404(Training, training_id)
+    if training.status == TrainingStatus.DRAFT and not (current_user.is_authenticated and current_user.is_staff):
+        abort(404)
+    return training
+
+
+@bp.get("/<int:training_id>")
+def detail(training_id: int):
+    """A training with its sessions, seats left or the waiting list, and calendar links."""
+    training = get_public_training(training_id)
+    taken = services.seats_taken(training.id)
+    waiting = services.waiting_count(training.id)
+    return render_template("events/detail.html", training=training, seats_left=max(training.seats - taken, 0),
+                           waiting=waiting)
+
+
+def ics_response(trainings: list[Training], name: str):
+    """The calendar with ETag and Last-Modified; a conditional request gets 304."""
+    body = calendar_bytes(
+        trainings, name, domain=urlsplit(external_url("pages.home")).hostname or "localhost",
+        url_for_training=lambda t: external_url("events.detail", training_id=t.id),
+        timezone=current_app.config["TIMEZONE"],
+    )
+    response = Response(body, content_type="text/calendar; charset=utf-8")
+    if trainings:
+        response.last_modified = max(t.updated_at for t in trainings)
+    response.add_etag()
+    response.cache_control.no_cache = True
+    return response.make_conditional(request)
+
+
+@bp.get("/<int:training_id>.ics")
+def training_ics(training_id: int):
+    """One training as a calendar (download or subscription)."""
+    training = get_public_training(training_id)
+    return ics_response([training], training.title)
+
+
+@bp.get("/calendar.ics")
+def calendar_ics():
+    """All published (and cancelled) trainings from 30 days ago on; ``?target_group=`` filters."""
+    group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
+    trainings = services.feed_trainings(group)
+    name = _("Trainings – %(org)s", org=current_app.config["ORG_NAME"])
+    return ics_response(trainings, name)

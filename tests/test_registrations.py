@@ -102,3 +102,30 @@ def test_64_concurrent_registrations_for_10_seats(app, make_training):
     assert len(rows) == 64
     assert [r.status for r in rows[:10]] == [RegistrationStatus.PENDING] * 10  # first come, first served
     assert {r.status for r in rows[10:]} == {RegistrationStatus.WAITING}
+
+
+def test_feeds_with_etag_304_and_target_group_filter(client, make_training):
+    import icalendar
+
+    from events.models import TrainingStatus
+
+    housing = make_training(title="Vermietung ohne Diskriminierung", target_groups="housing")
+    make_training(title="Beratungspraxis", target_groups="counselling")
+    make_training(title="Entwurf", status=TrainingStatus.DRAFT)
+    response = client.get(f"/events/{housing.id}.ics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    assert response.headers["ETag"] and response.headers["Last-Modified"]
+    again = client.get(f"/events/{housing.id}.ics", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b""
+    events = icalendar.Calendar.from_ical(response.get_data()).walk("VEVENT")
+    assert str(events[0]["url"]) == f"http://fundus.test/events/{housing.id}"
+
+    def summaries(url):
+        return [str(e["summary"]) for e in icalendar.Calendar.from_ical(client.get(url).get_data()).walk("VEVENT")]
+
+    assert sorted(summaries("/events/calendar.ics")) == ["Beratungspraxis", "Vermietung ohne Diskriminierung"]
+    assert summaries("/events/calendar.ics?target_group=housing") == ["Vermietung ohne Diskriminierung"]
+    page = client.get(f"/events/{housing.id}").get_data(as_text=True)
+    assert "10 Plätze frei" in page and f"webcal://localhost/events/{housing.id}.ics" in page
+    assert client.get(f"/events/{housing.id + 2}").status_code == 404  # the draft
