@@ -74,6 +74,26 @@ def feed_trainings(target_group=None) -> list[Training]:
     return sorted(trainings, key=lambda t: (t.sessions[0].starts_at if t.sessions else since, t.id))
 
 
+def programme(target_group=None, training_format=None, month: str = "") -> list[Training]:
+    """Upcoming published trainings (a session still to come), by first session."""
+    now = utcnow()
+    query = (
+        select(Training)
+        .where(Training.status == TrainingStatus.PUBLISHED, Training.sessions.any(TrainingSession.ends_at >= now))
+        .options(selectinload(Training.sessions))
+    )
+    if target_group is not None:
+        query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
+    if training_format is not None:
+        query = query.where(Training.format == training_format)
+    trainings = sorted(db.session.scalars(query).all(), key=lambda t: (t.sessions[0].starts_at, t.id))
+    if month:
+        from core.i18n import local_tz
+
+        trainings = [t for t in trainings if t.sessions[0].starts_at.astimezone(local_tz()).strftime("%Y-%m") == month]
+    return trainings
+
+
 def waiting_position(registration: Registration) -> int:
     """1 for the first on the waiting list."""
     return db.session.scalar(

@@ -1,5 +1,7 @@
-"""Pages for trainees: confirm a registration and manage it through the secret link."""
+"""Pages for trainees: the programme, a training with its registration form, calendar feeds,
+and a registration's confirm and manage links."""
 
+import json
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -7,10 +9,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from accounts.services import external_url
+from core.errors import form_error
 from core.extensions import db
 from events import services
+from events.forms import RegistrationForm
 from events.ical import calendar_bytes
-from events.models import Training, TrainingStatus
+from events.models import Training, TrainingFormat, TrainingStatus
 from materials.models import TargetGroup
 
 bp = Blueprint("events", __name__, url_prefix="/events")
@@ -59,14 +63,42 @@ def get_public_training(training_id: int) -> Training:
     return training
 
 
-@bp.get("/<int:training_id>")
+@bp.get("/")
+def programme():
+    """Upcoming published trainings; filters by target group, format and month (URL parameters)."""
+    group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
+    fmt = TrainingFormat._value2member_map_.get(request.args.get("format", ""))
+    month = request.args.get("month", "")
+    trainings = services.programme(group, fmt, month if len(month) == 7 and month[4] == "-" else "")
+    return render_template("events/programme.html", trainings=trainings, group=group, fmt=fmt, month=month,
+                           target_groups=list(TargetGroup), formats=list(TrainingFormat))
+
+
+def registration_form(training: Training) -> RegistrationForm:
+    form = RegistrationForm()
+    form.free_answer.label.text = training.free_question
+    return form
+
+
+@bp.route("/<int:training_id>", methods=["GET", "POST"])
 def detail(training_id: int):
-    """A training with its sessions, seats left or the waiting list, and calendar links."""
+    """A training with its sessions, seats left or the waiting list, calendar links and the registration form."""
     training = get_public_training(training_id)
+    form = registration_form(training)
+    if training.status == TrainingStatus.PUBLISHED and form.validate_on_submit():
+        answers = {key: getattr(form, key).data.strip() for key in ("accessibility", "dietary", "free_answer")
+                   if getattr(form, key).data and getattr(form, key).data.strip()}
+        try:
+            result = services.register(training.id, form.name.data, form.email.data, form.organisation.data or "",
+                                       form.position.data or "", json.dumps(answers, ensure_ascii=False))
+        except services.EventsError as error:
+            form_error(form, error)
+        else:
+            return render_template("events/registered.html", training=training, result=result,
+                                   position=services.waiting_position(result.registration))
     taken = services.seats_taken(training.id)
-    waiting = services.waiting_count(training.id)
     return render_template("events/detail.html", training=training, seats_left=max(training.seats - taken, 0),
-                           waiting=waiting)
+                           waiting=services.waiting_count(training.id), form=form)
 
 
 def ics_response(trainings: list[Training], name: str):

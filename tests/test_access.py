@@ -154,6 +154,8 @@ TABLE = [
     ("POST", "/materials/import", STAFF_ONLY),
     ("GET", "/events/registrations/confirm/not-a-token", (410,) * 5),
     ("GET", "/events/99999", (404,) * 5),
+    ("POST", "/events/99999", (404,) * 5),
+    ("GET", "/events/", EVERYONE),
     ("GET", "/events/99999.ics", (404,) * 5),
     ("GET", "/events/calendar.ics", EVERYONE),
     ("GET", "/events/registrations/not-a-token", (404,) * 5),

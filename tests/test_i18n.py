@@ -58,7 +58,7 @@ def english_only_strings() -> list[str]:
                    and len(m.id) > 12 and "%(" not in m.id})
 
 
-PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/no/such/page"]
+PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/events/", "/no/such/page"]
 SIGNED_IN = ["/", "/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
              "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/", "/requests/overview",
              "/materials/new"]

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 from accounts.models import Role
 
-PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/"]
+PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/events/"]
 STAFF = ["/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
          "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/", "/requests/overview",
          "/materials/new"]

@@ -129,3 +129,34 @@ def test_feeds_with_etag_304_and_target_group_filter(client, make_training):
     page = client.get(f"/events/{housing.id}").get_data(as_text=True)
     assert "10 Plätze frei" in page and f"webcal://localhost/events/{housing.id}.ics" in page
     assert client.get(f"/events/{housing.id + 2}").status_code == 404  # the draft
+
+
+def test_trainee_finds_registers_confirms_and_cancels(client, make_training):
+    from events.models import TrainingFormat
+
+    training = make_training(seats=1, title="AGG kompakt", target_groups="housing", ask_dietary=True,
+                             free_question="Welche Fälle bringen Sie mit?")
+    make_training(title="Online-Workshop Beratung", format=TrainingFormat.ONLINE, target_groups="counselling")
+    programme = client.get("/events/?target_group=housing").get_data(as_text=True)
+    assert "AGG kompakt" in programme and "Online-Workshop" not in programme
+    assert "Online-Workshop" in client.get("/events/?format=online").get_data(as_text=True)
+    page = client.get(f"/events/{training.id}").get_data(as_text=True)
+    assert "Welche Fälle bringen Sie mit?" in page and "Verpflegungswünsche" in page
+    assert "Bedarfe an Barrierefreiheit" not in page  # not asked for this training
+
+    missing = client.post(f"/events/{training.id}", data={"name": "Jan", "email": "jan@example.org"})
+    assert "Ohne Ihre Einwilligung können wir Sie nicht anmelden." in missing.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Registration)) == 0
+    done = client.post(f"/events/{training.id}", data={"name": "Jan Nowak", "email": "jan@example.org",
+                                                      "dietary": "vegetarisch", "free_answer": "Zwei Fälle",
+                                                      "consent": "y"})
+    assert "Wir halten einen Platz für Sie frei." in done.get_data(as_text=True)
+    registration = db.session.scalar(select(Registration))
+    assert registration.answers == '{"dietary": "vegetarisch", "free_answer": "Zwei Fälle"}'
+    full = client.post(f"/events/{training.id}", data={"name": "Eva", "email": "eva@example.org", "consent": "y"})
+    assert "Platz 1 der Warteliste" in full.get_data(as_text=True)
+
+    paths = links("jan@example.org")
+    client.get(paths["confirm"])
+    client.post(paths["manage"] + "/cancel")
+    assert statuses(training.id) == ["cancelled", "pending"]  # Eva moved up
