@@ -171,6 +171,48 @@ def seed_requests() -> int:
     return 8
 
 
+TRAININGS = [
+    # (title, target groups, format, days from today, hours, sessions, seats, status)
+    ("Diskriminierungsfreie Vermietung in der Praxis", "housing", "in-person", 12, (9, 16), 1, 16, "published"),
+    ("Das AGG im Wohnbereich – Grundlagen für Verwaltungen", "municipal", "in-person", 20, (9, 13), 1, 20, "published"),
+    ("Antidiskriminierungsberatung: Fälle aufnehmen und dokumentieren", "counselling", "online", 26, (10, 12), 1, 25, "published"),
+    ("Interkulturelle Öffnung von Wohnungsunternehmen (zweitägig)", "housing,associations", "in-person", 33, (9, 16), 2, 14, "published"),
+    ("Testing-Verfahren verstehen", "associations,counselling", "hybrid", 40, (14, 17), 1, 2, "published"),
+    ("Wohnungssuche mit Fluchtgeschichte begleiten", "everyone", "in-person", 47, (17, 20), 1, 30, "cancelled"),
+]
+
+
+def seed_trainings() -> int:
+    """Demo trainings through the models (registrations come in a later step)."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from events.models import Training, TrainingFormat, TrainingSession, TrainingStatus
+
+    berlin = ZoneInfo("Europe/Berlin")
+    today = datetime.now(berlin).date()
+    added = 0
+    for title, groups, fmt, days, (start, end), count, seats, status in TRAININGS:
+        if db.session.scalar(select(Training.id).where(Training.title == title)) is not None:
+            continue
+        training = Training(
+            title=title, target_groups=groups, format=TrainingFormat(fmt), seats=seats, status=TrainingStatus(status),
+            venue="" if fmt == "online" else "Planerladen e.V., Schützenstraße 42, 44147 Dortmund",
+            online_link="https://meet.example/fundus-demo" if fmt != "in-person" else "",
+            trainers="Team der Integrationsagentur", ask_accessibility=True, ask_dietary=fmt != "online",
+            description=f"{title}. Demo-Fortbildung der Integrationsagentur des Planerladen e.V.",
+        )
+        for n in range(count):
+            day = today + timedelta(days=days + n)
+            training.sessions.append(TrainingSession(
+                starts_at=datetime(day.year, day.month, day.day, start, tzinfo=berlin),
+                ends_at=datetime(day.year, day.month, day.day, end, tzinfo=berlin),
+            ))
+        db.session.add(training)
+        added += 1
+    return added
+
+
 def seed_demo() -> list[tuple[str, str, str]]:
     """Add what is missing of the demo content; return the demo logins."""
     orgs: dict[str, Organisation] = {}
@@ -193,6 +235,7 @@ def seed_demo() -> list[tuple[str, str, str]]:
             db.session.add(user)
         logins.append((data["role"].value, data["email"], DEMO_PASSWORD))
     seed_materials()
+    seed_trainings()
     db.session.commit()
     # Demo requests go through the real workflows, which queue mails to the demo
     # addresses; those are not meant to leave the house.

@@ -327,6 +327,11 @@ def test_seed_demo_is_safe_to_run_twice(runner):
     states = set(db.session.scalars(db.select(Request.status)))
     assert states == set(RequestStatus)  # a demo request in every state
     assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 0
+    from events.models import Training, TrainingStatus
+
+    trainings = db.session.scalars(db.select(Training)).all()
+    assert len(trainings) >= 6 and any(len(t.sessions) == 2 for t in trainings)
+    assert {t.status for t in trainings} == {TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED}
     # Every demo stock has its ledger entry, so stock and ledger agree.
     for edition in (e for m in materials for e in m.editions if not m.is_returnable):
         assert edition.stock_on_hand > 0
