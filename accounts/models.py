@@ -5,80 +5,55 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.extensions import db
-from core.models import TimestampMixin, utcnow
+from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
 
 
-def str_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
-    """A portable enum column: VARCHAR plus a CHECK constraint, storing the values."""
-    return Enum(
-        enum_cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda cls: [member.value for member in cls],
-        validate_strings=True,
-    )
-
-
-class Role(enum.StrEnum):
+class Role(LabelledEnum):
     ADMIN = "admin"
     STAFF = "staff"
     PARTNER = "partner"
 
-    @property
-    def label(self) -> str:
-        return ROLE_LABELS[self]
 
-
-ROLE_LABELS = {
+ROLE_LABELS = set_labels(Role, {
     Role.ADMIN: _l("Administrator"),
     Role.STAFF: _l("Staff"),
     Role.PARTNER: _l("Partner contact"),
-}
+})
 
 
-class OrganisationKind(enum.StrEnum):
+class OrganisationKind(LabelledEnum):
     HOUSING_COMPANY = "housing_company"
     MUNICIPAL = "municipal"
     ASSOCIATION = "association"
     COUNSELLING = "counselling"
     OTHER = "other"
 
-    @property
-    def label(self) -> str:
-        return ORGANISATION_KIND_LABELS[self]
 
-
-ORGANISATION_KIND_LABELS = {
+ORGANISATION_KIND_LABELS = set_labels(OrganisationKind, {
     OrganisationKind.HOUSING_COMPANY: _l("Housing company"),
     OrganisationKind.MUNICIPAL: _l("Municipal administration"),
     OrganisationKind.ASSOCIATION: _l("Association"),
     OrganisationKind.COUNSELLING: _l("Counselling centre"),
     OrganisationKind.OTHER: _l("Other"),
-}
+})
 
 
-class ApplicationStatus(enum.StrEnum):
+class ApplicationStatus(LabelledEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
 
-    @property
-    def label(self) -> str:
-        return APPLICATION_STATUS_LABELS[self]
 
-
-APPLICATION_STATUS_LABELS = {
+APPLICATION_STATUS_LABELS = set_labels(ApplicationStatus, {
     ApplicationStatus.PENDING: _l("Pending"),
     ApplicationStatus.APPROVED: _l("Approved"),
     ApplicationStatus.REJECTED: _l("Rejected"),
-}
+})
 
 
 class TokenPurpose(enum.StrEnum):

@@ -1,8 +1,9 @@
 """Declarative base with a constraint naming convention, time helpers and mixins."""
 
+import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 NAMING_CONVENTION = {
@@ -57,3 +58,36 @@ class TimestampMixin:
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def str_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
+    """A portable enum column: VARCHAR plus a CHECK constraint, storing the values."""
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda cls: [member.value for member in cls],
+        validate_strings=True,
+    )
+
+
+_ENUM_LABELS: dict[type, dict] = {}
+
+
+class LabelledEnum(enum.StrEnum):
+    """A string enum whose members have a translated label, given once with ``set_labels``."""
+
+    @property
+    def label(self) -> str:
+        return str(_ENUM_LABELS[type(self)][self])
+
+
+def set_labels(enum_cls: type[LabelledEnum], labels: dict) -> dict:
+    """Give every member of ``enum_cls`` its (lazy) label; a member without one is an error."""
+    missing = set(enum_cls) - labels.keys()
+    if missing:
+        raise ValueError(f"{enum_cls.__name__} has no label for {sorted(missing)}")
+    _ENUM_LABELS[enum_cls] = labels
+    return labels

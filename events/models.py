@@ -14,26 +14,21 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from accounts.models import str_enum
 from core.extensions import db
-from core.models import TimestampMixin
+from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum
 
 
-class TrainingFormat(enum.StrEnum):
+class TrainingFormat(LabelledEnum):
     IN_PERSON = "in-person"
     ONLINE = "online"
     HYBRID = "hybrid"
 
-    @property
-    def label(self) -> str:
-        return FORMAT_LABELS[self]
 
-
-FORMAT_LABELS = {
+FORMAT_LABELS = set_labels(TrainingFormat, {
     TrainingFormat.IN_PERSON: _l("In person"),
     TrainingFormat.ONLINE: _l("Online"),
     TrainingFormat.HYBRID: _l("Hybrid"),
-}
+})
 
 
 class TrainingStatus(enum.StrEnum):
@@ -42,25 +37,21 @@ class TrainingStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-class RegistrationStatus(enum.StrEnum):
+class RegistrationStatus(LabelledEnum):
     PENDING = "pending"  # holds a seat until the e-mail is confirmed or the hold expires
     CONFIRMED = "confirmed"  # holds a seat
     WAITING = "waiting"  # on the waiting list
     CANCELLED = "cancelled"
     EXPIRED = "expired"
 
-    @property
-    def label(self) -> str:
-        return REGISTRATION_STATUS_LABELS[self]
 
-
-REGISTRATION_STATUS_LABELS = {
+REGISTRATION_STATUS_LABELS = set_labels(RegistrationStatus, {
     RegistrationStatus.PENDING: _l("Waiting for e-mail confirmation"),
     RegistrationStatus.CONFIRMED: _l("Confirmed"),
     RegistrationStatus.WAITING: _l("Waiting list"),
     RegistrationStatus.CANCELLED: _l("Cancelled"),
     RegistrationStatus.EXPIRED: _l("Expired"),
-}
+})
 
 SEAT_HOLDING = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED)
 ACTIVE = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED, RegistrationStatus.WAITING)

@@ -17,12 +17,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from accounts.models import Organisation, User, str_enum
+from accounts.models import Organisation, User
 from core.extensions import db
-from core.models import TimestampMixin, utcnow
+from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
 
 
-class MaterialKind(enum.StrEnum):
+class MaterialKind(LabelledEnum):
     BROCHURE = "brochure"
     CONCEPT = "concept"
     EXHIBITION = "exhibition"
@@ -31,12 +31,8 @@ class MaterialKind(enum.StrEnum):
     MEDIA = "media"
     OTHER = "other"
 
-    @property
-    def label(self) -> str:
-        return MATERIAL_KIND_LABELS[self]
 
-
-MATERIAL_KIND_LABELS = {
+MATERIAL_KIND_LABELS = set_labels(MaterialKind, {
     MaterialKind.BROCHURE: _l("Brochure"),
     MaterialKind.CONCEPT: _l("Concept paper, handout"),
     MaterialKind.EXHIBITION: _l("Exhibition kit"),
@@ -44,10 +40,10 @@ MATERIAL_KIND_LABELS = {
     MaterialKind.POSTER: _l("Poster"),
     MaterialKind.MEDIA: _l("Book, film"),
     MaterialKind.OTHER: _l("Other"),
-}
+})
 
 
-class TargetGroup(enum.StrEnum):
+class TargetGroup(LabelledEnum):
     """Who a material or training is for (shared with the trainings feature)."""
 
     HOUSING = "housing"
@@ -56,18 +52,14 @@ class TargetGroup(enum.StrEnum):
     COUNSELLING = "counselling"
     EVERYONE = "everyone"
 
-    @property
-    def label(self) -> str:
-        return TARGET_GROUP_LABELS[self]
 
-
-TARGET_GROUP_LABELS = {
+TARGET_GROUP_LABELS = set_labels(TargetGroup, {
     TargetGroup.HOUSING: _l("Housing industry"),
     TargetGroup.MUNICIPAL: _l("Municipal administration"),
     TargetGroup.ASSOCIATIONS: _l("Associations"),
     TargetGroup.COUNSELLING: _l("Counselling centres"),
     TargetGroup.EVERYONE: _l("Open to all"),
-}
+})
 
 
 class Lending(enum.StrEnum):
@@ -77,49 +69,37 @@ class Lending(enum.StrEnum):
     RETURNABLE = "returnable"  # units booked for a period and returned
 
 
-class UnitCondition(enum.StrEnum):
+class UnitCondition(LabelledEnum):
     GOOD = "good"
     DAMAGED = "damaged"
     INCOMPLETE = "incomplete"
     LOST = "lost"
 
-    @property
-    def label(self) -> str:
-        return UNIT_CONDITION_LABELS[self]
 
-
-UNIT_CONDITION_LABELS = {
+UNIT_CONDITION_LABELS = set_labels(UnitCondition, {
     UnitCondition.GOOD: _l("Good"),
     UnitCondition.DAMAGED: _l("Damaged"),
     UnitCondition.INCOMPLETE: _l("Incomplete"),
     UnitCondition.LOST: _l("Lost"),
-}
+})
 
 
-class StockReason(enum.StrEnum):
+class StockReason(LabelledEnum):
     INTAKE = "intake"  # new print run, delivery
     CORRECTION = "correction"  # stocktaking
     HANDOUT = "handout"  # given to a partner with a request
     CANCELLED = "cancelled"  # a handout taken back
 
-    @property
-    def label(self) -> str:
-        return STOCK_REASON_LABELS[self]
 
-
-STOCK_REASON_LABELS = {
+STOCK_REASON_LABELS = set_labels(StockReason, {
     StockReason.INTAKE: _l("Intake"),
     StockReason.CORRECTION: _l("Correction"),
     StockReason.HANDOUT: _l("Handed out"),
     StockReason.CANCELLED: _l("Handout cancelled"),
-}
+})
 
 
-class RequestStatus(enum.StrEnum):
-    @property
-    def label(self) -> str:
-        return REQUEST_STATUS_LABELS[self]
-
+class RequestStatus(LabelledEnum):
     SUBMITTED = "submitted"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -129,7 +109,7 @@ class RequestStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-REQUEST_STATUS_LABELS = {
+REQUEST_STATUS_LABELS = set_labels(RequestStatus, {
     RequestStatus.SUBMITTED: _l("Submitted"),
     RequestStatus.APPROVED: _l("Approved"),
     RequestStatus.REJECTED: _l("Rejected"),
@@ -137,7 +117,7 @@ REQUEST_STATUS_LABELS = {
     RequestStatus.RETURNED: _l("Returned"),
     RequestStatus.CLOSED: _l("Closed"),
     RequestStatus.CANCELLED: _l("Cancelled"),
-}
+})
 
 
 class Delivery(enum.StrEnum):
@@ -145,23 +125,19 @@ class Delivery(enum.StrEnum):
     SHIPPING = "shipping"
 
 
-class BookingStatus(enum.StrEnum):
-    @property
-    def label(self) -> str:
-        return BOOKING_STATUS_LABELS[self]
-
+class BookingStatus(LabelledEnum):
     RESERVED = "reserved"  # promised for the period
     HANDED_OVER = "handed_over"  # the unit is out (an open loan)
     RETURNED = "returned"
     CANCELLED = "cancelled"
 
 
-BOOKING_STATUS_LABELS = {
+BOOKING_STATUS_LABELS = set_labels(BookingStatus, {
     BookingStatus.RESERVED: _l("Reserved"),
     BookingStatus.HANDED_OVER: _l("Handed over"),
     BookingStatus.RETURNED: _l("Returned"),
     BookingStatus.CANCELLED: _l("Cancelled"),
-}
+})
 
 
 def fold(value: str) -> str:
@@ -351,7 +327,7 @@ class Request(TimestampMixin, db.Model):
 
     @property
     def status_label(self) -> str:
-        return REQUEST_STATUS_LABELS[self.status]
+        return self.status.label
 
 
 class RequestLine(db.Model):
