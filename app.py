@@ -72,7 +72,9 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from accounts.views import bp as accounts_bp
+    from events.staff_views import bp as trainings_bp
     from events.views import bp as events_bp
+    from events.views import my_bp
     from materials.request_views import bp as requests_bp
     from materials.views import bp as materials_bp
     from pages.views import bp as pages_bp
@@ -81,7 +83,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(materials_bp)
     app.register_blueprint(requests_bp)
+    app.register_blueprint(trainings_bp)
     app.register_blueprint(events_bp)
+    app.register_blueprint(my_bp)
 
 
 def register_hooks(app: Flask) -> None:

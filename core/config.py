@@ -29,6 +29,7 @@ DEFAULTS: dict[str, object] = {
     "PASSWORD_RESET_HOURS": 2,
     "SET_PASSWORD_DAYS": 7,
     "REGISTRATION_HOLD_HOURS": 48,  # an unconfirmed training registration holds its seat this long
+    "REGISTRATION_RETENTION_MONTHS": 12,  # registrations of trainings ended longer ago are anonymised by jobs run
     # Mail
     "MAIL_SERVER": "",  # empty: mail is written to the log instead of sent
     "MAIL_PORT": 25,

@@ -1,6 +1,6 @@
 """Language choice and German-style date formatting."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as babel_format_datetime
@@ -55,3 +55,17 @@ def set_language_cookie(response, lang: str):
         secure=current_app.config["SESSION_COOKIE_SECURE"],
     )
     return response
+
+
+def from_local(value: datetime | None) -> datetime | None:
+    """A naive wall-clock time in the site's zone (from a form) as an aware UTC datetime."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=local_tz()).astimezone(UTC)
+
+
+def to_local(value: datetime | None) -> datetime | None:
+    """An aware datetime as naive wall-clock time in the site's zone (for a form)."""
+    if value is None:
+        return None
+    return value.astimezone(local_tz()).replace(tzinfo=None)

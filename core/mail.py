@@ -65,7 +65,16 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 
-def queue_mail(to: str, subject, template: str, locale: str = "de", **context) -> OutboxMessage:
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str  # "text/calendar"
+    data: bytes
+    params: dict[str, str] | None = None  # extra Content-Type parameters, e.g. {"method": "REQUEST"}
+
+
+def queue_mail(to: str, subject, template: str, locale: str = "de", attachments: tuple[Attachment, ...] = (),
+               **context) -> OutboxMessage:
     """Render ``mail/<template>.txt`` and ``.html`` in ``locale`` and add the message to the session.
 
     ``subject`` may be a lazy string; it is evaluated in the recipient's language.
@@ -86,6 +95,10 @@ def queue_mail(to: str, subject, template: str, locale: str = "de", **context) -
     msg["Content-Language"] = locale
     msg.set_content(body_text)
     msg.add_alternative(body_html, subtype="html")
+    for attachment in attachments:
+        maintype, _slash, subtype = attachment.content_type.partition("/")
+        msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename,
+                           params=attachment.params or {})
 
     row = OutboxMessage(
         message_id=msg["Message-ID"], to_addr=to, subject=subject_text[:255], raw=msg.as_bytes()

@@ -1,6 +1,8 @@
 """Role checks, safe redirects, secret tokens and the HTTP security headers."""
 
+import base64
 import hashlib
+import hmac
 import secrets
 from functools import wraps
 from urllib.parse import urlsplit
@@ -59,6 +61,16 @@ def new_token() -> tuple[str, str]:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def derived_token(purpose: str, salt: str) -> str:
+    """A URL-safe secret derived from a stored random salt and the secret key.
+
+    Lets a link be mailed again and again while the database holds only the
+    salt and the hash: without the secret key the salt gives nothing away.
+    """
+    digest = hmac.new(current_app.secret_key.encode(), f"{purpose}:{salt}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 CONTENT_SECURITY_POLICY = "; ".join(

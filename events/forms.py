@@ -2,8 +2,28 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    EmailField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    TimeField,
+    URLField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+
+from events.models import FORMAT_LABELS, TrainingFormat
+from materials.forms import target_group_choices
 
 EMAIL = [
     DataRequired(message=_l("Please enter your e-mail address.")),
@@ -25,3 +45,69 @@ class RegistrationForm(FlaskForm):
         validators=[DataRequired(message=_l("Without your consent we cannot register you."))],
     )
     submit = SubmitField(_l("Register"))
+
+
+class SessionForm(Form):
+    """One row of the sessions table; empty rows are ignored."""
+
+    day = DateField(_l("Date"), validators=[Optional()])
+    starts = TimeField(_l("Start"), validators=[Optional()])
+    ends = TimeField(_l("End"), validators=[Optional()])
+
+    def validate_day(self, field):
+        filled = [f.data is not None for f in (self.day, self.starts, self.ends)]
+        if any(filled) and not all(filled):
+            raise ValidationError(_l("Give the date, the start and the end."))
+
+
+def format_choices() -> list[SelectChoice]:
+    return [SelectChoice(f.value, FORMAT_LABELS[f]) for f in TrainingFormat]
+
+
+def language_choices() -> list[SelectChoice]:
+    return [SelectChoice("de", _l("German")), SelectChoice("en", _l("English")),
+            SelectChoice("de,en", _l("German and English"))]
+
+
+class TrainingForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[DataRequired(message=_l("Please enter a title.")), Length(max=300)])
+    description = TextAreaField(_l("Description"), validators=[Length(max=10000)])
+    target_groups = SelectMultipleField(_l("Target groups"), choices=target_group_choices, validators=[Optional()])
+    format = SelectField(_l("Format"), choices=format_choices)
+    venue = StringField(_l("Venue"), validators=[Length(max=300)])
+    address = TextAreaField(_l("Address"), validators=[Length(max=1000)])
+    online_link = URLField(_l("Online link (only confirmed participants see it)"),
+                           validators=[Optional(), URL(message=_l("Please enter a full web address.")),
+                                       Length(max=500)])
+    trainers = StringField(_l("Trainers"), validators=[Length(max=500)])
+    language = SelectField(_l("Language of the training"), choices=language_choices)
+    seats = IntegerField(_l("Seats"), validators=[InputRequired(message=_l("Please enter the number of seats.")),
+                                                  NumberRange(min=1, max=10000)])
+    registration_opens_at = DateTimeLocalField(_l("Registration opens"), format="%Y-%m-%dT%H:%M",
+                                               validators=[Optional()])
+    registration_closes_at = DateTimeLocalField(_l("Registration closes"), format="%Y-%m-%dT%H:%M",
+                                                validators=[Optional()])
+    sessions = FieldList(FormField(SessionForm), min_entries=3)
+    handouts = SelectMultipleField(_l("Handouts from the catalogue"), coerce=int, validators=[Optional()])
+    ask_accessibility = BooleanField(_l("Ask about accessibility needs"))
+    ask_dietary = BooleanField(_l("Ask about dietary needs"))
+    free_question = StringField(_l("Own question (optional)"), validators=[Length(max=300)])
+    submit = SubmitField(_l("Save"))
+
+    def validate_online_link(self, field):
+        if self.format.data in ("online", "hybrid") and not field.data:
+            raise ValidationError(_l("An online or hybrid training needs its online link."))
+
+
+class MessageForm(FlaskForm):
+    subject = StringField(_l("Subject"), validators=[DataRequired(message=_l("Please enter a subject.")),
+                                                     Length(max=200)])
+    body = TextAreaField(_l("Message"), validators=[DataRequired(message=_l("Please enter a message.")),
+                                                    Length(max=10000)])
+    include_waiting = BooleanField(_l("Also to the waiting list"))
+    submit = SubmitField(_l("Send"))
+
+
+class EmailForm(FlaskForm):
+    email = EmailField(_l("E-mail address"), validators=EMAIL)
+    submit = SubmitField(_l("Send me the link"))

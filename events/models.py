@@ -7,15 +7,15 @@ around counting and inserting. One e-mail holds at most one active
 registration per training: a partial unique index.
 """
 
-import enum
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum
+from materials.models import Material, TargetGroup
 
 
 class TrainingFormat(LabelledEnum):
@@ -31,10 +31,17 @@ FORMAT_LABELS = set_labels(TrainingFormat, {
 })
 
 
-class TrainingStatus(enum.StrEnum):
+class TrainingStatus(LabelledEnum):
     DRAFT = "draft"
     PUBLISHED = "published"
     CANCELLED = "cancelled"
+
+
+TRAINING_STATUS_LABELS = set_labels(TrainingStatus, {
+    TrainingStatus.DRAFT: _l("Draft"),
+    TrainingStatus.PUBLISHED: _l("Published"),
+    TrainingStatus.CANCELLED: _l("Cancelled"),
+})
 
 
 class RegistrationStatus(LabelledEnum):
@@ -89,6 +96,27 @@ class Training(TimestampMixin, db.Model):
         back_populates="training", order_by="TrainingSession.starts_at", cascade="all, delete-orphan"
     )
     registrations: Mapped[list["Registration"]] = relationship(back_populates="training")
+    handouts: Mapped[list["Material"]] = relationship(secondary="training_handouts", order_by="Material.title")
+
+    @property
+    def target_group_list(self) -> list[TargetGroup]:
+        return [TargetGroup(v) for v in self.target_groups.split(",") if v in TargetGroup._value2member_map_]
+
+    @property
+    def starts_at(self) -> datetime | None:
+        return self.sessions[0].starts_at if self.sessions else None
+
+    @property
+    def ends_at(self) -> datetime | None:
+        return max(s.ends_at for s in self.sessions) if self.sessions else None
+
+
+training_handouts = Table(
+    "training_handouts",
+    db.Model.metadata,
+    Column("training_id", ForeignKey("trainings.id", ondelete="CASCADE"), primary_key=True),
+    Column("material_id", ForeignKey("materials.id", ondelete="CASCADE"), primary_key=True),
+)
 
 
 class TrainingSession(db.Model):
@@ -134,9 +162,47 @@ class Registration(TimestampMixin, db.Model):
     manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     confirm_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     consent_at: Mapped[datetime]
+    # Random per registration; the manage and confirm links are derived from it with the secret key,
+    # so every mail can carry them while the database holds only their hashes.
+    link_salt: Mapped[str | None] = mapped_column(String(64))
+    reminded_at: Mapped[datetime | None]  # the reminder two days before was sent
+    anonymised_at: Mapped[datetime | None]  # personal data removed; the row stays for statistics
 
     training: Mapped[Training] = relationship(back_populates="registrations")
+    attended: Mapped[list["Attendance"]] = relationship(back_populates="registration", cascade="all, delete-orphan")
 
     @property
     def holds_seat(self) -> bool:
         return self.status in SEAT_HOLDING
+
+
+class Attendance(db.Model):
+    """A registered person was there for one session (marked by staff)."""
+
+    __tablename__ = "attendances"
+
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("registrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("training_sessions.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+    registration: Mapped[Registration] = relationship(back_populates="attended")
+
+
+class TraineeKey(TimestampMixin, db.Model):
+    """One address's keys: the link to "my registrations" and the personal calendar feed.
+
+    Both are random (never derived from the address) and revocable by drawing a new salt;
+    the links are derived from the salts with the secret key, the database keeps their hashes.
+    """
+
+    __tablename__ = "trainee_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    list_salt: Mapped[str] = mapped_column(String(64))
+    list_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    calendar_salt: Mapped[str] = mapped_column(String(64))
+    calendar_token_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -2,22 +2,21 @@
 and a registration's confirm and manage links."""
 
 import json
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from accounts.services import external_url
 from core.errors import form_error
-from core.extensions import db
+from core.extensions import db, limiter
 from events import services
-from events.forms import RegistrationForm
-from events.ical import calendar_bytes
+from events.forms import EmailForm, RegistrationForm
 from events.models import Training, TrainingFormat, TrainingStatus
 from materials.models import TargetGroup
 
 bp = Blueprint("events", __name__, url_prefix="/events")
+my_bp = Blueprint("my", __name__, url_prefix="/my")
 
 
 @bp.get("/registrations/confirm/<token>")
@@ -40,6 +39,13 @@ def manage(token: str):
         abort(404)
     return render_template("events/manage.html", registration=registration, token=token, confirmed_now=False,
                            position=services.waiting_position(registration))
+
+
+@bp.get("/archive")
+def archive():
+    """Past trainings, newest first."""
+    page = db.paginate(services.archive(), per_page=20, error_out=False)
+    return render_template("events/archive.html", page=page)
 
 
 @bp.post("/registrations/<token>/cancel")
@@ -98,17 +104,13 @@ def detail(training_id: int):
                                    position=services.waiting_position(result.registration))
     taken = services.seats_taken(training.id)
     return render_template("events/detail.html", training=training, seats_left=max(training.seats - taken, 0),
-                           waiting=services.waiting_count(training.id), form=form)
+                           waiting=services.waiting_count(training.id), form=form,
+                           state=services.registration_state(training))
 
 
 def ics_response(trainings: list[Training], name: str):
     """The calendar with ETag and Last-Modified; a conditional request gets 304."""
-    body = calendar_bytes(
-        trainings, name, domain=urlsplit(external_url("pages.home")).hostname or "localhost",
-        url_for_training=lambda t: external_url("events.detail", training_id=t.id),
-        timezone=current_app.config["TIMEZONE"],
-    )
-    response = Response(body, content_type="text/calendar; charset=utf-8")
+    response = Response(services.calendar_for(trainings, name), content_type="text/calendar; charset=utf-8")
     if trainings:
         response.last_modified = max(t.updated_at for t in trainings)
     response.add_etag()
@@ -130,3 +132,47 @@ def calendar_ics():
     trainings = services.feed_trainings(group)
     name = _("Trainings – %(org)s", org=current_app.config["ORG_NAME"])
     return ics_response(trainings, name)
+
+
+@my_bp.route("/registrations", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+def request_link():
+    """Enter an e-mail address, get a link to all its registrations and its personal calendar feed."""
+    form = EmailForm()
+    sent = False
+    if form.validate_on_submit():
+        services.send_my_registrations_link(form.email.data, str(get_locale()))
+        sent = True
+    return render_template("events/my_request.html", form=form, sent=sent)
+
+
+@my_bp.get("/registrations/<token>")
+def registrations(token: str):
+    """Every registration of one address, with links to manage each, and the personal feed."""
+    key = services.key_by_token(token)
+    if key is None:
+        abort(404)
+    rows = services.person_registrations(key.email)
+    return render_template("events/my_registrations.html", key=key, token=token, rows=rows,
+                           manage_token=services.manage_token, calendar_token=services.calendar_token(key))
+
+
+@my_bp.post("/registrations/<token>/calendar")
+def new_calendar(token: str):
+    """Revoke the personal calendar address and make a new one."""
+    key = services.key_by_token(token)
+    if key is None:
+        abort(404)
+    services.new_calendar_address(key)
+    flash(_("Your calendar has a new address; the old one no longer works."), "success")
+    return redirect(url_for("my.registrations", token=token))
+
+
+@my_bp.get("/calendar/<token>.ics")
+def calendar(token: str):
+    """The trainings one person holds a seat for, as a calendar to subscribe to."""
+    key = services.key_by_token(token, calendar=True)
+    if key is None:
+        abort(404)
+    return ics_response(services.personal_trainings(key.email), _("My trainings – %(org)s",
+                                                                   org=current_app.config["ORG_NAME"]))

@@ -25,10 +25,12 @@ class World:
     message: OutboxMessage
     material: object
     request: object
+    training: object
+    registration: object
 
 
 @pytest.fixture
-def world(app, make_org, make_user, make_material):
+def world(app, make_org, make_user, make_material, make_training):
     org_a, org_b = make_org(name="Organisation A"), make_org(name="Organisation B")
     users = {
         "partner_a": make_user(Role.PARTNER, organisation=org_a),
@@ -49,7 +51,16 @@ def world(app, make_org, make_user, make_material):
     request = Request(organisation_id=org_a.id, created_by_id=users["partner_a"].id, purpose="Fachtag")
     db.session.add(request)
     db.session.commit()
-    return World(org_a, org_b, users, application, message, make_material(editions={"de": 5}), request)
+    from events.models import Registration, RegistrationStatus
+
+    training = make_training(seats=1)
+    registration = Registration(training=training, name="Wartende", email="w@example.org", consent_at=utcnow(),
+                                status=RegistrationStatus.WAITING, manage_token_hash="m" * 64,
+                                confirm_token_hash="c" * 64)
+    db.session.add(registration)
+    db.session.commit()
+    return World(org_a, org_b, users, application, message, make_material(editions={"de": 5}), request, training,
+                 registration)
 
 
 def client_as(app, world: World, role: str):
@@ -160,6 +171,35 @@ TABLE = [
     ("GET", "/events/calendar.ics", EVERYONE),
     ("GET", "/events/registrations/not-a-token", (404,) * 5),
     ("POST", "/events/registrations/not-a-token/cancel", (302,) * 5),
+    ("GET", "/events/archive", EVERYONE),
+    ("GET", "/events/{training}", EVERYONE),
+    ("GET", "/events/staff/", STAFF_ONLY),
+    ("GET", "/events/staff/new", STAFF_ONLY),
+    ("POST", "/events/staff/new", STAFF_ONLY),  # empty form: errors shown
+    ("GET", "/events/staff/{training}", STAFF_ONLY),
+    ("GET", "/events/staff/99999", (LOGIN, 403, 403, 404, 404)),
+    ("GET", "/events/staff/{training}/edit", STAFF_ONLY),
+    ("POST", "/events/staff/{training}/edit", STAFF_ONLY),
+    ("GET", "/events/staff/{training}/duplicate", STAFF_ONLY),
+    ("POST", "/events/staff/{training}/duplicate", STAFF_ONLY),
+    ("POST", "/events/staff/{training}/publish", STAFF_POST),  # not a draft: refused with a message
+    ("POST", "/events/staff/{training}/attendance", STAFF_POST),
+    ("GET", "/events/staff/{training}/participants.csv", STAFF_ONLY),
+    ("GET", "/events/staff/sessions/{session}/sign-in-sheet", STAFF_ONLY),
+    ("GET", "/events/staff/registrations/{registration}/certificate", (LOGIN, 403, 403, 404, 404)),  # not attended
+    ("POST", "/events/staff/registrations/{registration}/seat", STAFF_POST),
+    ("POST", "/events/staff/registrations/99999/cancel", (LOGIN, 403, 403, 404, 404)),
+    ("GET", "/events/staff/{training}/message", STAFF_ONLY),
+    ("POST", "/events/staff/{training}/message", STAFF_ONLY),  # empty form: errors shown
+    ("GET", "/events/staff/people", STAFF_ONLY),
+    ("GET", "/events/staff/people/export.json?email=w@example.org", STAFF_ONLY),
+    ("POST", "/events/staff/people/delete", (LOGIN, 403, 403, 400, 400)),  # no address given
+    ("POST", "/events/staff/{training}/cancel", STAFF_POST),  # admin: cancelled already, told so
+    ("GET", "/my/registrations", EVERYONE),
+    ("POST", "/my/registrations", EVERYONE),  # empty form: errors shown
+    ("GET", "/my/registrations/not-a-token", (404,) * 5),
+    ("POST", "/my/registrations/not-a-token/calendar", (404,) * 5),
+    ("GET", "/my/calendar/not-a-token.ics", (404,) * 5),
     ("GET", "/no/such/page", (404,) * 5),
 ]
 
@@ -173,11 +213,15 @@ def fill(url: str, world: World) -> str:
         message=world.message.id,
         material=world.material.id,
         request=world.request.id,
+        training=world.training.id,
+        session=world.training.sessions[0].id,
+        registration=world.registration.id,
     )
 
 
 def fill_ones(url: str) -> str:
-    return url.format(org_a=1, org_b=2, application=1, partner_a=1, message=1, material=1, request=1)
+    return url.split("?")[0].format(org_a=1, org_b=2, application=1, partner_a=1, message=1, material=1, request=1,
+                                    training=1, session=1, registration=1)
 
 
 @pytest.mark.parametrize("method, url, expected", TABLE, ids=[f"{m} {u}" for m, u, _ in TABLE])

@@ -1,0 +1,272 @@
+"""Staff pages of the trainings feature: the trainings list, the training form, and running the day
+from the participant list (attendance, sign-in sheets, certificates, messages), plus one person's data."""
+
+import json
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
+
+from core.csv_export import csv_bytes
+from core.errors import form_error
+from core.extensions import db
+from core.i18n import format_datetime, from_local, to_local
+from core.security import staff_required
+from events import services
+from events.forms import MessageForm, TrainingForm
+from events.models import REGISTRATION_STATUS_LABELS, Registration, Training, TrainingFormat, TrainingSession
+from materials.models import Material
+
+bp = Blueprint("trainings", __name__, url_prefix="/events/staff")
+
+
+@bp.before_request
+@staff_required
+def staff_only():
+    """Every page here is for staff."""
+
+
+@bp.get("/")
+def index():
+    """Upcoming trainings and drafts with seats taken and the waiting list; ``?past=1`` for past ones."""
+    past = request.args.get("past") == "1"
+    return render_template("events/staff/index.html", rows=services.staff_trainings(past=past), past=past)
+
+
+def training_form(training: Training | None = None, data: services.TrainingInput | None = None) -> TrainingForm:
+    form = TrainingForm()
+    form.handouts.choices = [SelectChoice(m.id, m.title) for m in db.session.execute(
+        select(Material.id, Material.title).where(Material.archived_at.is_(None)).order_by(Material.title))]
+    if request.method == "GET" and data is not None:
+        for key, value in data.fields.items():
+            if key in ("registration_opens_at", "registration_closes_at"):
+                value = to_local(value)
+            elif key == "format":
+                value = value.value
+            elif key == "target_groups":
+                value = [v for v in value.split(",") if v]
+            getattr(form, key).data = value
+        while len(form.sessions) < len(data.sessions) + 2:
+            form.sessions.append_entry()
+        for entry, (start, end) in zip(form.sessions, data.sessions, strict=False):
+            entry.form.day.data = to_local(start).date()
+            entry.form.starts.data = to_local(start).time()
+            entry.form.ends.data = to_local(end).time()
+        form.handouts.data = data.handout_ids
+    return form
+
+
+def form_input(form: TrainingForm) -> services.TrainingInput:
+    fields = {key: getattr(form, key).data for key in services.TRAINING_FIELDS}
+    for key in ("title", "description", "venue", "address", "online_link", "trainers", "free_question"):
+        fields[key] = (fields[key] or "").strip()
+    fields["format"] = TrainingFormat(fields["format"])
+    fields["target_groups"] = ",".join(form.target_groups.data or [])
+    fields["registration_opens_at"] = from_local(fields["registration_opens_at"])
+    fields["registration_closes_at"] = from_local(fields["registration_closes_at"])
+    sessions = [
+        (from_local(datetime.combine(e.form.day.data, e.form.starts.data)),
+         from_local(datetime.combine(e.form.day.data, e.form.ends.data)))
+        for e in form.sessions if e.form.day.data and e.form.starts.data and e.form.ends.data
+    ]
+    return services.TrainingInput(fields, sessions, list(form.handouts.data or []))
+
+
+def _edit(training: Training | None, form: TrainingForm, heading: str):
+    if form.validate_on_submit():
+        try:
+            saved = services.save_training(training.id if training else None, form_input(form))
+        except services.EventsError as error:
+            db.session.rollback()
+            form_error(form, error)
+        else:
+            flash(_("Saved."), "success")
+            return redirect(url_for("trainings.participants", training_id=saved.id))
+    return render_template("events/staff/form.html", form=form, training=training, heading=heading)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """A new training; it starts as a draft."""
+    return _edit(None, training_form(), _("New training"))
+
+
+@bp.route("/<int:training_id>/edit", methods=["GET", "POST"])
+def edit(training_id: int):
+    """Change a training; changes of time or place are mailed to everyone holding a seat."""
+    training = db.get_or_404(Training, training_id)
+    data = services.TrainingInput({k: getattr(training, k) for k in services.TRAINING_FIELDS},
+                                  [(s.starts_at, s.ends_at) for s in training.sessions],
+                                  [m.id for m in training.handouts])
+    return _edit(training, training_form(training, data), _("Edit training"))
+
+
+@bp.route("/<int:training_id>/duplicate", methods=["GET", "POST"])
+def duplicate(training_id: int):
+    """A new draft from an existing training, its sessions moved by whole weeks into the future."""
+    training = db.get_or_404(Training, training_id)
+    return _edit(None, training_form(data=services.duplicate_input(training)), _("Repeat training"))
+
+
+def _act(action, training_id: int, success: str):
+    try:
+        action(training_id)
+    except services.EventsError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        flash(success, "success")
+    return redirect(url_for("trainings.participants", training_id=training_id))
+
+
+@bp.post("/<int:training_id>/publish")
+def publish(training_id: int):
+    return _act(services.publish, training_id, _("The training is published."))
+
+
+@bp.post("/<int:training_id>/cancel")
+def cancel(training_id: int):
+    return _act(services.cancel_training, training_id,
+                _("The training is cancelled; everyone registered has been told."))
+
+
+@bp.get("/<int:training_id>")
+def participants(training_id: int):
+    """The participant list: status, organisation, answers, attendance per session, actions."""
+    training = db.get_or_404(Training, training_id)
+    rows = services.participants(training.id)
+    return render_template("events/staff/participants.html", training=training, rows=rows,
+                           taken=sum(1 for r in rows if r.holds_seat), answers_of=services.answers_of,
+                           attended={(a.registration_id, a.session_id) for r in rows for a in r.attended})
+
+
+@bp.post("/<int:training_id>/attendance")
+def attendance(training_id: int):
+    """Save the attendance checkboxes (``present`` = "registration:session")."""
+    pairs = set()
+    for value in request.form.getlist("present"):
+        registration_id, _sep, session_id = value.partition(":")
+        if not (registration_id.isdigit() and session_id.isdigit()):
+            abort(400)
+        pairs.add((int(registration_id), int(session_id)))
+    try:
+        count = services.set_attendance(training_id, pairs)
+    except services.EventsError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        flash(_("Attendance saved (%(n)s marked).", n=count), "success")
+    return redirect(url_for("trainings.participants", training_id=training_id))
+
+
+@bp.get("/<int:training_id>/participants.csv")
+def participants_csv(training_id: int):
+    """The participant list for German Excel."""
+    training = db.get_or_404(Training, training_id)
+    rows = services.participants(training.id)
+    header = [_("Name"), _("E-mail address"), _("Organisation"), _("Position"), _("Status"), _("Registered"),
+              _("Accessibility needs"), _("Dietary needs"), training.free_question or _("Own question"),
+              *[_("Session %(n)s", n=i) for i in range(1, len(training.sessions) + 1)]]
+    attended = {(a.registration_id, a.session_id) for r in rows for a in r.attended}
+    body = []
+    for r in rows:
+        answers = services.answers_of(r)
+        body.append([r.name, r.email if not r.anonymised_at else "", r.organisation, r.position,
+                     REGISTRATION_STATUS_LABELS[r.status], format_datetime(r.created_at),
+                     answers.get("accessibility", ""), answers.get("dietary", ""), answers.get("free_answer", ""),
+                     *[_("present") if (r.id, s.id) in attended else "" for s in training.sessions]])
+    return Response(csv_bytes(header, body), content_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="participants-{training.id}.csv"'})
+
+
+@bp.get("/sessions/<int:session_id>/sign-in-sheet")
+def sign_in_sheet(session_id: int):
+    """A printable sign-in sheet (Teilnehmendenliste) for one session."""
+    session = db.get_or_404(TrainingSession, session_id)
+    rows = sorted((r for r in services.participants(session.training_id) if r.holds_seat),
+                  key=lambda r: r.name.casefold())
+    return render_template("events/staff/sign_in_sheet.html", session=session, training=session.training,
+                           rows=rows, number=session.training.sessions.index(session) + 1)
+
+
+@bp.get("/registrations/<int:registration_id>/certificate")
+def certificate(registration_id: int):
+    """A printable certificate of attendance (Teilnahmebescheinigung) for the sessions attended."""
+    registration = db.get_or_404(Registration, registration_id)
+    attended_ids = {a.session_id for a in registration.attended}
+    sessions = [s for s in registration.training.sessions if s.id in attended_ids]
+    if not sessions or registration.anonymised_at:
+        abort(404)
+    hours = sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600
+    return render_template("events/staff/certificate.html", registration=registration,
+                           training=registration.training, sessions=sessions, hours=hours)
+
+
+def _registration_action(action, registration_id: int, success: str):
+    registration = db.get_or_404(Registration, registration_id)
+    training_id = registration.training_id
+    try:
+        action(registration_id)
+    except services.EventsError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    else:
+        flash(success, "success")
+    return redirect(url_for("trainings.participants", training_id=training_id))
+
+
+@bp.post("/registrations/<int:registration_id>/seat")
+def give_seat(registration_id: int):
+    """Move someone from the waiting list to a free seat."""
+    return _registration_action(services.give_seat, registration_id, _("The seat is given; the person is told."))
+
+
+@bp.post("/registrations/<int:registration_id>/cancel")
+def cancel_registration(registration_id: int):
+    """Cancel a registration for the person; the waiting list moves up."""
+    return _registration_action(services.staff_cancel, registration_id,
+                                _("The registration is cancelled; the person is told."))
+
+
+@bp.route("/<int:training_id>/message", methods=["GET", "POST"])
+def message(training_id: int):
+    """A message to everyone holding a seat (and the waiting list if ticked)."""
+    training = db.get_or_404(Training, training_id)
+    form = MessageForm()
+    if form.validate_on_submit():
+        count = services.message_participants(training.id, form.subject.data.strip(), form.body.data.strip(),
+                                              include_waiting=form.include_waiting.data)
+        flash(_("The message is on its way to %(n)s people.", n=count), "success")
+        return redirect(url_for("trainings.participants", training_id=training.id))
+    return render_template("events/staff/message.html", training=training, form=form)
+
+
+@bp.get("/people")
+def person():
+    """Everything stored about one e-mail address, to export or delete on request."""
+    email = request.args.get("email", "").strip()
+    registrations = services.person_registrations(email) if email else []
+    return render_template("events/staff/person.html", email=email, registrations=registrations)
+
+
+@bp.get("/people/export.json")
+def person_export():
+    email = request.args.get("email", "").strip()
+    if not email:
+        abort(404)
+    body = json.dumps(services.person_export(email), ensure_ascii=False, indent=2)
+    return Response(body, content_type="application/json; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="personal-data.json"'})
+
+
+@bp.post("/people/delete")
+def person_delete():
+    """Erase an address's personal data (registrations stay, anonymised, for the figures)."""
+    email = request.form.get("email", "").strip()
+    if not email:
+        abort(400)
+    count = services.delete_person(email)
+    flash(_("The personal data of %(n)s registrations is deleted.", n=count), "success")
+    return redirect(url_for("trainings.person"))
