@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from accounts.models import Organisation, OrganisationKind, Role, User
 from core.db import ensure_schema
 from core.extensions import db
+from core.i18n import local_today
 
 DEMO_PASSWORD = "fundus-demo-2026"
 
@@ -111,7 +112,7 @@ def seed_materials() -> int:
 def seed_requests() -> int:
     """Demo requests in every state, made through the real workflows; only if there are none yet."""
     import uuid
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from materials import services
     from materials.models import Booking, Delivery, Material, Request, UnitCondition
@@ -133,7 +134,7 @@ def seed_requests() -> int:
         return {"edition_id": edition(title).id, "starts_on": start.isoformat(),
                 "ends_on": (start + timedelta(days=days)).isoformat()}
 
-    today = date.today()
+    today = local_today()
     request(hafen, [{"edition_id": edition("Ihre Rechte bei der Wohnungssuche", "tr").id, "quantity": 50},
                     period("Ausstellung „Wohnen ohne Ausgrenzung“", today + timedelta(days=10), 14)],
             "Mieterfest im Quartier Hafen")  # submitted
@@ -179,19 +180,44 @@ TRAININGS = [
     ("Interkulturelle Öffnung von Wohnungsunternehmen (zweitägig)", "housing,associations", "in-person", 33, (9, 16), 2, 14, "published"),
     ("Testing-Verfahren verstehen", "associations,counselling", "hybrid", 40, (14, 17), 1, 2, "published"),
     ("Wohnungssuche mit Fluchtgeschichte begleiten", "everyone", "in-person", 47, (17, 20), 1, 30, "cancelled"),
+    ("Beschwerdemanagement bei Diskriminierung im Quartier", "housing,municipal", "in-person", 55, (9, 15), 1, 18, "published"),
+    ("Einführung in die Antidiskriminierungsarbeit", "everyone", "online", 62, (10, 12), 1, 40, "published"),
+    ("Sprachsensible Kommunikation in der Mieterberatung", "housing,counselling", "in-person", 75, (9, 16), 1, 15, "draft"),
+    # Past trainings, with attendance
+    ("AGG-Grundlagen für Wohnungsunternehmen", "housing", "in-person", -60, (9, 16), 1, 16, "published"),
+    ("Rassismuskritische Beratungspraxis", "counselling", "online", -35, (10, 13), 1, 20, "published"),
+    ("Fachtag Faire Vermietung (zweitägig)", "housing,municipal,associations", "in-person", -14, (9, 16), 2, 24, "published"),
+]
+
+# (name, e-mail local part, organisation, position); fictitious people
+TRAINEES = [
+    ("Ayşe Demir", "a.demir", "Dortmunder Wohnen eG", "Vermietung"),
+    ("Jan Kowalski", "j.kowalski", "Stadt Dortmund, Wohnungsamt", "Sachbearbeitung"),
+    ("Fatima El-Amrani", "f.elamrani", "Beratungsstelle Nordstadt", "Beratung"),
+    ("Thomas Becker", "t.becker", "Hafenviertel Wohnbau GmbH", "Bestandsmanagement"),
+    ("Olena Shevchenko", "o.shevchenko", "Mieterverein Dortmund", "Rechtsberatung"),
+    ("Mehmet Yıldız", "m.yildiz", "Quartiersbüro Westerfilde", "Quartiersmanagement"),
+    ("Sabine Krüger", "s.krueger", "Stadt Dortmund, Sozialamt", "Teamleitung"),
+    ("Kwame Mensah", "k.mensah", "Integrationsrat", "Geschäftsführung"),
+    ("Lena Hoffmann", "l.hoffmann", "Dortmunder Wohnen eG", "Sozialmanagement"),
+    ("Giorgos Papadopoulos", "g.papadopoulos", "Caritas Dortmund", "Migrationsberatung"),
 ]
 
 
-def seed_trainings() -> int:
-    """Demo trainings through the models (registrations come in a later step)."""
+
+def seed_trainings() -> list:
+    """Demo trainings through the models; returns the ones added (registrations follow)."""
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
     from events.models import Training, TrainingFormat, TrainingSession, TrainingStatus
+    from materials.models import Material
 
     berlin = ZoneInfo("Europe/Berlin")
     today = datetime.now(berlin).date()
-    added = 0
+    handouts = list(db.session.scalars(select(Material).where(Material.archived_at.is_(None))
+                                       .order_by(Material.id).limit(3)))
+    added = []
     for title, groups, fmt, days, (start, end), count, seats, status in TRAININGS:
         if db.session.scalar(select(Training.id).where(Training.title == title)) is not None:
             continue
@@ -208,9 +234,47 @@ def seed_trainings() -> int:
                 starts_at=datetime(day.year, day.month, day.day, start, tzinfo=berlin),
                 ends_at=datetime(day.year, day.month, day.day, end, tzinfo=berlin),
             ))
+        training.handouts = handouts[: 1 + len(added) % 3]
         db.session.add(training)
-        added += 1
+        added.append(training)
     return added
+
+
+def seed_registrations(trainings) -> None:
+    """Registrations through the real workflows: confirmed, pending, a full training with a waiting
+    list, and past trainings with attendance marked."""
+    from events import services
+    from events.models import Registration, RegistrationStatus, TrainingStatus
+    from core.models import utcnow
+
+    now = utcnow()
+    for index, training in enumerate(trainings):
+        if training.status != TrainingStatus.PUBLISHED:
+            continue
+        people = TRAINEES[index % 3: index % 3 + min(len(TRAINEES) - index % 3, 4 + index % 5)]
+        if training.seats <= 2:
+            people = TRAINEES[:5]  # full, three on the waiting list
+        if training.sessions[0].starts_at > now:
+            for number, (name, local, org, position) in enumerate(people):
+                result = services.register(training.id, name, f"{local}@example.org", org, position,
+                                           '{"dietary": "vegetarisch"}' if number == 1 else "")
+                if number % 4 != 3:  # every fourth has not confirmed yet
+                    services.confirm(services.confirm_token(result.registration))
+            continue
+        # Past trainings: registrations as they stood, then the attendance staff marked.
+        present = set()
+        for number, (name, local, org, position) in enumerate(people):
+            registration = Registration(training=training, name=name, email=f"{local}@example.org",
+                                        organisation=org, position=position, consent_at=now, confirmed_at=now,
+                                        status=RegistrationStatus.CONFIRMED)
+            services.set_link_salt(registration)
+            db.session.add(registration)
+            db.session.flush()
+            for session in training.sessions:
+                if number % 5 != 4:  # most came
+                    present.add((registration.id, session.id))
+        db.session.commit()
+        services.set_attendance(training.id, present)
 
 
 def seed_demo() -> list[tuple[str, str, str]]:
@@ -235,14 +299,15 @@ def seed_demo() -> list[tuple[str, str, str]]:
             db.session.add(user)
         logins.append((data["role"].value, data["email"], DEMO_PASSWORD))
     seed_materials()
-    seed_trainings()
+    trainings = seed_trainings()
     db.session.commit()
-    # Demo requests go through the real workflows, which queue mails to the demo
-    # addresses; those are not meant to leave the house.
+    # Demo requests and registrations go through the real workflows, which queue mails
+    # to the demo addresses; those are not meant to leave the house.
     from core.mail import OutboxMessage
 
     last_mail = db.session.scalar(select(func.max(OutboxMessage.id))) or 0
     seed_requests()
+    seed_registrations(trainings)
     db.session.execute(delete(OutboxMessage).where(OutboxMessage.id > last_mail))
     db.session.commit()
     return logins
@@ -250,7 +315,7 @@ def seed_demo() -> list[tuple[str, str, str]]:
 
 @click.command("seed-demo")
 def seed_demo_command():
-    """Load demo organisations, accounts, materials and requests (and later trainings)."""
+    """Load demo organisations, accounts, materials, requests, trainings and registrations."""
     ensure_schema()
     logins = seed_demo()
     click.echo("Demo content is in place. Sign in at http://127.0.0.1:5000/login with:")

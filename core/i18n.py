@@ -69,3 +69,8 @@ def to_local(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.astimezone(local_tz()).replace(tzinfo=None)
+
+
+def local_today() -> date:
+    """Today's date in the site's zone (the server clock may run in UTC: after 23:00 UTC it is tomorrow in Berlin)."""
+    return datetime.now(local_tz()).date()

@@ -20,7 +20,7 @@ from wtforms import (
     URLField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
 from events.models import FORMAT_LABELS, TrainingFormat
 from materials.forms import target_group_choices
@@ -54,10 +54,16 @@ class SessionForm(Form):
     starts = TimeField(_l("Start"), validators=[Optional()])
     ends = TimeField(_l("End"), validators=[Optional()])
 
-    def validate_day(self, field):
-        filled = [f.data is not None for f in (self.day, self.starts, self.ends)]
-        if any(filled) and not all(filled):
-            raise ValidationError(_l("Give the date, the start and the end."))
+    def validate(self, extra_validators=None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        fields = (self.day, self.starts, self.ends)
+        if any(f.data is not None for f in fields) and not all(f.data is not None for f in fields):
+            for f in fields:
+                if f.data is None:
+                    f.errors.append(_l("Give the date, the start and the end."))
+            return False
+        return True
 
 
 def format_choices() -> list[SelectChoice]:
@@ -94,9 +100,13 @@ class TrainingForm(FlaskForm):
     free_question = StringField(_l("Own question (optional)"), validators=[Length(max=300)])
     submit = SubmitField(_l("Save"))
 
-    def validate_online_link(self, field):
-        if self.format.data in ("online", "hybrid") and not field.data:
-            raise ValidationError(_l("An online or hybrid training needs its online link."))
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.format.data in ("online", "hybrid") and not self.online_link.data:
+            self.online_link.errors = [*self.online_link.errors,
+                                       _l("An online or hybrid training needs its online link.")]
+            valid = False
+        return valid
 
 
 class MessageForm(FlaskForm):

@@ -13,6 +13,7 @@ from accounts.models import Organisation
 from core.csv_export import csv_bytes
 from core.errors import flash_form_errors, form_error
 from core.extensions import db
+from core.i18n import local_today
 from core.security import staff_required
 from materials import services
 from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
@@ -224,7 +225,7 @@ def take_back(booking_id: int):
 @staff_required
 def overview():
     """Staff's day: requests to decide, pickups and returns this week, overdue loans, low stock."""
-    return render_template("materials/overview.html", o=services.staff_overview(date.today()), today=date.today())
+    return render_template("materials/overview.html", o=services.staff_overview(local_today()), today=local_today())
 
 
 @bp.post("/bookings/<int:booking_id>/extend")
@@ -256,7 +257,7 @@ def export(kind: str):
     """CSV for a period (``from``/``to``, ISO dates; default: this year) that opens in German Excel."""
     if kind not in EXPORTS:
         abort(404)
-    today = date.today()
+    today = local_today()
     try:
         start = date.fromisoformat(request.args.get("from") or today.replace(month=1, day=1).isoformat())
         end = date.fromisoformat(request.args.get("to") or today.isoformat())
@@ -274,7 +275,7 @@ def export(kind: str):
 def slip(request_id: int):
     """Printable handover slip (Leihschein) with items, units, contents, dates and signature lines."""
     req = db.get_or_404(Request, request_id)
-    return render_template("materials/slip.html", req=req, today=date.today())
+    return render_template("materials/slip.html", req=req, today=local_today())
 
 
 @bp.post("/<int:request_id>/close")

@@ -21,6 +21,7 @@ from accounts.models import User
 from accounts.services import external_url
 from core.errors import DomainError
 from core.extensions import db
+from core.i18n import local_today
 from core.mail import queue_mail
 from core.models import utcnow
 from materials.models import (
@@ -400,7 +401,7 @@ def add_to_cart(cart: dict, edition: Edition, quantity: int | None = None,
     if material.archived_at is not None:
         raise MaterialsError(_l("This material is no longer in the catalogue."))
     if material.is_returnable:
-        check_period(material, starts_on, ends_on, today or date.today())
+        check_period(material, starts_on, ends_on, today or local_today())
         items.append({"edition_id": edition.id, "starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat()})
     else:
         if not quantity or quantity < 1:
@@ -474,7 +475,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
         material = item.edition.material
         if item.returnable:
             try:
-                check_period(material, item.starts_on, item.ends_on, date.today())
+                check_period(material, item.starts_on, item.ends_on, local_today())
                 book_free_unit(item.edition, item.starts_on, item.ends_on, request.id)
             except MaterialsError as error:
                 problems.append(_l("%(title)s: %(problem)s", title=material.title, problem=error.message))
@@ -723,7 +724,7 @@ REMINDER_INTERVAL = timedelta(days=7)
 
 def send_overdue_reminders(today: date | None = None) -> int:
     """Remind the partner of each overdue loan, then again every week until it is back."""
-    today = today or date.today()
+    today = today or local_today()
     now = utcnow()
     due = db.session.scalars(
         select(Booking).where(

@@ -15,6 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from accounts.services import external_url
 from core.errors import flash_form_errors, form_error
 from core.extensions import db
+from core.i18n import local_today
 from core.security import staff_required
 from materials import services
 from materials.forms import (
@@ -92,7 +93,7 @@ def detail(material_id: int):
         try:
             month = date.fromisoformat(request.args.get("month", "") + "-01")
         except ValueError:
-            month = date.today().replace(day=1)
+            month = local_today().replace(day=1)
         weeks = services.month_availability(material, month)
     add_form = None
     if current_user.is_authenticated and current_user.organisation_id and not material.archived_at:

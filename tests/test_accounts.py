@@ -327,11 +327,23 @@ def test_seed_demo_is_safe_to_run_twice(runner):
     states = set(db.session.scalars(db.select(Request.status)))
     assert states == set(RequestStatus)  # a demo request in every state
     assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 0
-    from events.models import Training, TrainingStatus
+    from core.models import utcnow
+    from events.models import Attendance, Registration, RegistrationStatus, Training, TrainingStatus
+    from materials.models import TargetGroup
 
     trainings = db.session.scalars(db.select(Training)).all()
-    assert len(trainings) >= 6 and any(len(t.sessions) == 2 for t in trainings)
-    assert {t.status for t in trainings} == {TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED}
+    assert len(trainings) >= 12 and any(len(t.sessions) == 2 for t in trainings)
+    assert {t.status for t in trainings} == set(TrainingStatus)
+    assert {g for t in trainings for g in t.target_group_list} == set(TargetGroup)
+    past = [t for t in trainings if t.ends_at < utcnow()]
+    assert len(past) >= 2
+    attended = set(db.session.scalars(db.select(Registration.training_id).join(Attendance)))
+    assert {t.id for t in past} <= attended  # past trainings have attendance marked
+    waiting = db.session.scalars(db.select(Registration.training_id)
+                                 .where(Registration.status == RegistrationStatus.WAITING)).all()
+    full = db.session.get(Training, waiting[0])
+    assert sum(r.holds_seat for r in full.registrations) == full.seats  # full, with a waiting list
+    assert any(t.status == TrainingStatus.CANCELLED and t.starts_at > utcnow() for t in trainings)
     # Every demo stock has its ledger entry, so stock and ledger agree.
     for edition in (e for m in materials for e in m.editions if not m.is_returnable):
         assert edition.stock_on_hand > 0

@@ -58,10 +58,10 @@ def english_only_strings() -> list[str]:
                    and len(m.id) > 12 and "%(" not in m.id})
 
 
-PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/events/", "/no/such/page"]
+PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/events/", "/events/archive", "/my/registrations", "/no/such/page"]
 SIGNED_IN = ["/", "/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
              "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/", "/requests/overview",
-             "/materials/new"]
+             "/materials/new", "/events/staff/", "/events/staff/new", "/events/staff/people"]
 
 
 def visible_text(html: str) -> str:

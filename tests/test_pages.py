@@ -5,10 +5,10 @@ from html.parser import HTMLParser
 
 from accounts.models import Role
 
-PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/events/"]
+PUBLIC = ["/", "/login", "/apply", "/password/forgot", "/imprint", "/privacy", "/materials/", "/events/", "/events/archive", "/my/registrations"]
 STAFF = ["/account", "/account/password", "/staff/organisations", "/staff/organisations/new",
          "/staff/applications", "/admin/users", "/admin/users/new", "/admin/outbox", "/requests/", "/requests/overview",
-         "/materials/new"]
+         "/materials/new", "/events/staff/", "/events/staff/new", "/events/staff/people"]
 
 
 class FormAudit(HTMLParser):
@@ -47,23 +47,28 @@ def audit(html: str) -> FormAudit:
     return parser
 
 
+def check_page(client, url: str) -> None:
+    """Landmarks, skip link, a label for every control, unique ids, no inline code, nothing from other hosts."""
+    response = client.get(url)
+    assert response.status_code == 200, url
+    html = response.get_data(as_text=True)
+    page = audit(html)
+    assert {"main", "header", "footer", "nav"} <= page.landmarks, url
+    assert 'class="skip-link" href="#main"' in html
+    missing = [c for c in page.controls if c not in page.labels_for]
+    assert missing == [], f"controls without label on {url}"
+    assert len(page.ids) == len(set(page.ids)), f"duplicate ids on {url}"
+    # The CSP forbids inline code; none is needed.
+    assert (page.inline_scripts, page.style_attrs, page.handlers) == (0, 0, []), url
+    assert page.foreign == [], f"assets from other hosts on {url}"
+
+
 def test_pages_are_accessible_and_self_contained(client, make_user, login):
     for url in PUBLIC + ["LOGIN"] + STAFF:
         if url == "LOGIN":
             login(make_user(Role.ADMIN))
             continue
-        response = client.get(url)
-        assert response.status_code == 200, url
-        html = response.get_data(as_text=True)
-        page = audit(html)
-        assert {"main", "header", "footer", "nav"} <= page.landmarks, url
-        assert 'class="skip-link" href="#main"' in html
-        missing = [c for c in page.controls if c not in page.labels_for]
-        assert missing == [], f"controls without label on {url}"
-        assert len(page.ids) == len(set(page.ids)), f"duplicate ids on {url}"
-        # The CSP forbids inline code; none is needed.
-        assert (page.inline_scripts, page.style_attrs, page.handlers) == (0, 0, []), url
-        assert page.foreign == [], f"assets from other hosts on {url}"
+        check_page(client, url)
 
 
 def test_security_headers(client):

@@ -1,13 +1,15 @@
 """Partner requests: all-or-nothing submission, double submits, decisions, cancellation."""
 
 import uuid
-from datetime import date, timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
 from accounts.models import Role
 from core.extensions import db
+from core.i18n import local_today
 from materials.models import Booking, BookingStatus, Delivery, Edition, Request, RequestStatus, StockEntry
 from materials.services import (
     MaterialsError,
@@ -20,7 +22,7 @@ from materials.services import (
 )
 from tests.conftest import run_concurrently
 
-SOON = date.today() + timedelta(days=10)
+SOON = datetime.now(ZoneInfo("Europe/Berlin")).date() + timedelta(days=10)  # the site's today
 
 
 def submit(user, cart, key=None):
@@ -39,7 +41,7 @@ def test_cart_checks_limits_and_stock(make_material):
         add_to_cart(cart, brochure, quantity=0)
     kit = make_material(returnable=True, loan_days_max=14).editions[0]
     with pytest.raises(MaterialsError, match="in der Vergangenheit"):
-        add_to_cart(cart, kit, starts_on=date.today() - timedelta(days=1), ends_on=SOON)
+        add_to_cart(cart, kit, starts_on=local_today() - timedelta(days=1), ends_on=SOON)
     with pytest.raises(MaterialsError, match="vor dem Abholdatum"):
         add_to_cart(cart, kit, starts_on=SOON, ends_on=SOON - timedelta(days=1))
     with pytest.raises(MaterialsError, match="höchstens 14 Tage"):
@@ -255,19 +257,19 @@ def test_mails_overview_reminders_and_extension(app, client, make_material, make
     partner, staff = make_user(Role.PARTNER, locale="en"), make_user(Role.STAFF)
     kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["KV-1"]}, buffer_days=2)
     brochure = make_material(title="Flyer", editions={"de": 5}, low_stock_threshold=10)
-    start = date.today() + timedelta(days=2)
+    start = local_today() + timedelta(days=2)
     item = {"edition_id": kit.editions[0].id, "starts_on": start.isoformat(),
             "ends_on": (start + timedelta(days=3)).isoformat()}
     request = submit(partner, {"items": [item]})
     subjects = sorted(m.subject for m in db.session.scalars(select(OutboxMessage)))
     assert subjects == ["Neue Materialbestellung", "We have received your request"]  # staff German, partner English
 
-    overview = staff_overview(date.today())
+    overview = staff_overview(local_today())
     assert [r.id for r in overview.pending] == [request.id]
     assert [e.material.title for e in overview.low_stock] == ["Flyer"]
     approve_request(request.id, staff)
     assert "Your request has been approved" in [m.subject for m in db.session.scalars(select(OutboxMessage))]
-    assert [b.unit.inventory_code for b in staff_overview(date.today()).pickups] == ["KV-1"]
+    assert [b.unit.inventory_code for b in staff_overview(local_today()).pickups] == ["KV-1"]
 
     # A later booking of the same unit limits how far the first can be extended.
     later = submit(make_user(Role.PARTNER), {"items": [item | {

@@ -1,0 +1,348 @@
+"""Running trainings: the staff form, publishing, changes and cancellation that calendars follow,
+attendance, sign-in sheets, certificates, messages, reminders and personal data."""
+
+import email
+import email.policy
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import icalendar
+import pytest
+from sqlalchemy import func, select, update
+
+from accounts.models import Role
+from core.extensions import db
+from core.i18n import to_local
+from core.mail import OutboxMessage
+from events import services
+from events.models import Attendance, Registration, RegistrationStatus, TraineeKey, Training, TrainingStatus
+from tests.conftest import mail_text
+
+
+def mails_to(address: str) -> list[OutboxMessage]:
+    return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == address)
+                                   .order_by(OutboxMessage.id)))
+
+
+def calendar_of(message: OutboxMessage):
+    """The text/calendar attachment of a mail: (METHOD parameter of the part, parsed calendar) or None."""
+    parsed = email.message_from_bytes(message.raw, policy=email.policy.default)
+    for part in parsed.iter_attachments():
+        if part.get_content_type() == "text/calendar":
+            return part.get_param("method"), icalendar.Calendar.from_ical(part.get_content())
+    return None
+
+
+def confirmed(training_id: int, address: str) -> Registration:
+    result = services.register(training_id, address.split("@")[0].title(), address, "Wohnen eG")
+    return services.confirm(services.confirm_token(result.registration))
+
+
+@pytest.fixture
+def staff(client, make_user, login):
+    login(make_user(Role.STAFF))
+    return client
+
+
+def form_data(**kw) -> dict:
+    data = {
+        "title": "AGG in der Vermietung", "description": "Rechte und Pflichten", "target_groups": ["housing"],
+        "format": "in-person", "venue": "Planerladen", "address": "Schützenstraße 42\n44147 Dortmund",
+        "online_link": "", "trainers": "A. Yilmaz", "language": "de", "seats": "12",
+        "sessions-0-day": "2027-06-10", "sessions-0-starts": "09:00", "sessions-0-ends": "16:00",
+        "sessions-1-day": "2027-06-11", "sessions-1-starts": "09:00", "sessions-1-ends": "13:00",
+        "sessions-2-day": "", "sessions-2-starts": "", "sessions-2-ends": "",
+    }
+    data.update(kw)
+    return data
+
+
+def test_staff_create_a_two_day_draft_publish_it_and_the_trainee_sees_it(staff, client):
+    response = staff.post("/events/staff/new", data=form_data())
+    assert response.status_code == 302
+    training = db.session.scalar(select(Training))
+    assert training.status == TrainingStatus.DRAFT and training.target_groups == "housing"
+    # 09:00 in Berlin in June is 07:00 UTC.
+    assert [(s.starts_at, s.ends_at) for s in training.sessions] == [
+        (datetime(2027, 6, 10, 7, tzinfo=UTC), datetime(2027, 6, 10, 14, tzinfo=UTC)),
+        (datetime(2027, 6, 11, 7, tzinfo=UTC), datetime(2027, 6, 11, 11, tzinfo=UTC)),
+    ]
+    assert "AGG in der Vermietung" not in client.get("/events/calendar.ics").get_data(as_text=True)
+    staff.post(f"/events/staff/{training.id}/publish")
+    db.session.refresh(training)
+    assert training.status == TrainingStatus.PUBLISHED
+    assert "AGG in der Vermietung" in client.get("/events/").get_data(as_text=True)
+    page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert "Veröffentlicht" in page and "Unterschriftenliste" in page
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"sessions-0-ends": "08:00"}, "Jeder Termin muss nach seinem Beginn enden."),
+    ({"sessions-0-day": "", "sessions-1-day": ""}, "Bitte Datum, Beginn und Ende angeben."),
+    ({"format": "online"}, "braucht ihren Online-Link"),
+    ({"seats": "0"}, "Zahl muss"),
+    ({"title": ""}, "Bitte geben Sie einen Titel ein."),
+])
+def test_bad_training_input_is_explained_and_changes_nothing(staff, changes, message):
+    response = staff.post("/events/staff/new", data=form_data(**changes))
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Training)) == 0
+
+
+def test_no_sessions_at_all_is_refused(staff):
+    empty = {f"sessions-{i}-{k}": "" for i in range(3) for k in ("day", "starts", "ends")}
+    response = staff.post("/events/staff/new", data=form_data(**empty))
+    assert "Eine Fortbildung braucht mindestens einen Termin." in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Training)) == 0
+
+
+def test_confirmed_mail_carries_an_invitation_and_the_online_link_only_for_the_confirmed(make_training):
+    training = make_training(online_link="https://meet.example.org/agg", title="Hybrid-Workshop")
+    services.register(training.id, "Pending Person", "pending@example.org")
+    confirmed(training.id, "sure@example.org")
+    pending_mail = mails_to("pending@example.org")[0]
+    assert "meet.example.org" not in mail_text(pending_mail)
+    assert "/events/registrations/confirm/" in mail_text(pending_mail)
+    confirm_mail = mails_to("sure@example.org")[-1]
+    text = mail_text(confirm_mail)
+    assert "https://meet.example.org/agg" in text
+    assert re.search(r"/events/registrations/(?!confirm)[\w-]+", text), "every mail carries the manage link"
+    method, cal = calendar_of(confirm_mail)
+    assert method == "REQUEST" and str(cal["method"]) == "REQUEST"
+    event = cal.walk("VEVENT")[0]
+    assert str(event["organizer"]) == "mailto:fundus@planerladen.de" or str(event["organizer"]).startswith("mailto:")
+    assert "meet.example.org" not in str(event.get("description", ""))
+
+
+def test_changing_the_time_raises_sequence_keeps_uids_and_tells_seat_holders(staff, make_training):
+    training = make_training(seats=1)
+    confirmed(training.id, "first@example.org")
+    services.register(training.id, "Second", "second@example.org")  # waiting list
+    session_id, sequence = training.sessions[0].id, training.sequence
+    start = training.sessions[0].starts_at + timedelta(days=1)
+    data = form_data(seats="1", title=training.title, target_groups=[],
+                     **{"sessions-0-day": start.astimezone(UTC).strftime("%Y-%m-%d"), "sessions-0-starts": "10:00",
+                        "sessions-0-ends": "15:00", "sessions-1-day": "", "sessions-1-starts": "",
+                        "sessions-1-ends": ""})
+    assert staff.post(f"/events/staff/{training.id}/edit", data=data).status_code == 302
+    db.session.refresh(training)
+    assert training.sequence == sequence + 1
+    assert [s.id for s in training.sessions] == [session_id]
+    changed = mails_to("first@example.org")[-1]
+    assert changed.subject.startswith("Geändert:")
+    method, cal = calendar_of(changed)
+    assert method == "REQUEST" and int(cal.walk("VEVENT")[0]["sequence"]) == sequence + 1
+    assert not any(m.subject.startswith("Geändert") for m in mails_to("second@example.org"))
+    # Saving again without a change mails nobody and keeps the sequence.
+    before = db.session.scalar(select(func.count()).select_from(OutboxMessage))
+    staff.post(f"/events/staff/{training.id}/edit", data=data)
+    db.session.refresh(training)
+    assert training.sequence == sequence + 1
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == before
+    # More seats: the waiting list moves up at once.
+    staff.post(f"/events/staff/{training.id}/edit", data={**data, "seats": "2"})
+    assert db.session.scalar(select(Registration.status).where(Registration.email == "second@example.org")) \
+        == RegistrationStatus.PENDING
+    # Fewer seats than people holding one: refused.
+    response = staff.post(f"/events/staff/{training.id}/edit", data={**data, "seats": "1"})
+    assert "2 Personen haben einen Platz" in response.get_data(as_text=True)
+    db.session.refresh(training)
+    assert training.seats == 2
+
+
+def test_cancelling_a_training_tells_everyone_once_and_the_feed_keeps_it_as_cancelled(staff, client, make_training):
+    training = make_training(seats=1, title="Absage-Test")
+    confirmed(training.id, "first@example.org")
+    services.register(training.id, "Second", "second@example.org")
+    sequence = db.session.get(Training, training.id).sequence
+    assert staff.post(f"/events/staff/{training.id}/cancel").status_code == 302
+    cancel_mail = mails_to("first@example.org")[-1]
+    assert cancel_mail.subject == "Abgesagt: Absage-Test"
+    method, cal = calendar_of(cancel_mail)
+    event = cal.walk("VEVENT")[0]
+    assert method == "CANCEL" and str(cal["method"]) == "CANCEL"
+    assert str(event["status"]) == "CANCELLED" and int(event["sequence"]) > sequence
+    assert str(event["uid"]).startswith(f"training-{training.id}-session-{training.sessions[0].id}@")
+    assert mails_to("second@example.org")[-1].subject == "Abgesagt: Absage-Test"
+    assert calendar_of(mails_to("second@example.org")[-1]) is None  # never had an invitation
+    feed = icalendar.Calendar.from_ical(client.get("/events/calendar.ics").get_data())
+    assert [str(e["status"]) for e in feed.walk("VEVENT")] == ["CANCELLED"]
+    before = db.session.scalar(select(func.count()).select_from(OutboxMessage))
+    staff.post(f"/events/staff/{training.id}/cancel")  # again: refused, nobody mailed twice
+    assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == before
+
+
+def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    training = make_training(seats=5, trainers="B. Schulz", sessions=[
+        (start, start + timedelta(hours=6)), (start + timedelta(days=1), start + timedelta(days=1, hours=3))])
+    ayse = confirmed(training.id, "ayse@example.org")
+    jan = confirmed(training.id, "jan@example.org")
+    services.register(training.id, "Offen", "offen@example.org")  # pending, not confirmed
+    first, second = (s.id for s in training.sessions)
+    response = staff.post(f"/events/staff/{training.id}/attendance",
+                          data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}", f"{jan.id}:{first}"]})
+    assert response.status_code == 302
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 3
+    # Unticking removes; a pending registration cannot be marked (nothing changes then).
+    pending = db.session.scalar(select(Registration).where(Registration.email == "offen@example.org"))
+    staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{pending.id}:{first}"]})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 3
+    staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}"]})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 2
+
+    sheet = staff.get(f"/events/staff/sessions/{second}/sign-in-sheet").get_data(as_text=True)
+    assert "Ayse" in sheet and "Jan" in sheet and "Unterschrift" in sheet
+    certificate = staff.get(f"/events/staff/registrations/{ayse.id}/certificate").get_data(as_text=True)
+    assert "Teilnahmebescheinigung" in certificate and "Ayse" in certificate and "Dauer: 9,0 Stunden" in certificate
+    assert staff.get(f"/events/staff/registrations/{jan.id}/certificate").status_code == 404  # not marked present
+    csv = staff.get(f"/events/staff/{training.id}/participants.csv")
+    text = csv.get_data().decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("Name;E-Mail-Adresse;Organisation")
+    assert "ayse@example.org" in text and "anwesend;anwesend" in text
+
+
+def test_staff_give_a_seat_by_hand_and_cancel_for_someone(staff, make_training):
+    training = make_training(seats=1)
+    holder = confirmed(training.id, "holder@example.org")
+    waiting = services.register(training.id, "W", "w@example.org").registration
+    page = staff.post(f"/events/staff/registrations/{waiting.id}/seat", follow_redirects=True)
+    assert "Kein Platz ist frei." in page.get_data(as_text=True)
+    staff.post(f"/events/staff/registrations/{holder.id}/cancel")
+    statuses = dict(db.session.execute(select(Registration.email, Registration.status)).all())
+    assert statuses == {"holder@example.org": RegistrationStatus.CANCELLED, "w@example.org": RegistrationStatus.PENDING}
+    assert mails_to("holder@example.org")[-1].subject == "Ihre Anmeldung ist storniert"
+
+
+def test_message_to_all_participants(staff, make_training):
+    training = make_training(seats=1)
+    confirmed(training.id, "a@example.org")
+    services.register(training.id, "B", "b@example.org")  # waiting
+    empty = staff.post(f"/events/staff/{training.id}/message", data={"subject": "", "body": ""})
+    assert "Bitte geben Sie einen Betreff ein." in empty.get_data(as_text=True)
+    staff.post(f"/events/staff/{training.id}/message", data={"subject": "Raumänderung", "body": "Raum 2.04"})
+    assert [m.subject for m in mails_to("a@example.org")][-1] == "Raumänderung"
+    assert "Raum 2.04" in mail_text(mails_to("a@example.org")[-1])
+    assert "Raumänderung" not in [m.subject for m in mails_to("b@example.org")]
+    staff.post(f"/events/staff/{training.id}/message",
+               data={"subject": "Warteliste", "body": "Hallo", "include_waiting": "y"})
+    assert mails_to("b@example.org")[-1].subject == "Warteliste"
+
+
+def test_duplicate_moves_the_sessions_into_the_future(staff, make_training):
+    past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    training = make_training(sessions=[(past, past + timedelta(hours=3))], title="Jedes Semester")
+    page = staff.get(f"/events/staff/{training.id}/duplicate").get_data(as_text=True)
+    assert 'value="Jedes Semester"' in page
+    day = re.search(r'name="sessions-0-day" type="date" value="([\d-]+)"', page).group(1)
+    assert day > datetime.now(UTC).strftime("%Y-%m-%d")
+    assert (datetime.fromisoformat(day).date() - to_local(past).date()).days % 7 == 0  # same weekday
+
+
+def test_reminder_two_days_before_is_sent_once(runner, make_training):
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    training = make_training(sessions=[(soon, soon + timedelta(hours=2))], title="Bald")
+    make_training(title="Später")  # in two weeks: not yet
+    confirmed(training.id, "a@example.org")
+    services.register(training.id, "Unbestätigt", "b@example.org")
+    assert "1 sent" in runner.invoke(args=["jobs", "run"]).output
+    assert "0 sent" in runner.invoke(args=["jobs", "run"]).output
+    assert [m.subject for m in mails_to("a@example.org")].count("Erinnerung: Bald") == 1
+    assert not any(m.subject.startswith("Erinnerung") for m in mails_to("b@example.org"))
+
+
+def test_old_registrations_are_anonymised_and_still_counted(runner, make_training):
+    long_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
+    old = make_training(title="Alt")
+    recent = make_training(title="Neu")
+    confirmed(old.id, "old@example.org")
+    confirmed(recent.id, "old@example.org")
+    db.session.execute(update(services.TrainingSession).where(services.TrainingSession.training_id == old.id)
+                       .values(starts_at=long_ago, ends_at=long_ago + timedelta(hours=3)))
+    db.session.commit()
+    assert "1 anonymised" in runner.invoke(args=["jobs", "run"]).output
+    rows = dict(db.session.execute(select(Registration.training_id, Registration)).all())
+    assert rows[old.id].name == "" and rows[old.id].email.endswith("@invalid") and rows[old.id].anonymised_at
+    assert rows[old.id].status == RegistrationStatus.CONFIRMED  # still counted
+    assert rows[recent.id].email == "old@example.org"
+
+
+def test_person_export_and_delete_on_request(staff, make_training):
+    training = make_training(seats=1, ask_dietary=True)
+    services.register(training.id, "Rita Roth", "rita@example.org", answers='{"dietary": "vegan"}')
+    services.register(training.id, "Next", "next@example.org")
+    page = staff.get("/events/staff/people?email=Rita@example.org").get_data(as_text=True)
+    assert training.title in page
+    export = json.loads(staff.get("/events/staff/people/export.json?email=rita@example.org").get_data())
+    assert export["registrations"][0]["name"] == "Rita Roth"
+    assert export["registrations"][0]["answers"] == {"dietary": "vegan"}
+    assert export["mails"][0]["subject"] == "Bitte bestätigen Sie Ihre Anmeldung"
+    staff.post("/events/staff/people/delete", data={"email": "rita@example.org"})
+    assert mails_to("rita@example.org") == []
+    rita = db.session.scalar(select(Registration).where(Registration.name == ""))
+    assert rita.status == RegistrationStatus.CANCELLED and rita.answers == ""
+    assert db.session.scalar(select(Registration.status).where(Registration.email == "next@example.org")) \
+        == RegistrationStatus.PENDING  # the seat went on
+    assert "Zu dieser Adresse ist nichts gespeichert." in staff.get(
+        "/events/staff/people?email=rita@example.org").get_data(as_text=True)
+
+
+def test_my_registrations_link_and_personal_feed(client, make_training):
+    mine = make_training(title="Meine Fortbildung")
+    other = make_training(title="Fremde Fortbildung")
+    confirmed(mine.id, "me@example.org")
+    services.register(other.id, "Someone", "someone@example.org")
+    for address in ("ME@example.org", "nobody@example.org"):
+        page = client.post("/my/registrations", data={"email": address}).get_data(as_text=True)
+        assert "Wenn es Anmeldungen für diese Adresse gibt" in page
+    assert mails_to("nobody@example.org") == []
+    text = mail_text(mails_to("me@example.org")[-1])
+    list_path = re.search(r"/my/registrations/[\w-]+", text).group(0)
+    feed_path = re.search(r"/my/calendar/[\w-]+\.ics", text).group(0)
+    assert "me@example.org" not in feed_path
+    page = client.get(list_path).get_data(as_text=True)
+    assert "Meine Fortbildung" in page and "Fremde Fortbildung" not in page and feed_path in page
+    feed = client.get(feed_path)
+    assert feed.headers["Content-Type"] == "text/calendar; charset=utf-8" and feed.headers["ETag"]
+    assert [str(e["summary"]) for e in icalendar.Calendar.from_ical(feed.get_data()).walk("VEVENT")] == [
+        "Meine Fortbildung"]
+    client.post(list_path + "/calendar")
+    assert client.get(feed_path).status_code == 404
+    key = db.session.scalar(select(TraineeKey))
+    assert client.get(f"/my/calendar/{services.calendar_token(key)}.ics").status_code == 200
+
+
+def test_archive_lists_past_trainings(client, make_training):
+    past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+    make_training(title="Frühjahrstagung", sessions=[(past, past + timedelta(hours=2))])
+    make_training(title="Herbsttagung")
+    page = client.get("/events/archive").get_data(as_text=True)
+    assert "Frühjahrstagung" in page and "Herbsttagung" not in page
+    assert "Frühjahrstagung" not in client.get("/events/").get_data(as_text=True)
+
+
+def test_manage_page_offers_the_calendar_and_hides_the_link_until_confirmed(client, make_training):
+    training = make_training(online_link="https://meet.example.org/x")
+    result = services.register(training.id, "Paula", "paula@example.org")
+    page = client.get(f"/events/registrations/{result.token}").get_data(as_text=True)
+    assert f"/events/{training.id}.ics" in page and "meet.example.org" not in page
+    services.confirm(services.confirm_token(result.registration))
+    assert "https://meet.example.org/x" in client.get(f"/events/registrations/{result.token}").get_data(as_text=True)
+
+
+def test_training_pages_are_accessible(staff, make_training):
+    from tests.test_pages import check_page
+
+    training = make_training(seats=1, ask_accessibility=True, ask_dietary=True, free_question="Ihre Fälle?")
+    registration = confirmed(training.id, "a@example.org")
+    services.register(training.id, "W", "w@example.org")
+    services.set_attendance(training.id, {(registration.id, training.sessions[0].id)})
+    for url in (f"/events/{training.id}", f"/events/staff/{training.id}", f"/events/staff/{training.id}/edit",
+                f"/events/staff/{training.id}/duplicate", f"/events/staff/{training.id}/message",
+                f"/events/staff/sessions/{training.sessions[0].id}/sign-in-sheet",
+                f"/events/staff/registrations/{registration.id}/certificate",
+                f"/events/registrations/{services.manage_token(registration)}",
+                "/events/staff/people?email=a@example.org"):
+        check_page(staff, url)
