@@ -94,6 +94,7 @@ def register_hooks(app: Flask) -> None:
     app.after_request(deliver_after_response)
     app.jinja_env.filters["datetime"] = i18n.format_datetime
     app.jinja_env.filters["date"] = i18n.format_date
+    app.jinja_env.filters["session"] = i18n.format_session
     app.jinja_env.globals["timedelta"] = timedelta
 
     @app.context_processor

@@ -35,6 +35,14 @@ def format_datetime(value: datetime | None) -> str:
     return babel_format_datetime(value, "dd.MM.yyyy, HH:mm", tzinfo=local_tz(), locale="de")
 
 
+def format_session(session) -> str:
+    """A session's time span: ``11.11.2026, 09:00–16:00``, or both ends in full when it spans days."""
+    start, end = session.starts_at.astimezone(local_tz()), session.ends_at.astimezone(local_tz())
+    if start.date() == end.date():
+        return f"{format_datetime(start)}–{end:%H:%M}"
+    return f"{format_datetime(start)} – {format_datetime(end)}"
+
+
 def format_date(value: date | datetime | None) -> str:
     """``25.11.2026``; datetimes are first moved into the site's time zone."""
     if value is None:

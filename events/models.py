@@ -40,7 +40,7 @@ class TrainingStatus(LabelledEnum):
 TRAINING_STATUS_LABELS = set_labels(TrainingStatus, {
     TrainingStatus.DRAFT: _l("Draft"),
     TrainingStatus.PUBLISHED: _l("Published"),
-    TrainingStatus.CANCELLED: _l("Cancelled"),
+    TrainingStatus.CANCELLED: _l("Training cancelled"),
 })
 
 

@@ -82,11 +82,13 @@ def feed_trainings(target_group=None) -> list[Training]:
 
 
 def programme(target_group=None, training_format=None, month: str = "") -> list[Training]:
-    """Upcoming published trainings (a session still to come), by first session."""
+    """Upcoming published trainings (a session still to come), by first session; cancelled ones stay
+    listed, marked, so that people who had planned to come see it."""
     now = utcnow()
     query = (
         select(Training)
-        .where(Training.status == TrainingStatus.PUBLISHED, Training.sessions.any(TrainingSession.ends_at >= now))
+        .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
+               Training.sessions.any(TrainingSession.ends_at >= now))
         .options(selectinload(Training.sessions))
     )
     if target_group is not None:

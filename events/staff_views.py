@@ -13,6 +13,7 @@ from core.csv_export import csv_bytes
 from core.errors import form_error
 from core.extensions import db
 from core.i18n import format_datetime, from_local, to_local
+from core.models import utcnow
 from core.security import staff_required
 from events import services
 from events.forms import MessageForm, TrainingForm
@@ -139,6 +140,7 @@ def participants(training_id: int):
     rows = services.participants(training.id)
     return render_template("events/staff/participants.html", training=training, rows=rows,
                            taken=sum(1 for r in rows if r.holds_seat), answers_of=services.answers_of,
+                           over=bool(training.ends_at and training.ends_at < utcnow()),
                            attended={(a.registration_id, a.session_id) for r in rows for a in r.attended})
 
 

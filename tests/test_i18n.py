@@ -134,3 +134,14 @@ def test_signed_in_choice_is_kept_with_the_account(app, client, make_user, login
 def test_times_are_shown_in_berlin_in_german_format(app, moment, expected):
     assert format_datetime(moment) == expected
     assert format_date(moment) == expected.split(",")[0]
+
+
+def test_a_session_is_shown_as_one_day_with_two_times_or_in_full(app):
+    from types import SimpleNamespace
+
+    from core.i18n import format_session
+
+    day = SimpleNamespace(starts_at=datetime(2027, 6, 10, 7, tzinfo=UTC), ends_at=datetime(2027, 6, 10, 14, tzinfo=UTC))
+    assert format_session(day) == "10.06.2027, 09:00–16:00"
+    night = SimpleNamespace(starts_at=datetime(2027, 6, 10, 18, tzinfo=UTC), ends_at=datetime(2027, 6, 10, 23, tzinfo=UTC))
+    assert format_session(night) == "10.06.2027, 20:00 – 11.06.2027, 01:00"

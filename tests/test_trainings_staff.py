@@ -167,6 +167,9 @@ def test_cancelling_a_training_tells_everyone_once_and_the_feed_keeps_it_as_canc
     assert str(event["uid"]).startswith(f"training-{training.id}-session-{training.sessions[0].id}@")
     assert mails_to("second@example.org")[-1].subject == "Abgesagt: Absage-Test"
     assert calendar_of(mails_to("second@example.org")[-1]) is None  # never had an invitation
+    programme = client.get("/events/").get_data(as_text=True)
+    assert "Absage-Test" in programme and "Abgesagt" in programme  # still listed, marked
+    assert "Zur Fortbildung anmelden" not in client.get(f"/events/{training.id}").get_data(as_text=True)
     feed = icalendar.Calendar.from_ical(client.get("/events/calendar.ics").get_data())
     assert [str(e["status"]) for e in feed.walk("VEVENT")] == ["CANCELLED"]
     before = db.session.scalar(select(func.count()).select_from(OutboxMessage))
