@@ -97,8 +97,11 @@ def queue_mail(to: str, subject, template: str, locale: str = "de", attachments:
     msg.add_alternative(body_html, subtype="html")
     for attachment in attachments:
         maintype, _slash, subtype = attachment.content_type.partition("/")
+        params = dict(attachment.params or {})
+        if maintype == "text":
+            params.setdefault("charset", "utf-8")  # our text attachments are UTF-8 (umlauts in calendars)
         msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename,
-                           params=attachment.params or {})
+                           params=params)
 
     row = OutboxMessage(
         message_id=msg["Message-ID"], to_addr=to, subject=subject_text[:255], raw=msg.as_bytes()

@@ -28,9 +28,11 @@ def calendar_bytes(
     url_for_training: Callable[[Training], str],
     timezone: str = "Europe/Berlin",
     method: str = "PUBLISH",
-    organizer: str | None = None,
+    organizer: tuple[str, str] | None = None,
+    attendee: tuple[str, str] | None = None,
 ) -> bytes:
-    """Build the calendar; ``method`` REQUEST or CANCEL is for mail attachments (with ``organizer``)."""
+    """Build the calendar; ``method`` REQUEST or CANCEL is for mail attachments, with ``organizer``
+    and ``attendee`` as (name, e-mail address), as RFC 5546 asks of an invitation."""
     tz = ZoneInfo(timezone)
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
@@ -58,7 +60,10 @@ def calendar_bytes(
             event.add("location", location(training))
             event.add("url", url_for_training(training))
             if organizer:
-                event.add("organizer", f"mailto:{organizer}")
+                event.add("organizer", f"mailto:{organizer[1]}", parameters={"CN": organizer[0]})
+            if attendee:
+                event.add("attendee", f"mailto:{attendee[1]}", parameters={
+                    "CN": attendee[0], "ROLE": "REQ-PARTICIPANT", "PARTSTAT": "ACCEPTED", "RSVP": "FALSE"})
             cal.add_component(event)
     cal.add_missing_timezones()
     return cal.to_ical()

@@ -213,20 +213,22 @@ def _mail(registration: Registration, template: str, subject, attach: str | None
             context["confirm_link"] = external_url("events.confirm", token=confirm_token(registration))
     attachments = ()
     if attach:
-        attachments = (Attachment("training.ics", "text/calendar",
-                                  calendar_for([registration.training], registration.training.title, method=attach),
-                                  {"method": attach}),)
+        body = calendar_for([registration.training], registration.training.title, method=attach,
+                            attendee=(registration.name, registration.email))
+        attachments = (Attachment("training.ics", "text/calendar", body, {"method": attach}),)
     queue_mail(registration.email, subject, template, locale=registration.locale, registration=registration,
                training=registration.training, attachments=attachments, **context)
 
 
-def calendar_for(trainings: list[Training], name: str, method: str = "PUBLISH") -> bytes:
+def calendar_for(trainings: list[Training], name: str, method: str = "PUBLISH",
+                 attendee: tuple[str, str] | None = None) -> bytes:
     """The trainings as iCalendar bytes, with this site's domain in the UIDs and its URLs."""
     cfg = current_app.config
     return calendar_bytes(
         trainings, name, domain=urlsplit(external_url("pages.home")).hostname or "localhost",
         url_for_training=lambda t: external_url("events.detail", training_id=t.id), timezone=cfg["TIMEZONE"],
-        method=method, organizer=cfg["MAIL_FROM"] if method != "PUBLISH" else None,
+        method=method, organizer=(cfg["ORG_NAME"], cfg["MAIL_FROM"]) if method != "PUBLISH" else None,
+        attendee=attendee,
     )
 
 

@@ -63,9 +63,12 @@ def test_output_is_stable_and_cancellation_keeps_the_uid():
     event = cancelled.walk("VEVENT")[0]
     assert str(event["status"]) == "CANCELLED" and int(event["sequence"]) == 4
     assert str(event["uid"]) == "training-5-session-11@fundus.test"
-    mail = icalendar.Calendar.from_ical(build(training(), method="REQUEST", organizer="team@fundus.test"))
+    mail = icalendar.Calendar.from_ical(build(training(), method="REQUEST", organizer=("Planerladen e.V.", "team@fundus.test"),
+                                              attendee=("Ayşe Demir", "a.demir@example.org")))
     assert str(mail["method"]) == "REQUEST"
-    assert str(mail.walk("VEVENT")[0]["organizer"]) == "mailto:team@fundus.test"
+    event = mail.walk("VEVENT")[0]
+    assert str(event["organizer"]) == "mailto:team@fundus.test" and event["organizer"].params["CN"] == "Planerladen e.V."
+    assert str(event["attendee"]) == "mailto:a.demir@example.org" and event["attendee"].params["CN"] == "Ayşe Demir"
 
 
 def test_online_trainings_never_show_the_link():

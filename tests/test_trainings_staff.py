@@ -30,6 +30,7 @@ def calendar_of(message: OutboxMessage):
     parsed = email.message_from_bytes(message.raw, policy=email.policy.default)
     for part in parsed.iter_attachments():
         if part.get_content_type() == "text/calendar":
+            assert part.get_content_charset() == "utf-8"
             return part.get_param("method"), icalendar.Calendar.from_ical(part.get_content())
     return None
 
@@ -98,8 +99,8 @@ def test_no_sessions_at_all_is_refused(staff):
     assert db.session.scalar(select(func.count()).select_from(Training)) == 0
 
 
-def test_confirmed_mail_carries_an_invitation_and_the_online_link_only_for_the_confirmed(make_training):
-    training = make_training(online_link="https://meet.example.org/agg", title="Hybrid-Workshop")
+def test_confirmed_mail_carries_an_invitation_and_the_online_link_only_for_the_confirmed(app, make_training):
+    training = make_training(online_link="https://meet.example.org/agg", title="Hybrid-Workshop für Fälle")
     services.register(training.id, "Pending Person", "pending@example.org")
     confirmed(training.id, "sure@example.org")
     pending_mail = mails_to("pending@example.org")[0]
@@ -112,7 +113,9 @@ def test_confirmed_mail_carries_an_invitation_and_the_online_link_only_for_the_c
     method, cal = calendar_of(confirm_mail)
     assert method == "REQUEST" and str(cal["method"]) == "REQUEST"
     event = cal.walk("VEVENT")[0]
-    assert str(event["organizer"]) == "mailto:fundus@planerladen.de" or str(event["organizer"]).startswith("mailto:")
+    assert str(event["summary"]) == "Hybrid-Workshop für Fälle"
+    assert str(event["organizer"]) == f"mailto:{app.config['MAIL_FROM']}"
+    assert str(event["attendee"]) == "mailto:sure@example.org"
     assert "meet.example.org" not in str(event.get("description", ""))
 
 
