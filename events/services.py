@@ -52,6 +52,16 @@ def lock_training(training_id: int) -> Training:
     return training
 
 
+def lock_registration(found: Registration | None, unknown=_l("Unknown registration.")) -> tuple[Training, Registration]:
+    """Lock the registration's training row, then read the registration afresh under that lock."""
+    if found is None:
+        raise EventsError(unknown)
+    training = lock_training(found.training_id)
+    registration = db.session.get(Registration, found.id)
+    db.session.refresh(registration)
+    return training, registration
+
+
 def seats_taken(training_id: int) -> int:
     return db.session.scalar(
         select(func.count()).select_from(Registration)
@@ -244,12 +254,7 @@ def by_token(token: str, confirm: bool = False) -> Registration | None:
 
 def confirm(token: str) -> Registration:
     """Double opt-in: the person clicked the link in the mail."""
-    found = by_token(token, confirm=True)
-    if found is None:
-        raise EventsError(_l("This link is invalid."))
-    training = lock_training(found.training_id)
-    registration = db.session.get(Registration, found.id)
-    db.session.refresh(registration)
+    _training, registration = lock_registration(by_token(token, confirm=True), _l("This link is invalid."))
     if registration.status in (RegistrationStatus.CANCELLED, RegistrationStatus.EXPIRED):
         raise EventsError(_l("This registration has expired or was cancelled. Please register again."))
     if registration.confirmed_at is None:
@@ -264,12 +269,7 @@ def confirm(token: str) -> Registration:
 
 def cancel(token: str) -> Registration:
     """The person cancels through their manage link; the seat goes to the waiting list."""
-    found = by_token(token)
-    if found is None:
-        raise EventsError(_l("This link is invalid."))
-    training = lock_training(found.training_id)
-    registration = db.session.get(Registration, found.id)
-    db.session.refresh(registration)
+    training, registration = lock_registration(by_token(token), _l("This link is invalid."))
     if registration.status not in ACTIVE:
         raise EventsError(_l("This registration is not active."))
     if training.sessions and training.sessions[0].starts_at <= utcnow():
@@ -539,12 +539,7 @@ def answers_of(registration: Registration) -> dict[str, str]:
 
 def give_seat(registration_id: int) -> Registration:
     """Staff move someone from the waiting list to a seat, if one is free."""
-    found = db.session.get(Registration, registration_id)
-    if found is None:
-        raise EventsError(_l("Unknown registration."))
-    training = lock_training(found.training_id)
-    registration = db.session.get(Registration, registration_id)
-    db.session.refresh(registration)
+    training, registration = lock_registration(db.session.get(Registration, registration_id))
     if registration.status != RegistrationStatus.WAITING:
         raise EventsError(_l("Only someone on the waiting list can be given a seat."))
     if seats_taken(training.id) >= training.seats:
@@ -556,12 +551,7 @@ def give_seat(registration_id: int) -> Registration:
 
 def staff_cancel(registration_id: int) -> Registration:
     """Staff cancel a registration (the person is told; the seat goes to the waiting list)."""
-    found = db.session.get(Registration, registration_id)
-    if found is None:
-        raise EventsError(_l("Unknown registration."))
-    training = lock_training(found.training_id)
-    registration = db.session.get(Registration, registration_id)
-    db.session.refresh(registration)
+    training, registration = lock_registration(db.session.get(Registration, registration_id))
     if registration.status not in ACTIVE:
         raise EventsError(_l("This registration is not active."))
     _cancel_registration(training, registration)
@@ -722,10 +712,7 @@ def delete_person(email: str) -> int:
     now = utcnow()
     ids = [r.id for r in person_registrations(email)]
     for registration_id in ids:
-        found = db.session.get(Registration, registration_id)
-        training = lock_training(found.training_id)
-        registration = db.session.get(Registration, registration_id)
-        db.session.refresh(registration)
+        training, registration = lock_registration(db.session.get(Registration, registration_id))
         if registration.status in ACTIVE and training.ends_at and training.ends_at > now:
             registration.status = RegistrationStatus.CANCELLED
             registration.hold_expires_at = None

@@ -111,15 +111,16 @@ def duplicate(training_id: int):
     return _edit(None, training_form(data=services.duplicate_input(training)), _("Repeat training"))
 
 
-def _act(action, training_id: int, success: str):
+def _act(action, subject_id: int, success: str, training_id: int | None = None):
+    """Run a staff action, say how it went, and return to the participant list."""
     try:
-        action(training_id)
+        action(subject_id)
     except services.EventsError as error:
         db.session.rollback()
         flash(str(error.message), "error")
     else:
         flash(success, "success")
-    return redirect(url_for("trainings.participants", training_id=training_id))
+    return redirect(url_for("trainings.participants", training_id=training_id or subject_id))
 
 
 @bp.post("/<int:training_id>/publish")
@@ -208,15 +209,7 @@ def certificate(registration_id: int):
 
 def _registration_action(action, registration_id: int, success: str):
     registration = db.get_or_404(Registration, registration_id)
-    training_id = registration.training_id
-    try:
-        action(registration_id)
-    except services.EventsError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        flash(success, "success")
-    return redirect(url_for("trainings.participants", training_id=training_id))
+    return _act(action, registration_id, success, training_id=registration.training_id)
 
 
 @bp.post("/registrations/<int:registration_id>/seat")

@@ -17,7 +17,7 @@ from core.i18n import to_local
 from core.mail import OutboxMessage
 from events import services
 from events.models import Attendance, Registration, RegistrationStatus, TraineeKey, Training, TrainingStatus
-from tests.conftest import mail_text
+from tests.conftest import mail_text, run_concurrently
 
 
 def mails_to(address: str) -> list[OutboxMessage]:
@@ -257,6 +257,18 @@ def test_reminder_two_days_before_is_sent_once(runner, make_training):
     assert "0 sent" in runner.invoke(args=["jobs", "run"]).output
     assert [m.subject for m in mails_to("a@example.org")].count("Erinnerung: Bald") == 1
     assert not any(m.subject.startswith("Erinnerung") for m in mails_to("b@example.org"))
+
+
+def test_reminder_jobs_running_at_once_send_each_reminder_once(app, make_training):
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    training = make_training(sessions=[(soon, soon + timedelta(hours=2))], title="Bald")
+    for i in range(5):
+        confirmed(training.id, f"p{i}@example.org")
+    results = run_concurrently(app, 4, lambda i: services.send_reminders())
+    assert sorted(results, reverse=True)[0] >= 1 and sum(results) == 5, results
+    reminders = db.session.scalar(select(func.count()).select_from(OutboxMessage)
+                                  .where(OutboxMessage.subject == "Erinnerung: Bald"))
+    assert reminders == 5
 
 
 def test_old_registrations_are_anonymised_and_still_counted(runner, make_training):
