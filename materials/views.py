@@ -16,7 +16,7 @@ from accounts.services import external_url
 from core.errors import flash_form_errors, form_error
 from core.extensions import db
 from core.i18n import local_today
-from core.security import staff_required
+from core.security import safe_next, staff_required
 from materials import services
 from materials.forms import (
     AddPeriodForm,
@@ -230,7 +230,7 @@ def clear_unit(unit_id: int):
     unit = db.get_or_404(Unit, unit_id)
     services.clear_unit(unit.id, current_user)
     flash(_("Unit %(code)s can be booked again.", code=unit.inventory_code), "success")
-    return redirect(url_for("materials.manage", material_id=unit.edition.material_id))
+    return redirect(safe_next(url_for("materials.manage", material_id=unit.edition.material_id)))
 
 
 @bp.get("/units/<int:unit_id>")

@@ -1,0 +1,92 @@
+"""Journeys 1 and 2: a partner requests a kit and brochures; staff approve, hand over and take it back."""
+
+import re
+from datetime import timedelta
+
+from accounts.models import Role
+from core.i18n import local_today
+from materials.models import KitContent
+from tests.browser.conftest import check, release, sign_in
+from tests.conftest import PASSWORD
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the chromium fixture says what to install (and fails under CI)
+    expect = None
+
+
+def test_partner_requests_and_staff_lend_and_take_back(context, live, make_org, make_user, make_material):
+    from core.extensions import db
+
+    org = make_org(name="Wohnen am See eG")
+    partner_email = make_user(Role.PARTNER, organisation=org, name="Petra Partner").email
+    staff_email = make_user(Role.STAFF, name="Jonas Weber").email
+    kit = make_material(title="Ausstellung Gleich behandeln", returnable=True, units={"de": ["GB-1"]})
+    kit.contents = [KitContent(name="Roll-up-Display", quantity=4), KitContent(name="Infotafel", quantity=6)]
+    make_material(title="Ihre Rechte bei der Wohnungssuche", editions={"de": 50, "tr": 30})
+    db.session.commit()
+    release()
+    start = local_today() + timedelta(days=10)
+    end = start + timedelta(days=5)
+
+    # Journey 1: the partner.
+    page = context.new_page()
+    sign_in(page, partner_email, PASSWORD)
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Materialien").click()
+    page.get_by_role("searchbox", name="Suche").fill("gleich behandeln")
+    page.get_by_label("Verfügbar von").fill(start.isoformat())
+    page.get_by_label("bis", exact=True).fill(end.isoformat())
+    page.get_by_role("button", name="Suche").click()
+    expect(page.get_by_role("status")).to_contain_text("1 Material gefunden")
+    check(page, "catalogue")
+    page.get_by_role("link", name="Ausstellung Gleich behandeln").click()
+    check(page, "material-detail")
+    page.get_by_label("Abholdatum").fill(start.isoformat())
+    page.get_by_label("Rückgabedatum").fill(end.isoformat())
+    page.get_by_role("button", name="Zur Bestellung hinzufügen").click()
+    page.goto("/materials/?q=wohnungssuche")
+    page.get_by_role("link", name="Ihre Rechte bei der Wohnungssuche").click()
+    page.get_by_label("Sprache").select_option(label="Türkisch")
+    page.get_by_label("Exemplare").fill("20")
+    page.get_by_role("button", name="Zur Bestellung hinzufügen").click()
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Ihre Bestellung").click()
+    check(page, "cart")
+    page.get_by_label("Wofür brauchen Sie es?").fill("Aktionswoche im Quartier")
+    page.get_by_role("button", name="Bestellung absenden").click()
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text(re.compile(r"Bestellung Nr\. \d+"))
+    number = heading.inner_text().split()[-1]
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Unsere Bestellungen").click()
+    expect(page.get_by_role("main")).to_contain_text(f"#{number}")
+    check(page, "our-requests")
+
+    # Journey 2: staff.
+    staff = context.browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 800}, locale="de-DE")
+    page = staff.new_page()
+    sign_in(page, staff_email, PASSWORD)
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Übersicht").click()
+    check(page, "staff-overview")
+    page.get_by_role("link", name=f"#{number}").first.click()
+    check(page, "request")
+    page.get_by_role("button", name="Annehmen").click()
+    expect(page.locator(".facts")).to_contain_text("Angenommen")
+    page.get_by_role("link", name="Leihschein").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Leihschein")
+    page.emulate_media(media="print")
+    expect(page.get_by_role("navigation", name="Hauptnavigation")).to_be_hidden()
+    page.emulate_media(media="screen")
+    page.go_back()
+    page.get_by_label("Inhalt geprüft und vollständig").check()
+    page.get_by_role("button", name="Ausgeben").click()
+    expect(page.locator(".facts")).to_contain_text("Ausgegeben")
+    page.get_by_label("Zustand").select_option(label="Beschädigt")
+    page.get_by_label("Was ist beschädigt oder fehlt?").fill("Ein Roll-up-Display geknickt")
+    page.get_by_role("button", name="Rückgabe buchen").click()
+    page.get_by_role("link", name="GB-1").click()
+    expect(page.locator(".facts")).to_contain_text("Beschädigt: Ein Roll-up-Display geknickt")
+    check(page, "unit")
+    page.get_by_role("button", name="Erledigt: wieder buchbar").click()
+    expect(page.get_by_text("Exemplar GB-1 ist wieder buchbar.")).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text("Gut")
+    staff.close()
+

@@ -1,0 +1,122 @@
+"""Trainee and staff journeys through the trainings in a real browser (journeys 3, 4, 5 and 7)."""
+
+import re
+from pathlib import Path
+from datetime import UTC, datetime, timedelta
+
+import icalendar
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the chromium fixture says what to install (and fails under CI)
+    expect = None
+
+from accounts.models import Role
+from tests.browser.conftest import check, release, sign_in
+from tests.conftest import PASSWORD
+
+
+def register(page, name: str, address: str) -> None:
+    page.get_by_label("Ihr Name").fill(name)
+    page.get_by_label("E-Mail-Adresse").fill(address)
+    page.get_by_label("Organisation").fill("Wohnen am See eG")
+    page.get_by_label(re.compile("Ich willige ein")).check()
+    page.get_by_role("button", name="Zur Fortbildung anmelden").click()
+
+
+def test_trainee_finds_registers_confirms_downloads_and_cancels(page, live, make_training):
+    """Journey 3."""
+    make_training(title="AGG kompakt für Vermietung", target_groups="housing", seats=5, ask_dietary=True)
+    page.goto("/events/")
+    check(page, "programme")
+    page.get_by_label("Zielgruppe").select_option(label="Wohnungswirtschaft")
+    page.get_by_role("button", name="Filtern").click()
+    page.get_by_role("link", name="AGG kompakt für Vermietung").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("AGG kompakt für Vermietung")
+    check(page, "training-detail")
+    register(page, "Ayşe Kaya", "ayse@example.org")
+    expect(page.get_by_role("status")).to_contain_text("Wir halten einen Platz für Sie frei")
+    check(page)
+
+    page.goto(live.link_in_last_mail("ayse@example.org", r"/events/registrations/confirm/[\w-]+"))
+    expect(page.get_by_role("status")).to_contain_text("Ihre E-Mail-Adresse ist bestätigt")
+    check(page, "registration-confirmed")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="In meinen Kalender (.ics)").click()
+    calendar = icalendar.Calendar.from_ical(Path(download.value.path()).read_bytes())
+    assert [str(e["summary"]) for e in calendar.walk("VEVENT")] == ["AGG kompakt für Vermietung"]
+
+    page.goto(live.link_in_last_mail("ayse@example.org", r"/events/registrations/(?!confirm)[\w-]+", count=2))
+    page.get_by_role("button", name="Meine Anmeldung stornieren").click()
+    expect(page.get_by_text("Ihre Anmeldung ist storniert.")).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text("Storniert")
+    check(page)
+
+
+def test_waiting_list_moves_up_when_someone_cancels(page, live, make_training):
+    """Journey 4: fill a training, the next person waits, a cancellation promotes them, the mail arrives."""
+    training_id = make_training(title="Kleine Runde", seats=1).id
+    release()
+    page.goto(f"/events/{training_id}")
+    register(page, "Erste Person", "erste@example.org")
+    page.goto(f"/events/{training_id}")
+    expect(page.locator(".facts")).to_contain_text("Ausgebucht; 0 auf der Warteliste")
+    register(page, "Zweite Person", "zweite@example.org")
+    expect(page.get_by_role("status")).to_contain_text("Platz 1 der Warteliste")
+    check(page)
+
+    page.goto(live.link_in_last_mail("erste@example.org", r"/events/registrations/(?!confirm)[\w-]+"))
+    page.get_by_role("button", name="Meine Anmeldung stornieren").click()
+    expect(page.get_by_text("Ihre Anmeldung ist storniert.")).to_be_visible()
+    live.smtp.wait_for(4)
+    subjects = [m["Subject"] for m in live.mails_to("zweite@example.org")]
+    assert subjects[-1] == "Ein Platz ist für Sie frei geworden", subjects
+    page.goto(live.link_in_last_mail("zweite@example.org", r"/events/registrations/(?!confirm)[\w-]+", count=4))
+    expect(page.locator(".facts")).to_contain_text("Warten auf Bestätigung der E-Mail-Adresse")
+
+
+def test_staff_create_two_day_training_publish_mark_attendance_and_open_a_certificate(
+        page, live, make_user, make_training):
+    """Journey 5."""
+    from events import services
+
+    staff_email = make_user(Role.STAFF, name="Jonas Weber").email
+    release()
+    sign_in(page, staff_email, PASSWORD)
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Fortbildungen verwalten").click()
+    check(page, "staff-trainings")
+    page.get_by_role("link", name="Neue Fortbildung").click()
+    check(page, "training-form")
+    page.get_by_role("textbox", name="Titel", exact=True).fill("Fachtag Faire Vermietung")
+    page.get_by_label("Zielgruppen").select_option(label="Wohnungswirtschaft")
+    page.get_by_label("Ort", exact=True).fill("Planerladen, Schützenstraße 42")
+    page.get_by_role("spinbutton", name="Plätze", exact=True).fill("20")
+    first = (datetime.now(UTC) + timedelta(days=20)).date()
+    for index, day in enumerate((first, first + timedelta(days=1))):
+        row = page.locator(".session-row").nth(index)
+        row.get_by_label("Datum", exact=True).fill(day.isoformat())
+        row.get_by_label("Beginn", exact=True).fill("09:00")
+        row.get_by_label("Ende", exact=True).fill("16:00")
+    page.get_by_role("button", name="Speichern").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Fachtag Faire Vermietung")
+    expect(page.locator(".facts")).to_contain_text("Entwurf")
+    page.get_by_role("button", name="Veröffentlichen").click()
+    expect(page.locator(".facts")).to_contain_text("Veröffentlicht")
+
+    from core.extensions import db
+    from events.models import Training
+
+    training = db.session.scalar(db.select(Training).where(Training.title == "Fachtag Faire Vermietung"))
+    assert len(training.sessions) == 2
+    registration = services.register(training.id, "Ayşe Kaya", "ayse@example.org", "Wohnen am See eG").registration
+    services.confirm(services.confirm_token(registration))
+    db.session.remove()
+
+    page.reload()
+    check(page, "participant-list")
+    page.get_by_label(re.compile(r"Ayşe Kaya anwesend am")).first.check()
+    page.get_by_role("button", name="Anwesenheit speichern").click()
+    expect(page.get_by_role("status").or_(page.locator(".alert--success"))).to_contain_text("Anwesenheit gespeichert")
+    page.get_by_role("link", name="Bescheinigung").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Teilnahmebescheinigung")
+    expect(page.locator("main")).to_contain_text("Ayşe Kaya")
+    check(page, "certificate")
