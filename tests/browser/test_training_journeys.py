@@ -120,3 +120,59 @@ def test_staff_create_two_day_training_publish_mark_attendance_and_open_a_certif
     expect(page.get_by_role("heading", level=1)).to_have_text("Teilnahmebescheinigung")
     expect(page.locator("main")).to_contain_text("Ayşe Kaya")
     check(page, "certificate")
+
+
+def focused(page) -> dict:
+    """What has the keyboard focus, and whether that focus can be seen."""
+    return page.evaluate("""() => {
+        const e = document.activeElement;
+        const s = getComputedStyle(e);
+        const visible = (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none';
+        const label = e.labels && e.labels.length ? e.labels[0].innerText : '';
+        return {tag: e.tagName, text: (e.innerText || e.value || '').trim(), label: label.trim(), visible: visible};
+    }""")
+
+
+def tab_to(page, matches, backwards: bool = False, most: int = 80) -> dict:
+    """Press Tab (or Shift+Tab) until ``matches(focus)``; every stop on the way must show its focus."""
+    for _ in range(most):
+        page.keyboard.press("Shift+Tab" if backwards else "Tab")
+        focus = focused(page)
+        if focus["tag"] != "BODY":
+            assert focus["visible"], f"no visible focus on {focus}"
+        if matches(focus):
+            return focus
+    raise AssertionError("never reached the element with the keyboard")
+
+
+def test_keyboard_only_registration_download_and_cancel(page, live, make_training):
+    """Journey 7: journey 3 with Tab, Shift+Tab, Enter and Space (and typing into fields) alone."""
+    make_training(title="Tastatur-Workshop", seats=5)
+    release()
+    page.goto("/events/")
+    tab_to(page, lambda f: f["text"] == "Tastatur-Workshop")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tastatur-Workshop")
+    tab_to(page, lambda f: f["label"].startswith("Ihr Name"))
+    page.keyboard.type("Kim Keyboard")
+    tab_to(page, lambda f: f["label"].startswith("E-Mail-Adresse"))
+    page.keyboard.type("kim@example.org")
+    tab_to(page, lambda f: f["label"].startswith("Ich willige ein"))
+    page.keyboard.press("Space")
+    # One step back and forth with Shift+Tab, as people correct themselves.
+    tab_to(page, lambda f: f["label"].startswith("E-Mail-Adresse"), backwards=True)
+    tab_to(page, lambda f: f["text"] == "Zur Fortbildung anmelden")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("Wir halten einen Platz für Sie frei")
+
+    page.goto(live.link_in_last_mail("kim@example.org", r"/events/registrations/confirm/[\w-]+"))
+    expect(page.get_by_role("status")).to_contain_text("Ihre E-Mail-Adresse ist bestätigt")
+    tab_to(page, lambda f: f["text"] == "In meinen Kalender (.ics)")
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    assert b"Tastatur-Workshop" in Path(download.value.path()).read_bytes()
+
+    page.goto(live.link_in_last_mail("kim@example.org", r"/events/registrations/(?!confirm)[\w-]+", count=2))
+    tab_to(page, lambda f: f["text"] == "Meine Anmeldung stornieren")
+    page.keyboard.press("Space")
+    expect(page.get_by_text("Ihre Anmeldung ist storniert.")).to_be_visible()
