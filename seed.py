@@ -243,9 +243,9 @@ def seed_trainings() -> list:
 def seed_registrations(trainings) -> None:
     """Registrations through the real workflows: confirmed, pending, a full training with a waiting
     list, and past trainings with attendance marked."""
+    from core.models import utcnow
     from events import services
     from events.models import Registration, RegistrationStatus, TrainingStatus
-    from core.models import utcnow
 
     now = utcnow()
     for index, training in enumerate(trainings):

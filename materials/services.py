@@ -7,15 +7,14 @@ Code checks give precise messages; the database constraints (see
 import io
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, String, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-
-from flask import current_app
 
 from accounts.models import User
 from accounts.services import external_url

@@ -1,10 +1,11 @@
 """Trainee and staff journeys through the trainings in a real browser (journeys 3, 4, 5 and 7)."""
 
 import re
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import icalendar
+
 try:
     from playwright.sync_api import expect
 except ImportError:  # the chromium fixture says what to install (and fails under CI)
