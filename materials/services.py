@@ -14,7 +14,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, String, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from accounts.models import User
 from accounts.services import external_url
@@ -668,11 +668,12 @@ class Overview:
 def staff_overview(today: date) -> Overview:
     """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low stock."""
     week_end = today + timedelta(days=7)
-    with_unit = (selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material),
-                 selectinload(Booking.request).selectinload(Request.organisation))
+    # Many-to-one all the way: joined into each list's one query.
+    with_unit = (joinedload(Booking.unit).joinedload(Unit.edition).joinedload(Edition.material),
+                 joinedload(Booking.request).joinedload(Request.organisation))
     pending = db.session.scalars(
         select(Request).where(Request.status == RequestStatus.SUBMITTED)
-        .options(selectinload(Request.organisation)).order_by(Request.id)
+        .options(joinedload(Request.organisation)).order_by(Request.id)
     ).all()
     pickups = db.session.scalars(
         select(Booking).join(Booking.request)
@@ -694,7 +695,7 @@ def staff_overview(today: date) -> Overview:
         select(Edition).join(Edition.material)
         .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
                Edition.stock_on_hand < Material.low_stock_threshold)
-        .options(selectinload(Edition.material)).order_by(Edition.stock_on_hand)
+        .options(contains_eager(Edition.material)).order_by(Edition.stock_on_hand)
     ).all()
     return Overview(pending, pickups, returns, overdue, low_stock)
 

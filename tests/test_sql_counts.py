@@ -1,0 +1,101 @@
+"""SQL statements per page: at most 8, and the same with five times the data (no N+1).
+
+Timing never goes into tests; the benchmark (``bench/``) measures speed. This only counts.
+"""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from accounts.models import Role
+from core.extensions import db
+from core.i18n import local_today
+from core.models import utcnow
+from events.models import Attendance, Registration, RegistrationStatus
+from materials.models import Booking, BookingStatus, KitContent, Request, RequestStatus
+
+LIMIT = 8
+
+
+def build(scale: int, make_org, make_user, make_material, make_training, prefix: str = "") -> dict:
+    """``scale`` of everything a page lists: materials, overdue loans, trainings, registrations."""
+    today = local_today()
+    org = make_org()
+    partner = make_user(Role.PARTNER, organisation=org)
+    kits = []
+    for i in range(scale):
+        make_material(title=f"Broschüre {i}", editions={"de": 50, "tr": 20}, low_stock_threshold=100)
+        kit = make_material(title=f"Koffer {i}", returnable=True, units={"de": [f"{prefix}K{i}-1", f"{prefix}K{i}-2"]})
+        kit.contents = [KitContent(name="Tafel", quantity=3)]
+        kits.append(kit)
+        request = Request(organisation_id=org.id, created_by_id=partner.id, status=RequestStatus.HANDED_OVER)
+        db.session.add(request)
+        start = today - timedelta(days=20)
+        db.session.add(Booking(unit=kit.editions[0].units[0], request=request, starts_on=start,
+                               ends_on=today - timedelta(days=2), blocked_until=today - timedelta(days=2),
+                               status=BookingStatus.HANDED_OVER))
+        db.session.add(Request(organisation_id=org.id, created_by_id=partner.id, status=RequestStatus.SUBMITTED))
+    trainings = [make_training(title=f"Fortbildung {i}", seats=scale * 2, target_groups="housing",
+                               ask_dietary=True) for i in range(scale)]
+    big = trainings[0]
+    for i in range(scale * 2):
+        registration = Registration(training_id=big.id, name=f"Person {i}", email=f"{prefix}p{i}@example.org",
+                                    status=RegistrationStatus.CONFIRMED, consent_at=utcnow(),
+                                    manage_token_hash=f"{prefix}m{i}", confirm_token_hash=f"{prefix}c{i}", answers='{"dietary": "x"}')
+        registration.attended = [Attendance(session_id=big.sessions[0].id)]
+        db.session.add(registration)
+    db.session.commit()
+    return {"kit": kits[0].id, "training": big.id}
+
+
+def pages(ids: dict) -> list[str]:
+    soon = local_today() + timedelta(days=30)
+    return [
+        "/materials/",
+        f"/materials/?q=koffer&available_from={soon}&available_to={soon + timedelta(days=3)}",
+        "/materials/?page=2",
+        f"/materials/{ids['kit']}",
+        "/requests/overview",
+        "/requests/",
+        "/events/",
+        f"/events/{ids['training']}",
+        f"/events/staff/{ids['training']}",
+        "/events/staff/",
+        "/events/calendar.ics",
+    ]
+
+
+def statements(app, client, url: str) -> int:
+    executed = []
+
+    def count(conn, cursor, statement, *args):
+        if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
+            executed.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert response.status_code == 200, url
+    return len(executed)
+
+
+@pytest.mark.parametrize("scale", [2, 30])
+def test_statements_per_page_are_few_and_do_not_grow(app, client, make_org, make_user, make_material,
+                                                     make_training, login, scale):
+    ids = build(scale, make_org, make_user, make_material, make_training)
+    login(make_user(Role.STAFF))
+    counts = {url: statements(app, client, url) for url in pages(ids)}
+    assert {url: n for url, n in counts.items() if n > LIMIT} == {}
+
+
+def test_statement_counts_are_the_same_at_both_scales(app, client, make_org, make_user, make_material,
+                                                      make_training, login):
+    small = build(11, make_org, make_user, make_material, make_training)  # two catalogue pages
+    login(make_user(Role.STAFF))
+    small_counts = [statements(app, client, url) for url in pages(small)]
+    build(44, make_org, make_user, make_material, make_training, prefix="x")  # five times as much in all
+    large_counts = [statements(app, client, url) for url in pages(small)]
+    assert large_counts == small_counts
