@@ -76,19 +76,30 @@ def waiting_count(training_id: int) -> int:
     )
 
 
-def feed_trainings(target_group=None) -> list[Training]:
-    """Published and cancelled trainings with a session ending 30 days ago or later, by first session."""
+def feed_query(target_group=None):
+    """Published and cancelled trainings with a session ending 30 days ago or later."""
     since = utcnow() - timedelta(days=30)
-    query = (
-        select(Training)
-        .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
-               Training.sessions.any(TrainingSession.ends_at >= since))
-        .options(selectinload(Training.sessions))
-    )
+    query = select(Training).where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
+                                   Training.sessions.any(TrainingSession.ends_at >= since))
     if target_group is not None:
         query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
-    trainings = db.session.scalars(query).all()
-    return sorted(trainings, key=lambda t: (t.sessions[0].starts_at if t.sessions else since, t.id))
+    return query
+
+
+def feed_trainings(query) -> list[Training]:
+    """The trainings of a feed query with their sessions, by first session."""
+    trainings = db.session.scalars(query.options(selectinload(Training.sessions))).unique().all()
+    return sorted(trainings, key=lambda t: (t.sessions[0].starts_at if t.sessions else t.created_at, t.id))
+
+
+def calendar_version(query) -> tuple:
+    """What a feed's content depends on, in one aggregate query: which trainings, and their last change
+    (every change of time, place or status touches the training row). Equal versions, equal bytes."""
+    rows = query.with_only_columns(Training.id, Training.updated_at, Training.sequence).subquery()
+    count, last, sequences, ids = db.session.execute(
+        select(func.count(), func.max(rows.c.updated_at), func.sum(rows.c.sequence), func.sum(rows.c.id))
+    ).one()
+    return count, last, sequences, ids
 
 
 def programme(target_group=None, training_format=None, month: str = "") -> list[Training]:
@@ -781,11 +792,8 @@ def new_calendar_address(key: TraineeKey) -> None:
     db.session.commit()
 
 
-def personal_trainings(email: str) -> list[Training]:
+def personal_query(email: str):
     """Trainings the address holds a seat for, for the personal feed (cancelled trainings stay in it)."""
-    return list(db.session.scalars(
-        select(Training).join(Registration, Registration.training_id == Training.id)
-        .where(Registration.email == email, Registration.status.in_(SEAT_HOLDING),
-               Training.status != TrainingStatus.DRAFT)
-        .options(selectinload(Training.sessions)).order_by(Training.id)
-    ).unique())
+    return (select(Training).join(Registration, Registration.training_id == Training.id)
+            .where(Registration.email == email, Registration.status.in_(SEAT_HOLDING),
+                   Training.status != TrainingStatus.DRAFT))

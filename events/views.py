@@ -1,6 +1,7 @@
 """Pages for trainees: the programme, a training with its registration form, calendar feeds,
 and a registration's confirm and manage links."""
 
+import hashlib
 import json
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -108,12 +109,30 @@ def detail(training_id: int):
                            state=services.registration_state(training))
 
 
-def ics_response(trainings: list[Training], name: str):
-    """The calendar with ETag and Last-Modified; a conditional request gets 304."""
-    response = Response(services.calendar_for(trainings, name), content_type="text/calendar; charset=utf-8")
-    if trainings:
-        response.last_modified = max(t.updated_at for t in trainings)
-    response.add_etag()
+# Built calendars by ETag, per process. The ETag is derived from everything the bytes depend on,
+# so an entry can never be stale: a change makes a new ETag and the old entry simply ages out.
+_calendar_cache: dict[str, bytes] = {}
+
+
+def ics_response(load, version: tuple, name: str):
+    """The calendar with ETag and Last-Modified. The ETag comes from ``version`` (one cheap query),
+    so a conditional request gets 304 without the calendar being built; ``load()`` fetches the
+    trainings only when the body is needed."""
+    etag = hashlib.sha256(repr((version, str(name), request.host_url, str(get_locale()))).encode()).hexdigest()[:32]
+    last_modified = version[1] if len(version) > 1 else None
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        body = _calendar_cache.get(etag)
+        if body is None:
+            body = services.calendar_for(load(), name)
+            _calendar_cache[etag] = body
+            while len(_calendar_cache) > 8:  # the oldest go first (a full feed can be megabytes)
+                _calendar_cache.pop(next(iter(_calendar_cache)))
+        response = Response(body, content_type="text/calendar; charset=utf-8")
+    response.set_etag(etag)
+    if last_modified:
+        response.last_modified = last_modified
     response.cache_control.no_cache = True
     return response.make_conditional(request)
 
@@ -122,16 +141,16 @@ def ics_response(trainings: list[Training], name: str):
 def training_ics(training_id: int):
     """One training as a calendar (download or subscription)."""
     training = get_public_training(training_id)
-    return ics_response([training], training.title)
+    return ics_response(lambda: [training], (1, training.updated_at, training.sequence, training.id), training.title)
 
 
 @bp.get("/calendar.ics")
 def calendar_ics():
     """All published (and cancelled) trainings from 30 days ago on; ``?target_group=`` filters."""
     group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
-    trainings = services.feed_trainings(group)
+    query = services.feed_query(group)
     name = _("Trainings – %(org)s", org=current_app.config["ORG_NAME"])
-    return ics_response(trainings, name)
+    return ics_response(lambda: services.feed_trainings(query), services.calendar_version(query), name)
 
 
 @my_bp.route("/registrations", methods=["GET", "POST"])
@@ -174,5 +193,6 @@ def calendar(token: str):
     key = services.key_by_token(token, calendar=True)
     if key is None:
         abort(404)
-    return ics_response(services.personal_trainings(key.email), _("My trainings – %(org)s",
-                                                                   org=current_app.config["ORG_NAME"]))
+    query = services.personal_query(key.email)
+    return ics_response(lambda: services.feed_trainings(query), services.calendar_version(query),
+                        _("My trainings – %(org)s", org=current_app.config["ORG_NAME"]))

@@ -1,5 +1,6 @@
 """Catalogue pages for everyone, and the staff pages to keep materials, stock and units."""
 
+import functools
 from datetime import date
 
 import segno
@@ -50,7 +51,12 @@ bp = Blueprint("materials", __name__, url_prefix="/materials")
 
 def language_name(code: str) -> str:
     """``de`` → "Deutsch" / "German", in the page's language."""
-    return Locale.parse(str(get_locale())).languages.get(code, code)
+    return _language_names(str(get_locale())).get(code, code)
+
+
+@functools.lru_cache(maxsize=8)
+def _language_names(locale: str) -> dict[str, str]:
+    return dict(Locale.parse(locale).languages)
 
 
 @bp.app_context_processor

@@ -99,3 +99,24 @@ def test_statement_counts_are_the_same_at_both_scales(app, client, make_org, mak
     build(44, make_org, make_user, make_material, make_training, prefix="x")  # five times as much in all
     large_counts = [statements(app, client, url) for url in pages(small)]
     assert large_counts == small_counts
+
+
+def test_conditional_feed_answers_304_from_one_query_and_changes_with_the_trainings(app, client, make_training):
+    from events import services
+
+    training = make_training(title="Feed-Test")
+    first = client.get("/events/calendar.ics")
+    etag = first.headers["ETag"]
+    executed = []
+    counter = lambda *args: executed.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", counter)
+    try:
+        again = client.get("/events/calendar.ics", headers={"If-None-Match": etag})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", counter)
+    assert again.status_code == 304
+    assert not any("training_sessions.training_id IN" in s for s in executed)  # the calendar was not built
+    services.cancel_training(training.id)
+    changed = client.get("/events/calendar.ics", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert b"STATUS:CANCELLED" in changed.get_data()
