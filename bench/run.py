@@ -192,10 +192,12 @@ def main() -> None:
             (floor_dir / f"{name}.body").write_bytes(body)
             (floor_dir / f"{name}.json").write_text(json.dumps(
                 {"status": status, "type": response_headers.get("Content-Type", "text/html; charset=utf-8")}))
-            for target in (base + path, f"{base}/__floor/{name}"):
+            for target in (f"{base}/__floor/{name}", base + path):
                 wrk(target, headers, 2)  # warm-up
-            page = wrk(base + path, headers, args.seconds)
+            # The floor first: a slow page can leave workers busy with queued requests after wrk stops.
             floor = wrk(f"{base}/__floor/{name}", headers, args.seconds)
+            page = wrk(base + path, headers, args.seconds)
+            time.sleep(2)
             results[name] = {"rps": page["rps"], "floor_rps": floor["rps"],
                              "ratio": round(page["rps"] / floor["rps"], 3) if floor["rps"] else 0.0,
                              "p50_ms": page["p50_ms"], "p95_ms": page["p95_ms"], "sql": sql,

@@ -177,7 +177,7 @@ class Material(TimestampMixin, db.Model):
     __tablename__ = "materials"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(String(300), index=True)  # the catalogue's order
     subtitle: Mapped[str] = mapped_column(String(300), default="")
     kind: Mapped[MaterialKind] = mapped_column(str_enum(MaterialKind, "material_kind"))
     lending: Mapped[Lending] = mapped_column(str_enum(Lending, "lending"))

@@ -226,9 +226,9 @@ def days_after(day: date, days):
     return literal(day, Date) + days
 
 
-def free_units_query(starts_on: date, ends_on: date):
-    """Units that could be booked for the period: in good condition, and no active booking
-    touches the period plus the material's buffer days."""
+def _unit_is_free(starts_on: date, ends_on: date):
+    """Conditions on ``Unit`` (with ``Material`` for the buffer days): good, not retired, and no
+    active booking touches the period plus the material's buffer days."""
     busy = (
         select(Booking.id)
         .where(
@@ -239,12 +239,12 @@ def free_units_query(starts_on: date, ends_on: date):
         )
         .exists()
     )
-    return (
-        select(Unit.id)
-        .join(Unit.edition)
-        .join(Edition.material)
-        .where(Unit.condition == UnitCondition.GOOD, Unit.retired_at.is_(None), ~busy)
-    )
+    return (Unit.condition == UnitCondition.GOOD) & Unit.retired_at.is_(None) & ~busy
+
+
+def free_units_query(starts_on: date, ends_on: date):
+    """Units that could be booked for the period."""
+    return select(Unit.id).join(Unit.edition).join(Edition.material).where(_unit_is_free(starts_on, ends_on))
 
 
 def search_catalogue(query: CatalogueQuery, include_archived: bool = False):
@@ -263,13 +263,19 @@ def search_catalogue(query: CatalogueQuery, include_archived: bool = False):
     if query.target_group:
         stmt = stmt.where(("," + Material.target_groups + ",").contains(f",{query.target_group.value},"))
     if query.available_from:
-        free = free_units_query(query.available_from, query.available_to)
-        unit_edition = select(Unit.edition_id).where(Unit.id.in_(free))
+        # Correlated to each material: its own few units and their bookings (indexed), not every
+        # free unit of the catalogue for every material (that grew with the square of the history).
+        free_unit = (
+            select(Unit.id).join(Unit.edition)
+            .where(Edition.material_id == Material.id, _unit_is_free(query.available_from, query.available_to))
+            .correlate(Material)
+            .exists()
+        )
         stmt = stmt.where(
             or_(
                 (Material.lending == Lending.GIVEAWAY)
                 & Material.editions.any(Edition.stock_on_hand > 0),
-                (Material.lending == Lending.RETURNABLE) & Material.editions.any(Edition.id.in_(unit_edition)),
+                (Material.lending == Lending.RETURNABLE) & free_unit,
             )
         )
     return stmt.order_by(Material.title, Material.id)
