@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--scale", choices=("small", "large"), required=True)
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--seconds", type=int, default=10, help="measured time per page (after a 2 s warm-up)")
+    parser.add_argument("--only", default="", help="comma-separated page names, to re-measure a few")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -181,7 +182,10 @@ def main() -> None:
     results = {}
     try:
         cookie = sign_in(base)
+        wanted = set(filter(None, args.only.split(",")))
         for name, path in pages(ids).items():
+            if wanted and name not in wanted:
+                continue
             headers = {"Cookie": cookie}
             if name == "feed_304":
                 _, _, first = fetch(base + path, headers)
