@@ -461,16 +461,23 @@ def cancel_training(training_id: int) -> int:
     return told
 
 
+def training_input(training: Training, shift: timedelta = timedelta(0)) -> TrainingInput:
+    """A training as form input; ``shift`` moves its sessions and registration window."""
+    fields = {key: getattr(training, key) for key in TRAINING_FIELDS}
+    for key in ("registration_opens_at", "registration_closes_at"):
+        if fields[key] is not None:
+            fields[key] += shift
+    return TrainingInput(fields, [(s.starts_at + shift, s.ends_at + shift) for s in training.sessions],
+                         [m.id for m in training.handouts])
+
+
 def duplicate_input(training: Training) -> TrainingInput:
-    """A copy for the next term: same details, sessions moved by whole weeks into the future."""
+    """A copy for the next term: same details, dates moved by whole weeks into the future."""
     now = utcnow()
     shift = timedelta(0)
     if training.sessions and training.sessions[0].starts_at <= now:
-        weeks = (now - training.sessions[0].starts_at).days // 7 + 1
-        shift = timedelta(weeks=weeks)
-    fields = {key: getattr(training, key) for key in TRAINING_FIELDS}
-    return TrainingInput(fields, [(s.starts_at + shift, s.ends_at + shift) for s in training.sessions],
-                         [m.id for m in training.handouts])
+        shift = timedelta(weeks=(now - training.sessions[0].starts_at).days // 7 + 1)
+    return training_input(training, shift)
 
 
 TRAINING_FIELDS = (

@@ -36,7 +36,8 @@ def index():
     return render_template("events/staff/index.html", rows=services.staff_trainings(past=past), past=past)
 
 
-def training_form(training: Training | None = None, data: services.TrainingInput | None = None) -> TrainingForm:
+def training_form(data: services.TrainingInput | None = None) -> TrainingForm:
+    """The training form; on GET filled from ``data`` (local times, one empty session row or more to add)."""
     form = TrainingForm()
     form.handouts.choices = [SelectChoice(m.id, m.title) for m in db.session.execute(
         select(Material.id, Material.title).where(Material.archived_at.is_(None)).order_by(Material.title))]
@@ -98,10 +99,7 @@ def new():
 def edit(training_id: int):
     """Change a training; changes of time or place are mailed to everyone holding a seat."""
     training = db.get_or_404(Training, training_id)
-    data = services.TrainingInput({k: getattr(training, k) for k in services.TRAINING_FIELDS},
-                                  [(s.starts_at, s.ends_at) for s in training.sessions],
-                                  [m.id for m in training.handouts])
-    return _edit(training, training_form(training, data), _("Edit training"))
+    return _edit(training, training_form(services.training_input(training)), _("Edit training"))
 
 
 @bp.route("/<int:training_id>/duplicate", methods=["GET", "POST"])

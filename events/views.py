@@ -119,7 +119,7 @@ def ics_response(load, version: tuple, name: str):
     so a conditional request gets 304 without the calendar being built; ``load()`` fetches the
     trainings only when the body is needed."""
     etag = hashlib.sha256(repr((version, str(name), request.host_url, str(get_locale()))).encode()).hexdigest()[:32]
-    last_modified = version[1] if len(version) > 1 else None
+    last_modified = version[1]  # the trainings' last change (None for an empty feed)
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:

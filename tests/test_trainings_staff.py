@@ -239,11 +239,14 @@ def test_message_to_all_participants(staff, make_training):
 
 def test_duplicate_moves_the_sessions_into_the_future(staff, make_training):
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
-    training = make_training(sessions=[(past, past + timedelta(hours=3))], title="Jedes Semester")
+    training = make_training(sessions=[(past, past + timedelta(hours=3))], title="Jedes Semester",
+                             registration_closes_at=past - timedelta(days=1))
     page = staff.get(f"/events/staff/{training.id}/duplicate").get_data(as_text=True)
     assert 'value="Jedes Semester"' in page
     day = re.search(r'name="sessions-0-day" type="date" value="([\d-]+)"', page).group(1)
     assert day > datetime.now(UTC).strftime("%Y-%m-%d")
+    closes = re.search(r'name="registration_closes_at" type="datetime-local" value="([\dT:-]+)"', page).group(1)
+    assert datetime.now(UTC).strftime("%Y-%m-%d") < closes < day  # the registration window moved along
     assert (datetime.fromisoformat(day).date() - to_local(past).date()).days % 7 == 0  # same weekday
 
 

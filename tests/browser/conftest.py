@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,13 +77,10 @@ class Live:
         return found
 
     def link_in_last_mail(self, address: str, pattern: str, count: int = 1) -> str:
-        """A link of this site from the newest mail to ``address`` (waits for ``count`` mails)."""
-        self.smtp.wait_for(count)
-        for _ in range(100):
-            mails = self.mails_to(address)
-            if len(mails) >= count:
-                break
-            threading.Event().wait(0.05)
+        """A link of this site from the newest mail to ``address`` (waits until it has ``count`` mails)."""
+        deadline = time.monotonic() + 5
+        while len(mails := self.mails_to(address)) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
         text = mails[-1].get_body(("plain",)).get_content()
         match = re.search(re.escape(self.url) + pattern, text)
         assert match, text
