@@ -14,7 +14,18 @@ from sqlalchemy import insert
 from accounts.models import Organisation, OrganisationKind, Role, User
 from core.extensions import db
 from events.models import Registration, RegistrationStatus, Training, TrainingFormat, TrainingSession, TrainingStatus
-from materials.models import Booking, BookingStatus, Edition, Lending, Material, MaterialKind, Request, RequestStatus, Unit, fold
+from materials.models import (
+    Booking,
+    BookingStatus,
+    Edition,
+    Lending,
+    Material,
+    MaterialKind,
+    Request,
+    RequestStatus,
+    Unit,
+    fold,
+)
 
 SCALES = {
     "large": dict(materials=5_000, units=20_000, loans=200_000, organisations=2_000, trainings=3_000,
