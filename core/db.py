@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import current_app
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import event
 
 from core.extensions import db, migrate
@@ -17,12 +17,15 @@ def configure_engine(app) -> None:
 
     pysqlite's own transaction handling starts transactions late and not for
     every statement; hand BEGIN to SQLAlchemy instead, as its docs recommend.
-    Every transaction begins IMMEDIATE: it takes SQLite's write lock at once,
-    so a check and the write that depends on it are serialised against other
-    processes, and a reader can never fail when it later wants to write
-    (SQLITE_BUSY_SNAPSHOT). Readers outside transactions still run in
-    parallel thanks to WAL. PostgreSQL relies on row locks and conditional
-    updates instead.
+    A transaction that may write begins IMMEDIATE: it takes SQLite's write
+    lock at once, so a check and the write that depends on it are serialised
+    against other processes, and it can never fail when it later wants to
+    write (SQLITE_BUSY_SNAPSHOT). GET and HEAD requests only read (a view
+    that writes on GET says so with ``@writes``): their transactions begin
+    DEFERRED and run in parallel with each other and with one writer, thanks
+    to WAL. Under test, a write in such a transaction is an error, so an
+    unmarked writing GET view fails the suite. PostgreSQL relies on row locks
+    and conditional updates instead.
     """
     with app.app_context():
         engine = db.engine
@@ -41,7 +44,32 @@ def configure_engine(app) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = _read_only_request()
+        connection.info["read_only"] = read_only
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    if app.testing:
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _no_write_when_read_only(connection, _cursor, statement, *_args):
+            if connection.info.get("read_only") and statement.lstrip()[:6].upper() in WRITES:
+                raise RuntimeError(f"{request.endpoint} writes in a GET request; mark the view with @writes")
+
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def writes(view):
+    """Mark a GET view that writes (a confirmation link, say): its transactions take the write lock."""
+    view.writes_on_get = True
+    return view
+
+
+def _read_only_request() -> bool:
+    if not has_request_context() or request.method not in ("GET", "HEAD") or g.get("migrating"):
+        return False
+    view = current_app.view_functions.get(request.endpoint)
+    return not getattr(view, "writes_on_get", False)
 
 
 def head_revision() -> str | None:
@@ -78,5 +106,9 @@ def ensure_schema() -> None:
                 from flask_migrate import upgrade
 
                 app.logger.info("Bringing the SQLite database up to the current schema")
-                upgrade(directory=migrate.directory)
+                g.migrating = True
+                try:
+                    upgrade(directory=migrate.directory)
+                finally:
+                    g.migrating = False
         _schema_ready.add(url)

@@ -9,6 +9,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from core.db import writes
 from core.errors import form_error
 from core.extensions import db, limiter
 from events import services
@@ -21,6 +22,7 @@ my_bp = Blueprint("my", __name__, url_prefix="/my")
 
 
 @bp.get("/registrations/confirm/<token>")
+@writes
 def confirm(token: str):
     """The link in the confirmation mail (double opt-in)."""
     try:

@@ -1,5 +1,7 @@
 """The database layer: migrations build the schema the models describe, SQLite is set up safely."""
 
+import sqlite3
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import Organisation, OrganisationKind, Role, User
 from app import create_app
+from core.db import writes
 from core.extensions import db
 from tests.conftest import base_config
 
@@ -29,6 +32,46 @@ def test_sqlite_pragmas(app):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_sqlite_pages_read_while_another_process_writes(app, client, make_material):
+    """GET requests begin DEFERRED: a writer holding SQLite's write lock does not hold up reading pages
+    (with IMMEDIATE they waited for it, so four workers served one page at a time)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    make_material(title="Lesbar beim Schreiben")
+    db.session.commit()
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA busy_timeout = 0")
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        response = client.get("/materials/")
+        assert response.status_code == 200
+        assert "Lesbar beim Schreiben" in response.get_data(as_text=True)
+        assert time.monotonic() - started < 5  # the busy timeout is 30 s
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_writing_get_view_must_say_so(app, client, caplog):
+    """Under test, a GET view that writes without ``@writes`` fails loudly instead of risking
+    SQLITE_BUSY_SNAPSHOT in production; a marked one takes the write lock."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+
+    def unmarked():
+        db.session.execute(text("UPDATE users SET name = name"))
+        db.session.commit()
+        return "ok"
+
+    app.add_url_rule("/__unmarked", view_func=unmarked)
+    app.add_url_rule("/__marked", endpoint="marked", view_func=writes(lambda: unmarked()))
+    assert client.get("/__unmarked").status_code == 500
+    assert "mark the view with @writes" in caplog.text
+    assert client.get("/__marked").get_data(as_text=True) == "ok"
 
 
 def test_first_request_creates_sqlite_database(tmp_path):
