@@ -44,6 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     # Import every model module so metadata (and Alembic) sees all tables.
     import accounts.models  # noqa: F401
+    import core.changes  # noqa: F401
     import core.mail  # noqa: F401
     import events.jobs  # noqa: F401  (registers the expiry job)
     import events.models  # noqa: F401

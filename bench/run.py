@@ -186,7 +186,8 @@ def main() -> None:
         for name, path in pages(ids).items():
             if wanted and name not in wanted:
                 continue
-            headers = {"Cookie": cookie}
+            # Calendar apps poll the feeds without a session; people browse the pages signed in as staff.
+            headers = {} if name.startswith("feed") else {"Cookie": cookie}
             if name == "feed_304":
                 _, _, first = fetch(base + path, headers)
                 headers["If-None-Match"] = first["ETag"]

@@ -1,8 +1,10 @@
 """Language choice and German-style date formatting."""
 
 from datetime import UTC, date, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_datetime as babel_format_datetime
 from flask import current_app, has_request_context, request
 from flask_login import current_user
@@ -11,17 +13,23 @@ LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
     """The language the visitor chose (cookie), else their account's, else German."""
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():  # command line: the default language
-        return current_app.config["BABEL_DEFAULT_LOCALE"]
+        return _locale(current_app.config["BABEL_DEFAULT_LOCALE"])
     choice = request.cookies.get(LANG_COOKIE)
     if choice in languages:
-        return choice
+        return _locale(choice)
     if current_user and current_user.is_authenticated and current_user.locale in languages:
-        return current_user.locale
-    return current_app.config["BABEL_DEFAULT_LOCALE"]
+        return _locale(current_user.locale)
+    return _locale(current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
+@cache
+def _locale(code: str) -> Locale:
+    """Parsed once per process: Flask-Babel would parse the code again on every request."""
+    return Locale.parse(code)
 
 
 def local_tz() -> ZoneInfo:

@@ -7,7 +7,7 @@ counting and writing cannot interleave between requests.
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -19,7 +19,9 @@ from sqlalchemy.orm import selectinload
 
 from accounts.services import external_url, normalise_email
 from core.errors import DomainError
+from core.changes import version as change_version
 from core.extensions import db
+from core.i18n import from_local, local_today, local_tz
 from core.mail import Attachment, OutboxMessage, queue_mail
 from core.models import utcnow
 from core.security import derived_token, hash_token
@@ -27,6 +29,7 @@ from events.ical import calendar_bytes
 from events.models import (
     ACTIVE,
     SEAT_HOLDING,
+    TRAININGS_COUNTER,
     Attendance,
     Registration,
     RegistrationStatus,
@@ -76,9 +79,14 @@ def waiting_count(training_id: int) -> int:
     )
 
 
-def feed_query(target_group=None):
-    """Published and cancelled trainings with a session ending 30 days ago or later."""
-    since = utcnow() - timedelta(days=30)
+FEED_DAYS_BACK = 30
+
+
+def feed_query(target_group=None, today: date | None = None):
+    """Published and cancelled trainings with a session ending on or after the day 30 days before
+    ``today`` (Berlin): whole days, so that a feed's content changes only with the data or the date."""
+    day = (today or local_today()) - timedelta(days=FEED_DAYS_BACK)
+    since = from_local(datetime.combine(day, time()))
     query = select(Training).where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
                                    Training.sessions.any(TrainingSession.ends_at >= since))
     if target_group is not None:
@@ -90,6 +98,13 @@ def feed_trainings(query) -> list[Training]:
     """The trainings of a feed query with their sessions, by first session."""
     trainings = db.session.scalars(query.options(selectinload(Training.sessions))).unique().all()
     return sorted(trainings, key=lambda t: (t.sessions[0].starts_at if t.sessions else t.created_at, t.id))
+
+
+def public_feed_version(today: date) -> tuple:
+    """What every public feed's content depends on, from one row read by its key: the trainings'
+    change counter and the date (trainings leave the feed day by day). Equal versions, equal bytes."""
+    counter, changed_at = change_version(TRAININGS_COUNTER)
+    return counter, changed_at, today.isoformat()
 
 
 def calendar_version(query) -> tuple:
@@ -118,8 +133,6 @@ def programme(target_group=None, training_format=None, month: str = "") -> list[
         query = query.where(Training.format == training_format)
     trainings = sorted(db.session.scalars(query).all(), key=lambda t: (t.sessions[0].starts_at, t.id))
     if month:
-        from core.i18n import local_tz
-
         trainings = [t for t in trainings if t.sessions[0].starts_at.astimezone(local_tz()).strftime("%Y-%m") == month]
     return trainings
 

@@ -7,10 +7,12 @@ import json
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from core.db import writes
 from core.errors import form_error
+from core.i18n import local_today
 from core.extensions import db, limiter
 from events import services
 from events.forms import EmailForm, RegistrationForm
@@ -116,18 +118,18 @@ def detail(training_id: int):
 _calendar_cache: dict[str, bytes] = {}
 
 
-def ics_response(load, version: tuple, name: str):
-    """The calendar with ETag and Last-Modified. The ETag comes from ``version`` (one cheap query),
-    so a conditional request gets 304 without the calendar being built; ``load()`` fetches the
-    trainings only when the body is needed."""
-    etag = hashlib.sha256(repr((version, str(name), request.host_url, str(get_locale()))).encode()).hexdigest()[:32]
-    last_modified = version[1]  # the trainings' last change (None for an empty feed)
+def ics_response(load, version: tuple, name):
+    """The calendar with ETag and Last-Modified. The ETag comes from ``version`` (one cheap query)
+    and the language, so a conditional request gets 304 without the calendar being built; ``load()``
+    fetches the trainings and the (lazy) ``name`` is translated only when the body is needed."""
+    etag = hashlib.sha256(repr((version, request.host_url, str(get_locale()))).encode()).hexdigest()[:32]
+    last_modified = version[1]  # the last change (None before the first)
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
         body = _calendar_cache.get(etag)
         if body is None:
-            body = services.calendar_for(load(), name)
+            body = services.calendar_for(load(), str(name))
             _calendar_cache[etag] = body
             while len(_calendar_cache) > 8:  # the oldest go first (a full feed can be megabytes)
                 _calendar_cache.pop(next(iter(_calendar_cache)))
@@ -143,16 +145,19 @@ def ics_response(load, version: tuple, name: str):
 def training_ics(training_id: int):
     """One training as a calendar (download or subscription)."""
     training = get_public_training(training_id)
-    return ics_response(lambda: [training], (1, training.updated_at, training.sequence, training.id), training.title)
+    return ics_response(lambda: [training], (1, training.updated_at, training.sequence, training.id, training.title),
+                        training.title)
 
 
 @bp.get("/calendar.ics")
 def calendar_ics():
-    """All published (and cancelled) trainings from 30 days ago on; ``?target_group=`` filters."""
+    """All published (and cancelled) trainings from 30 days ago on; ``?target_group=`` filters.
+    Calendar apps poll this every few minutes: the ETag needs one row read by its key."""
     group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
-    query = services.feed_query(group)
-    name = _("Trainings – %(org)s", org=current_app.config["ORG_NAME"])
-    return ics_response(lambda: services.feed_trainings(query), services.calendar_version(query), name)
+    today = local_today()
+    return ics_response(lambda: services.feed_trainings(services.feed_query(group, today)),
+                        services.public_feed_version(today) + (group,),
+                        _l("Trainings – %(org)s", org=current_app.config["ORG_NAME"]))
 
 
 @my_bp.route("/registrations", methods=["GET", "POST"])
@@ -197,4 +202,4 @@ def calendar(token: str):
         abort(404)
     query = services.personal_query(key.email)
     return ics_response(lambda: services.feed_trainings(query), services.calendar_version(query),
-                        _("My trainings – %(org)s", org=current_app.config["ORG_NAME"]))
+                        _l("My trainings – %(org)s", org=current_app.config["ORG_NAME"]))
