@@ -126,7 +126,7 @@ def pages(ids: dict) -> dict[str, str]:
         "catalogue_search": f"/materials/?q=wohnen&available_from={soon}&available_to={soon + timedelta(days=3)}",
         "catalogue_page50": "/materials/?page=50",
         "material_detail": f"/materials/{ids['material']}",
-        "overdue": "/requests/?status=handed_over",
+        "overdue": "/requests/loans/overdue",
         "dashboard": "/requests/overview",
         "programme": "/events/",
         "training_detail": f"/events/{ids['training']}",

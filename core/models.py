@@ -3,6 +3,7 @@
 import enum
 from datetime import UTC, datetime
 
+from flask_babel import get_locale
 from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
@@ -74,6 +75,7 @@ def str_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
 
 
 _ENUM_LABELS: dict[type, dict] = {}
+_LABEL_TEXTS: dict[tuple[str, type, str], str] = {}
 
 
 class LabelledEnum(enum.StrEnum):
@@ -81,7 +83,13 @@ class LabelledEnum(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return str(_ENUM_LABELS[type(self)][self])
+        """The label in the current language, translated once per language and process (a list of
+        200 registrations asked for the same few labels 200 times)."""
+        key = (str(get_locale()), type(self), self.value)  # members are str: "pending" of two enums are equal
+        text = _LABEL_TEXTS.get(key)
+        if text is None:
+            text = _LABEL_TEXTS[key] = str(_ENUM_LABELS[type(self)][self])
+        return text
 
 
 def set_labels(enum_cls: type[LabelledEnum], labels: dict) -> dict:

@@ -130,7 +130,7 @@ class TrainingSession(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     training_id: Mapped[int] = mapped_column(ForeignKey("trainings.id", ondelete="CASCADE"), index=True)
     starts_at: Mapped[datetime]
-    ends_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)  # programme and feeds: sessions still to come
 
     training: Mapped[Training] = relationship(back_populates="sessions")
 

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from accounts.services import external_url, normalise_email
-from core.errors import DomainError
 from core.changes import version as change_version
+from core.errors import DomainError
 from core.extensions import db
 from core.i18n import from_local, local_today, local_tz
 from core.mail import Attachment, OutboxMessage, queue_mail
@@ -82,13 +82,19 @@ def waiting_count(training_id: int) -> int:
 FEED_DAYS_BACK = 30
 
 
+def sessions_ending_after(moment: datetime):
+    """Trainings with a session ending at ``moment`` or later, read from the index on the sessions'
+    end (the recent and coming ones), not by testing every training of the history."""
+    return select(TrainingSession.training_id).where(TrainingSession.ends_at >= moment)
+
+
 def feed_query(target_group=None, today: date | None = None):
     """Published and cancelled trainings with a session ending on or after the day 30 days before
     ``today`` (Berlin): whole days, so that a feed's content changes only with the data or the date."""
     day = (today or local_today()) - timedelta(days=FEED_DAYS_BACK)
     since = from_local(datetime.combine(day, time()))
     query = select(Training).where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
-                                   Training.sessions.any(TrainingSession.ends_at >= since))
+                                   Training.id.in_(sessions_ending_after(since)))
     if target_group is not None:
         query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
     return query
@@ -124,7 +130,7 @@ def programme(target_group=None, training_format=None, month: str = "") -> list[
     query = (
         select(Training)
         .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
-               Training.sessions.any(TrainingSession.ends_at >= now))
+               Training.id.in_(sessions_ending_after(now)))
         .options(selectinload(Training.sessions))
     )
     if target_group is not None:

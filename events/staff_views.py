@@ -12,7 +12,7 @@ from wtforms.fields.choices import SelectChoice
 from core.csv_export import csv_bytes
 from core.errors import form_error
 from core.extensions import db
-from core.i18n import format_datetime, from_local, to_local
+from core.i18n import format_date, format_datetime, from_local, to_local
 from core.models import utcnow
 from core.security import staff_required
 from events import services
@@ -140,7 +140,8 @@ def participants(training_id: int):
     return render_template("events/staff/participants.html", training=training, rows=rows,
                            taken=sum(1 for r in rows if r.holds_seat), answers_of=services.answers_of,
                            over=bool(training.ends_at and training.ends_at < utcnow()),
-                           attended={(a.registration_id, a.session_id) for r in rows for a in r.attended})
+                           attended={(a.registration_id, a.session_id) for r in rows for a in r.attended},
+                           session_days=[(s.id, format_date(s.starts_at)) for s in training.sessions])
 
 
 @bp.post("/<int:training_id>/attendance")

@@ -12,8 +12,8 @@ from flask_login import current_user
 
 from core.db import writes
 from core.errors import form_error
-from core.i18n import local_today
 from core.extensions import db, limiter
+from core.i18n import local_today
 from events import services
 from events.forms import EmailForm, RegistrationForm
 from events.models import Training, TrainingFormat, TrainingStatus

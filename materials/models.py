@@ -302,6 +302,8 @@ class Request(TimestampMixin, db.Model):
     """What a partner organisation asks for: quantities of brochures and/or bookings of units."""
 
     __tablename__ = "requests"
+    # Staff lists filter by status, newest first: a status's requests, not the whole history.
+    __table_args__ = (Index("ix_requests_status_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"), index=True)
@@ -360,6 +362,9 @@ class Booking(TimestampMixin, db.Model):
             sqlite_where=text("status = 'handed_over'"),
             postgresql_where=text("status = 'handed_over'"),
         ),
+        # The staff's loan lists (overdue, returns, pickups) read the open bookings by date.
+        Index("ix_bookings_status_ends_on", "status", "ends_on"),
+        Index("ix_bookings_status_starts_on", "status", "starts_on"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -228,6 +228,24 @@ def overview():
     return render_template("materials/overview.html", o=services.staff_overview(local_today()), today=local_today())
 
 
+LOAN_PAGES = {  # title, text when empty
+    "overdue": (lambda: _("Overdue"), lambda: _("Nothing is overdue.")),
+    "pickups": (lambda: _("Pickups in the next 7 days"), lambda: _("No pickups.")),
+    "returns": (lambda: _("Returns in the next 7 days"), lambda: _("No returns.")),
+}
+
+
+@bp.get("/loans/<kind>")
+@staff_required
+def loans(kind: str):
+    """One of the overview's loan lists in full, 50 to a page (overdue: the longest overdue first)."""
+    if kind not in LOAN_PAGES:
+        abort(404)
+    page = db.paginate(services.loans_query(kind, local_today()), per_page=50, error_out=False)
+    title, empty = LOAN_PAGES[kind]
+    return render_template("materials/loans.html", kind=kind, page=page, title=title(), empty=empty())
+
+
 @bp.post("/bookings/<int:booking_id>/extend")
 @staff_required
 def extend(booking_id: int):

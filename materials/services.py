@@ -663,47 +663,74 @@ def extend_booking(booking_id: int, new_end: date, staff: User) -> Booking:
 
 
 @dataclass
+class Bounded:
+    """The first rows of a list and how many it has in all."""
+
+    rows: list
+    total: int
+
+    @property
+    def more(self) -> bool:
+        return self.total > len(self.rows)
+
+
+@dataclass
 class Overview:
-    pending: list
-    pickups: list
-    returns: list
-    overdue: list
-    low_stock: list
+    pending: Bounded
+    pickups: Bounded
+    returns: Bounded
+    overdue: Bounded
+    low_stock: Bounded
+
+
+OVERVIEW_ROWS = 20
+
+
+def bounded(query, limit: int = OVERVIEW_ROWS) -> Bounded:
+    """The first ``limit`` rows and the total in one query (a window count), so that the overview
+    costs the same however long a list grows; the full lists are paginated pages of their own."""
+    rows = db.session.execute(query.add_columns(func.count().over()).limit(limit)).all()
+    return Bounded([row[0] for row in rows], rows[0][1] if rows else 0)
+
+
+def loans_query(kind: str, today: date):
+    """One of the staff's loan lists, in the order they are worked through (indexed by status and date)."""
+    week_end = today + timedelta(days=7)
+    if kind == "overdue":
+        query = select(Booking).where(Booking.status == BookingStatus.HANDED_OVER, Booking.ends_on < today)
+        order = Booking.ends_on
+    elif kind == "returns":
+        query = select(Booking).where(Booking.status == BookingStatus.HANDED_OVER,
+                                      Booking.ends_on >= today, Booking.ends_on <= week_end)
+        order = Booking.ends_on
+    elif kind == "pickups":
+        query = (select(Booking).join(Booking.request)
+                 .where(Booking.status == BookingStatus.RESERVED,
+                        Request.status.in_((RequestStatus.APPROVED, RequestStatus.HANDED_OVER)),
+                        Booking.starts_on >= today, Booking.starts_on <= week_end))
+        order = Booking.starts_on
+    else:
+        raise ValueError(kind)
+    # Many-to-one all the way: joined into the list's one query.
+    return query.options(
+        joinedload(Booking.unit).joinedload(Unit.edition).joinedload(Edition.material),
+        joinedload(Booking.request).joinedload(Request.organisation),
+    ).order_by(order, Booking.id)
 
 
 def staff_overview(today: date) -> Overview:
-    """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low stock."""
-    week_end = today + timedelta(days=7)
-    # Many-to-one all the way: joined into each list's one query.
-    with_unit = (joinedload(Booking.unit).joinedload(Unit.edition).joinedload(Edition.material),
-                 joinedload(Booking.request).joinedload(Request.organisation))
-    pending = db.session.scalars(
-        select(Request).where(Request.status == RequestStatus.SUBMITTED)
-        .options(joinedload(Request.organisation)).order_by(Request.id)
-    ).all()
-    pickups = db.session.scalars(
-        select(Booking).join(Booking.request)
-        .where(Booking.status == BookingStatus.RESERVED, Request.status.in_(
-            (RequestStatus.APPROVED, RequestStatus.HANDED_OVER)),
-               Booking.starts_on >= today, Booking.starts_on <= week_end)
-        .options(*with_unit).order_by(Booking.starts_on)
-    ).all()
-    returns = db.session.scalars(
-        select(Booking).where(Booking.status == BookingStatus.HANDED_OVER,
-                              Booking.ends_on >= today, Booking.ends_on <= week_end)
-        .options(*with_unit).order_by(Booking.ends_on)
-    ).all()
-    overdue = db.session.scalars(
-        select(Booking).where(Booking.status == BookingStatus.HANDED_OVER, Booking.ends_on < today)
-        .options(*with_unit).order_by(Booking.ends_on)
-    ).all()
-    low_stock = db.session.scalars(
+    """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low
+    stock; each list its first rows and its total."""
+    pending = bounded(select(Request).where(Request.status == RequestStatus.SUBMITTED)
+                      .options(joinedload(Request.organisation)).order_by(Request.id))
+    low_stock = bounded(
         select(Edition).join(Edition.material)
         .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
                Edition.stock_on_hand < Material.low_stock_threshold)
-        .options(contains_eager(Edition.material)).order_by(Edition.stock_on_hand)
-    ).all()
-    return Overview(pending, pickups, returns, overdue, low_stock)
+        .options(contains_eager(Edition.material)).order_by(Edition.stock_on_hand, Edition.id)
+    )
+    return Overview(pending, *(bounded(loans_query(kind, today)) for kind in ("pickups", "returns", "overdue")),
+                    low_stock=low_stock)
 
 
 def notify_submitted(request: Request) -> None:

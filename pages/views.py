@@ -45,14 +45,6 @@ def language():
     return set_language_cookie(redirect(target), lang)
 
 
-@bp.app_context_processor
-def language_form():
-    def make_language_form():
-        return LanguageForm(formdata=None, next=request.full_path.rstrip("?"))
-
-    return {"make_language_form": make_language_form}
-
-
 ERROR_TEXTS = {
     400: (lambda: _("Bad request"), lambda: _("The request could not be understood.")),
     403: (lambda: _("Access denied"), lambda: _("You may not see or change this.")),

@@ -145,3 +145,19 @@ def test_a_session_is_shown_as_one_day_with_two_times_or_in_full(app):
     assert format_session(day) == "10.06.2027, 09:00–16:00"
     night = SimpleNamespace(starts_at=datetime(2027, 6, 10, 18, tzinfo=UTC), ends_at=datetime(2027, 6, 10, 23, tzinfo=UTC))
     assert format_session(night) == "10.06.2027, 20:00 – 11.06.2027, 01:00"
+
+
+def test_labels_are_kept_apart_per_enum_and_language(app):
+    """Labels are translated once per language and cached; members are strings, so "pending" of
+    two enums compare equal and must not share a cache entry."""
+    from flask_babel import force_locale
+
+    from accounts.models import ApplicationStatus
+    from events.models import RegistrationStatus
+
+    with app.test_request_context("/"):
+        assert (ApplicationStatus.PENDING.label, RegistrationStatus.PENDING.label) == (
+            "Offen", "Warten auf Bestätigung der E-Mail-Adresse")
+        with force_locale("en"):
+            assert RegistrationStatus.PENDING.label == "Waiting for e-mail confirmation"
+        assert RegistrationStatus.PENDING.label == "Warten auf Bestätigung der E-Mail-Adresse"

@@ -265,11 +265,11 @@ def test_mails_overview_reminders_and_extension(app, client, make_material, make
     assert subjects == ["Neue Materialbestellung", "We have received your request"]  # staff German, partner English
 
     overview = staff_overview(local_today())
-    assert [r.id for r in overview.pending] == [request.id]
-    assert [e.material.title for e in overview.low_stock] == ["Flyer"]
+    assert [r.id for r in overview.pending.rows] == [request.id] and overview.pending.total == 1
+    assert [e.material.title for e in overview.low_stock.rows] == ["Flyer"]
     approve_request(request.id, staff)
     assert "Your request has been approved" in [m.subject for m in db.session.scalars(select(OutboxMessage))]
-    assert [b.unit.inventory_code for b in staff_overview(local_today()).pickups] == ["KV-1"]
+    assert [b.unit.inventory_code for b in staff_overview(local_today()).pickups.rows] == ["KV-1"]
 
     # A later booking of the same unit limits how far the first can be extended.
     later = submit(make_user(Role.PARTNER), {"items": [item | {
@@ -292,7 +292,7 @@ def test_mails_overview_reminders_and_extension(app, client, make_material, make
     later_day = start + timedelta(days=8)
     assert send_overdue_reminders(today=later_day) == 1
     assert send_overdue_reminders(today=later_day + timedelta(days=1)) == 0
-    assert [b.id for b in staff_overview(later_day).overdue] == [booking_id]
+    assert [b.id for b in staff_overview(later_day).overdue.rows] == [booking_id]
     reminder = db.session.scalar(select(OutboxMessage).where(OutboxMessage.subject == "Please return borrowed material"))
     assert "KV-1" in reminder.raw.decode() and reminder.to_addr == partner.email
     result = runner.invoke(args=["jobs", "run"])

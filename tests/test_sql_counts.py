@@ -57,6 +57,8 @@ def pages(ids: dict) -> list[str]:
         "/materials/?page=2",
         f"/materials/{ids['kit']}",
         "/requests/overview",
+        "/requests/loans/overdue",
+        "/requests/?status=handed_over",
         "/requests/",
         "/events/",
         f"/events/{ids['training']}",
@@ -99,6 +101,23 @@ def test_statement_counts_are_the_same_at_both_scales(app, client, make_org, mak
     build(44, make_org, make_user, make_material, make_training, prefix="x")  # five times as much in all
     large_counts = [statements(app, client, url) for url in pages(small)]
     assert large_counts == small_counts
+
+
+def test_overview_lists_are_bounded_and_link_to_the_full_lists(app, client, make_org, make_user, make_material,
+                                                               make_training, login):
+    """The dashboard costs the same however long its lists grow: the first 20 of each, the total,
+    and a link to the full list, which is paginated."""
+    build(25, make_org, make_user, make_material, make_training)  # 25 overdue loans, 25 requests to decide
+    login(make_user(Role.STAFF))
+    page = client.get("/requests/overview").get_data(as_text=True)
+    assert "Überfällig (25)" in page and "Warten auf Entscheidung (25)" in page
+    assert page.count("<tr><td>") == 20
+    assert 'href="/requests/loans/overdue">Alle 25</a>' in page
+    assert 'href="/requests/?status=submitted">Alle 25</a>' in page
+    full = client.get("/requests/loans/overdue").get_data(as_text=True)
+    assert "Überfällig (25)" in full and full.count("<tr><td>") == 25
+    assert client.get("/requests/loans/pickups").status_code == 200
+    assert client.get("/requests/loans/everything").status_code == 404
 
 
 def test_conditional_feed_answers_304_from_one_row_and_changes_with_the_trainings(app, client, make_training):
