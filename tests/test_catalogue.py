@@ -60,6 +60,19 @@ def test_pick_dates_see_what_is_free(client, make_material):
     assert free(start + timedelta(days=9), start + timedelta(days=11))
 
 
+def test_each_kit_is_checked_with_its_own_buffer_days(client, make_material):
+    """The availability search uses each kit's own buffer: a kit without buffer is free up to the day
+    before its next booking, even when another kit of the catalogue needs ten days."""
+    make_material(title="Koffer mit langem Puffer", returnable=True, buffer_days=10)
+    kit = make_material(title="Koffer ohne Puffer", returnable=True, buffer_days=0)
+    start = date(2027, 3, 10)
+    book_unit(kit.editions[0].units[0].id, start, start + timedelta(days=2))
+    db.session.commit()
+    page = titles(client, available_from="2027-03-06", available_to="2027-03-09")
+    assert "Koffer ohne Puffer" in page and "Koffer mit langem Puffer" in page
+    assert "Koffer ohne Puffer" not in titles(client, available_from="2027-03-06", available_to="2027-03-10")
+
+
 def test_giveaway_material_counts_as_free_only_with_stock(client, make_material):
     make_material(title="Vergriffene Broschüre", editions={"de": 0})
     make_material(title="Vorrätige Broschüre", editions={"de": 3})
