@@ -241,7 +241,7 @@ def loans(kind: str):
     """One of the overview's loan lists in full, 50 to a page (overdue: the longest overdue first)."""
     if kind not in LOAN_PAGES:
         abort(404)
-    page = db.paginate(services.loans_query(kind, local_today()), per_page=50, error_out=False)
+    page = db.paginate(services.loans_list(kind, local_today()).full(), per_page=50, error_out=False)
     title, empty = LOAN_PAGES[kind]
     return render_template("materials/loans.html", kind=kind, page=page, title=title(), empty=empty())
 

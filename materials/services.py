@@ -12,9 +12,9 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Date, String, cast, func, literal, or_, select, update
+from sqlalchemy import Date, Select, String, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import contains_eager, joinedload, selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from accounts.models import User
 from accounts.services import external_url
@@ -690,14 +690,39 @@ class Overview:
 OVERVIEW_ROWS = 20
 
 
-def bounded(query, limit: int = OVERVIEW_ROWS) -> Bounded:
-    """The first ``limit`` rows and the total in one query (a window count), so that the overview
-    costs the same however long a list grows; the full lists are paginated pages of their own."""
-    rows = db.session.execute(query.add_columns(func.count().over()).limit(limit)).all()
+@dataclass(frozen=True)
+class StaffList:
+    """A staff list: which rows (a ``select`` of one entity with its joins and filters), their order,
+    and what each shown row needs loaded with it."""
+
+    query: Select
+    order: tuple
+    load: tuple = ()
+
+    def full(self) -> Select:
+        return self.query.options(*self.load).order_by(*self.order)
+
+
+def bounded(entity, staff_list: StaffList, limit: int = OVERVIEW_ROWS) -> Bounded:
+    """The first ``limit`` rows and the total in one query, so that the overview costs the same however
+    long a list grows (the full lists are paginated pages of their own). The window count and the
+    limit run over the list's own rows, through its index; the joins for display only over the rows
+    shown."""
+    first = (staff_list.query.with_only_columns(entity.id, func.count().over().label("total"))
+             .order_by(*staff_list.order).limit(limit).subquery())
+    rows = db.session.execute(
+        select(entity, first.c.total).join(first, entity.id == first.c.id)
+        .options(*staff_list.load).order_by(*staff_list.order)
+    ).all()
     return Bounded([row[0] for row in rows], rows[0][1] if rows else 0)
 
 
-def loans_query(kind: str, today: date):
+# Many-to-one all the way: joined into the list's one query.
+LOAN_ROW = (joinedload(Booking.unit).joinedload(Unit.edition).joinedload(Edition.material),
+            joinedload(Booking.request).joinedload(Request.organisation))
+
+
+def loans_list(kind: str, today: date) -> StaffList:
     """One of the staff's loan lists, in the order they are worked through (indexed by status and date)."""
     week_end = today + timedelta(days=7)
     if kind == "overdue":
@@ -715,26 +740,21 @@ def loans_query(kind: str, today: date):
         order = Booking.starts_on
     else:
         raise ValueError(kind)
-    # Many-to-one all the way: joined into the list's one query.
-    return query.options(
-        joinedload(Booking.unit).joinedload(Unit.edition).joinedload(Edition.material),
-        joinedload(Booking.request).joinedload(Request.organisation),
-    ).order_by(order, Booking.id)
+    return StaffList(query, (order, Booking.id), LOAN_ROW)
 
 
 def staff_overview(today: date) -> Overview:
     """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low
     stock; each list its first rows and its total."""
-    pending = bounded(select(Request).where(Request.status == RequestStatus.SUBMITTED)
-                      .options(joinedload(Request.organisation)).order_by(Request.id))
-    low_stock = bounded(
+    pending = StaffList(select(Request).where(Request.status == RequestStatus.SUBMITTED), (Request.id,),
+                        (joinedload(Request.organisation),))
+    low_stock = StaffList(
         select(Edition).join(Edition.material)
         .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
-               Edition.stock_on_hand < Material.low_stock_threshold)
-        .options(contains_eager(Edition.material)).order_by(Edition.stock_on_hand, Edition.id)
-    )
-    return Overview(pending, *(bounded(loans_query(kind, today)) for kind in ("pickups", "returns", "overdue")),
-                    low_stock=low_stock)
+               Edition.stock_on_hand < Material.low_stock_threshold),
+        (Edition.stock_on_hand, Edition.id), (joinedload(Edition.material),))
+    loans = {kind: bounded(Booking, loans_list(kind, today)) for kind in ("pickups", "returns", "overdue")}
+    return Overview(bounded(Request, pending), low_stock=bounded(Edition, low_stock), **loans)
 
 
 def notify_submitted(request: Request) -> None:
