@@ -46,7 +46,8 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
             ("/requests/", None), (f"/requests/{submitted.id}", None), ("/requests/cart", None), ("/account", None),
         ],
         "staff": [
-            ("/requests/overview", "staff-dashboard"), (f"/requests/{returned.id}", "request-on-loan"),
+            ("/requests/overview", "staff-dashboard"), ("/requests/loans/overdue", None),
+            (f"/requests/{returned.id}", "request-on-loan"),
             (f"/requests/{returned.id}/slip", "handover-slip"), (f"/materials/units/{unit.id}", None),
             (f"/materials/{kit.id}/manage", None), ("/events/staff/", None), (f"/events/staff/{full.id}", None),
             (f"/events/staff/{past.id}", "participant-list-attendance"),
