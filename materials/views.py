@@ -1,10 +1,8 @@
 """Catalogue pages for everyone, and the staff pages to keep materials, stock and units."""
 
-import functools
 from datetime import date
 
 import segno
-from babel import Locale
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -50,13 +48,9 @@ bp = Blueprint("materials", __name__, url_prefix="/materials")
 
 
 def language_name(code: str) -> str:
-    """``de`` → "Deutsch" / "German", in the page's language."""
-    return _language_names(str(get_locale())).get(code, code)
-
-
-@functools.lru_cache(maxsize=8)
-def _language_names(locale: str) -> dict[str, str]:
-    return dict(Locale.parse(locale).languages)
+    """``de`` → "Deutsch" / "German", in the page's language (the locale is parsed once per process,
+    see ``core.i18n.select_locale``, and keeps its loaded data)."""
+    return get_locale().languages.get(code, code)
 
 
 @bp.app_context_processor
