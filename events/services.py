@@ -123,24 +123,32 @@ def calendar_version(query) -> tuple:
     return count, last, sequences, ids
 
 
-def programme(target_group=None, training_format=None, month: str = "") -> list[Training]:
-    """Upcoming published trainings (a session still to come), by first session; cancelled ones stay
-    listed, marked, so that people who had planned to come see it."""
-    now = utcnow()
+def programme(target_group=None, training_format=None, month: date | None = None):
+    """Upcoming published trainings (a session still to come) by first session, as a select to
+    paginate; cancelled ones stay listed, marked, so that people who had planned to come see it.
+    ``month`` (its first day) keeps the trainings whose first session starts in it, in Berlin time.
+
+    The first starts are read for the coming trainings only (through the index on the sessions'
+    end), so the page costs the same however long the history is."""
+    coming = sessions_ending_after(utcnow())
+    first = (select(TrainingSession.training_id, func.min(TrainingSession.starts_at).label("first_start"))
+             .where(TrainingSession.training_id.in_(coming))
+             .group_by(TrainingSession.training_id).subquery())
     query = (
-        select(Training)
-        .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
-               Training.id.in_(sessions_ending_after(now)))
+        select(Training).join(first, first.c.training_id == Training.id)
+        .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)))
         .options(selectinload(Training.sessions))
+        .order_by(first.c.first_start, Training.id)
     )
     if target_group is not None:
         query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
     if training_format is not None:
         query = query.where(Training.format == training_format)
-    trainings = sorted(db.session.scalars(query).all(), key=lambda t: (t.sessions[0].starts_at, t.id))
-    if month:
-        trainings = [t for t in trainings if t.sessions[0].starts_at.astimezone(local_tz()).strftime("%Y-%m") == month]
-    return trainings
+    if month is not None:
+        following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        query = query.where(first.c.first_start >= from_local(datetime.combine(month, time())),
+                            first.c.first_start < from_local(datetime.combine(following, time())))
+    return query
 
 
 def waiting_position(registration: Registration) -> int:

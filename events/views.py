@@ -3,6 +3,7 @@ and a registration's confirm and manage links."""
 
 import hashlib
 import json
+from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -20,6 +21,7 @@ from events.models import Training, TrainingFormat, TrainingStatus
 from materials.models import TargetGroup
 
 bp = Blueprint("events", __name__, url_prefix="/events")
+PROGRAMME_PAGE = 20  # trainings a page, as in the archive
 my_bp = Blueprint("my", __name__, url_prefix="/my")
 
 
@@ -49,7 +51,7 @@ def manage(token: str):
 @bp.get("/archive")
 def archive():
     """Past trainings, newest first."""
-    page = db.paginate(services.archive(), per_page=20, error_out=False)
+    page = db.paginate(services.archive(), per_page=PROGRAMME_PAGE, error_out=False)
     return render_template("events/archive.html", page=page)
 
 
@@ -80,9 +82,14 @@ def programme():
     group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
     fmt = TrainingFormat._value2member_map_.get(request.args.get("format", ""))
     month = request.args.get("month", "")
-    trainings = services.programme(group, fmt, month if len(month) == 7 and month[4] == "-" else "")
-    return render_template("events/programme.html", trainings=trainings, group=group, fmt=fmt, month=month,
-                           target_groups=list(TargetGroup), formats=list(TrainingFormat))
+    try:
+        first_day = date.fromisoformat(month + "-01") if len(month) == 7 else None
+    except ValueError:  # not a month: the programme unfiltered, as for an empty field
+        first_day, month = None, ""
+    page = db.paginate(services.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False)
+    return render_template("events/programme.html", page=page, group=group, fmt=fmt,
+                           month=month if first_day else "", target_groups=list(TargetGroup),
+                           formats=list(TrainingFormat))
 
 
 def registration_form(training: Training) -> RegistrationForm:

@@ -131,6 +131,38 @@ def test_feeds_with_etag_304_and_target_group_filter(client, make_training):
     assert client.get(f"/events/{housing.id + 2}").status_code == 404  # the draft
 
 
+def test_programme_by_first_session_with_month_filter_and_pages(client, make_training):
+    from datetime import UTC, datetime
+
+    def at(*args):  # Berlin wall-clock time as UTC: 1 Dec 00:30 in Berlin is still November in UTC
+        from core.i18n import from_local
+
+        return from_local(datetime(*args))
+
+    def titles(url):
+        return re.findall(r'<h2><a href="/events/\d+">([^<]+)</a>', client.get(url).get_data(as_text=True))
+
+    later = make_training(title="Zweiteilig", sessions=[(at(2099, 12, 1, 0, 30), at(2099, 12, 1, 2)),
+                                                        (at(2099, 12, 8, 9), at(2099, 12, 8, 12))])
+    make_training(title="Im November", sessions=[(at(2099, 11, 30, 23), at(2099, 11, 30, 23, 45))])
+    past = datetime.now(UTC) - timedelta(days=3)
+    make_training(title="Vorbei", sessions=[(past, past + timedelta(hours=2))])
+    assert titles("/events/") == ["Im November", "Zweiteilig"]
+    assert titles("/events/?month=2099-12") == ["Zweiteilig"]  # by the first session, in Berlin time
+    assert titles("/events/?month=2099-11") == ["Im November"]
+    for bad in ("2099-13", "abcd-ef", "2099-1", "9"):  # not a month: the whole programme, no error
+        response = client.get(f"/events/?month={bad}")
+        assert response.status_code == 200 and titles(f"/events/?month={bad}") == ["Im November", "Zweiteilig"]
+
+    start = at(2098, 1, 5, 9)
+    for day in range(21):
+        make_training(title=f"Reihe {day:02}", sessions=[(start + timedelta(days=day), start + timedelta(days=day, hours=3))])
+    first = client.get("/events/?format=in-person").get_data(as_text=True)
+    assert titles("/events/?format=in-person") == [f"Reihe {day:02}" for day in range(20)]
+    assert "Seite 1 von 2" in first and "/events/?page=2&amp;format=in-person" in first
+    assert titles("/events/?format=in-person&page=2") == ["Reihe 20", "Im November", later.title]
+
+
 def test_trainee_finds_registers_confirms_and_cancels(client, make_training):
     from events.models import TrainingFormat
 
