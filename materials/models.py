@@ -362,9 +362,10 @@ class Booking(TimestampMixin, db.Model):
             sqlite_where=text("status = 'handed_over'"),
             postgresql_where=text("status = 'handed_over'"),
         ),
-        # The staff's loan lists (overdue, returns, pickups) read the open bookings by date.
-        Index("ix_bookings_status_ends_on", "status", "ends_on"),
-        Index("ix_bookings_status_starts_on", "status", "starts_on"),
+        # The staff's loan lists (overdue, returns, pickups) read the open bookings by date, then id:
+        # with the id in the index a page is the next rows of the index, not a sort of every match.
+        Index("ix_bookings_status_ends_on", "status", "ends_on", "id"),
+        Index("ix_bookings_status_starts_on", "status", "starts_on", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

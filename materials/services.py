@@ -14,9 +14,9 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, Select, String, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, load_only, selectinload
 
-from accounts.models import User
+from accounts.models import Organisation, User
 from accounts.services import external_url
 from core.errors import DomainError
 from core.extensions import db
@@ -717,9 +717,16 @@ def bounded(entity, staff_list: StaffList, limit: int = OVERVIEW_ROWS) -> Bounde
     return Bounded([row[0] for row in rows], rows[0][1] if rows else 0)
 
 
-# Many-to-one all the way: joined into the list's one query.
-LOAN_ROW = (joinedload(Booking.unit).joinedload(Unit.edition).joinedload(Edition.material),
-            joinedload(Booking.request).joinedload(Request.organisation))
+# Many-to-one all the way: joined into the list's one query, with only the columns a row shows (a
+# material's description or a request's texts would be fetched and converted for nothing).
+LOAN_ROW = (
+    load_only(Booking.starts_on, Booking.ends_on, Booking.unit_id, Booking.request_id),
+    joinedload(Booking.unit).load_only(Unit.inventory_code, Unit.edition_id)
+    .joinedload(Unit.edition).load_only(Edition.material_id)
+    .joinedload(Edition.material).load_only(Material.title),
+    joinedload(Booking.request).load_only(Request.organisation_id)
+    .joinedload(Request.organisation).load_only(Organisation.name),
+)
 
 
 def loans_list(kind: str, today: date) -> StaffList:
