@@ -2,6 +2,7 @@
 
 import fcntl
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.migration import MigrationContext
@@ -44,6 +45,8 @@ def configure_engine(app) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
+        if connection.get_execution_options().get("outside_transaction"):
+            return  # see lone_statements()
         read_only = _read_only_request()
         connection.info["read_only"] = read_only
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
@@ -70,6 +73,21 @@ def _read_only_request() -> bool:
         return False
     view = current_app.view_functions.get(request.endpoint)
     return not getattr(view, "writes_on_get", False)
+
+
+@contextmanager
+def lone_statements():
+    """A pooled connection whose statements each run on their own, outside a transaction: for a
+    single read that is all a request does (the conditional feed), where BEGIN and ROLLBACK would
+    be two of PostgreSQL's four round trips. PostgreSQL gets AUTOCOMMIT; SQLite's begin hook leaves
+    out its BEGIN instead (pysqlite's own transaction handling is off, so the statement commits by
+    itself), because resetting SQLAlchemy's AUTOCOMMIT level would turn that handling back on for
+    the pooled connection."""
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            yield connection.execution_options(outside_transaction=True)
+        else:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def head_revision() -> str | None:

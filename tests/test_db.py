@@ -34,6 +34,33 @@ def test_sqlite_pragmas(app):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
 
 
+def test_lone_statements_run_outside_a_transaction_and_leave_the_pool_as_it_was(app):
+    """The conditional feed's one read needs no BEGIN/ROLLBACK; afterwards the pooled connection still
+    begins its transactions as configured (SQLAlchemy's AUTOCOMMIT level, once reset, would have
+    turned pysqlite's own transaction handling back on)."""
+    from core.changes import ChangeCounter, bump
+    from core.db import lone_statements
+
+    bump(db.session, "test")
+    db.session.commit()
+    with lone_statements() as connection:
+        assert connection.scalar(text("SELECT value FROM change_counters WHERE name = 'test'")) == 1
+        driver = connection.connection.driver_connection
+        status = getattr(getattr(driver, "info", None), "transaction_status", None)
+        assert (driver.in_transaction if status is None else status != 0) is False
+    db.session.remove()
+    with db.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        if db.engine.dialect.name == "sqlite":
+            assert driver.isolation_level is None
+        else:
+            assert driver.autocommit is False
+        assert connection.scalar(text("SELECT 1")) == 1
+        status = getattr(getattr(driver, "info", None), "transaction_status", None)
+        assert (driver.in_transaction if status is None else status != 0) is True
+    assert db.session.get(ChangeCounter, "test").value == 1
+
+
 def test_sqlite_pages_read_while_another_process_writes(app, client, make_material):
     """GET requests begin DEFERRED: a writer holding SQLite's write lock does not hold up reading pages
     (with IMMEDIATE they waited for it, so four workers served one page at a time)."""
