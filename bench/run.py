@@ -82,7 +82,7 @@ def start_gunicorn(url: str, port: int, floor_dir: Path) -> subprocess.Popen:
     env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=SECRET, BENCH_FLOOR_DIR=str(floor_dir),
                AUTO_MIGRATE="0", RATELIMIT_ENABLED="0", MAIL_SERVER="", PYTHONPATH=str(ROOT))
     process = subprocess.Popen(
-        [shutil.which("gunicorn") or "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
          "--log-level", "warning", "bench.app:create()"],
         cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     for _ in range(200):
