@@ -246,6 +246,14 @@ def loans(kind: str):
     return render_template("materials/loans.html", kind=kind, page=page, title=title(), empty=empty())
 
 
+@bp.get("/stock/low")
+@staff_required
+def low_stock():
+    """The overview's low-stock list in full, 50 to a page, the emptiest first."""
+    page = db.paginate(services.low_stock_list().full(), per_page=50, error_out=False)
+    return render_template("materials/low_stock.html", page=page)
+
+
 @bp.post("/bookings/<int:booking_id>/extend")
 @staff_required
 def extend(booking_id: int):

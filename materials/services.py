@@ -750,18 +750,23 @@ def loans_list(kind: str, today: date) -> StaffList:
     return StaffList(query, (order, Booking.id), LOAN_ROW)
 
 
+def low_stock_list() -> StaffList:
+    """Giveaway editions of the current catalogue below their material's threshold, the emptiest first."""
+    return StaffList(
+        select(Edition).join(Edition.material)
+        .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
+               Edition.stock_on_hand < Material.low_stock_threshold),
+        (Edition.stock_on_hand, Edition.id),
+        (joinedload(Edition.material).load_only(Material.title, Material.low_stock_threshold),))
+
+
 def staff_overview(today: date) -> Overview:
     """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low
     stock; each list its first rows and its total."""
     pending = StaffList(select(Request).where(Request.status == RequestStatus.SUBMITTED), (Request.id,),
                         (joinedload(Request.organisation),))
-    low_stock = StaffList(
-        select(Edition).join(Edition.material)
-        .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
-               Edition.stock_on_hand < Material.low_stock_threshold),
-        (Edition.stock_on_hand, Edition.id), (joinedload(Edition.material),))
     loans = {kind: bounded(Booking, loans_list(kind, today)) for kind in ("pickups", "returns", "overdue")}
-    return Overview(bounded(Request, pending), low_stock=bounded(Edition, low_stock), **loans)
+    return Overview(bounded(Request, pending), low_stock=bounded(Edition, low_stock_list()), **loans)
 
 
 def notify_submitted(request: Request) -> None:

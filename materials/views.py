@@ -53,9 +53,8 @@ def language_name(code: str) -> str:
     return get_locale().languages.get(code, code)
 
 
-@bp.app_context_processor
-def helpers():
-    return {"language_name": language_name}
+# A global rather than a context variable, so that imported macros see it too.
+bp.add_app_template_global(language_name)
 
 
 def get_material(material_id: int) -> Material:

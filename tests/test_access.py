@@ -149,6 +149,7 @@ TABLE = [
     ("POST", "/requests/{request}/close", STAFF_POST),
     ("GET", "/requests/overview", STAFF_ONLY),
     ("GET", "/requests/loans/overdue", STAFF_ONLY),
+    ("GET", "/requests/stock/low", STAFF_ONLY),
     ("GET", "/requests/{request}/slip", STAFF_ONLY),
     ("GET", "/requests/export/ledger.csv", STAFF_ONLY),
     ("GET", "/requests/export/unknown.csv", (LOGIN, 403, 403, 404, 404)),

@@ -3,6 +3,7 @@
 Timing never goes into tests; the benchmark (``bench/``) measures speed. This only counts.
 """
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -58,6 +59,7 @@ def pages(ids: dict) -> list[str]:
         f"/materials/{ids['kit']}",
         "/requests/overview",
         "/requests/loans/overdue",
+        "/requests/stock/low",
         "/requests/?status=handed_over",
         "/requests/",
         "/events/",
@@ -111,13 +113,19 @@ def test_overview_lists_are_bounded_and_link_to_the_full_lists(app, client, make
     login(make_user(Role.STAFF))
     page = client.get("/requests/overview").get_data(as_text=True)
     assert "Überfällig (25)" in page and "Warten auf Entscheidung (25)" in page
-    assert page.count("<tr><td>") == 20
+    assert page.count("<tr><td>") == 40  # 20 overdue loans, 20 low-stock editions
     assert 'href="/requests/loans/overdue">Alle 25</a>' in page
     assert 'href="/requests/?status=submitted">Alle 25</a>' in page
     full = client.get("/requests/loans/overdue").get_data(as_text=True)
     assert "Überfällig (25)" in full and full.count("<tr><td>") == 25
     assert client.get("/requests/loans/pickups").status_code == 200
     assert client.get("/requests/loans/everything").status_code == 404
+    # Low stock: 50 editions below their threshold (two per brochure), the emptiest first.
+    assert "Niedriger Bestand (50)" in page and 'href="/requests/stock/low">Alle 50</a>' in page
+    stock = client.get("/requests/stock/low").get_data(as_text=True)
+    assert "Niedriger Bestand (50)" in stock and stock.count("<tr><td>") == 50
+    cells = re.findall(r"</td><td>[^<]*</td>\s*<td>(\d+)</td><td>100</td>", stock)
+    assert len(cells) == 50 and cells == sorted(cells, key=int) and cells[0] == "20"
 
 
 def test_conditional_feed_answers_304_from_one_row_and_changes_with_the_trainings(app, client, make_training):
