@@ -21,7 +21,7 @@ from accounts.services import external_url, normalise_email
 from core.changes import version as change_version
 from core.errors import DomainError
 from core.extensions import db
-from core.i18n import from_local, local_today, local_tz
+from core.i18n import from_local, local_today
 from core.mail import Attachment, OutboxMessage, queue_mail
 from core.models import utcnow
 from core.security import derived_token, hash_token

@@ -241,7 +241,7 @@ def loans(kind: str):
     """One of the overview's loan lists in full, 50 to a page (overdue: the longest overdue first)."""
     if kind not in LOAN_PAGES:
         abort(404)
-    page = db.paginate(services.loans_list(kind, local_today()).full(), per_page=50, error_out=False)
+    page = services.StaffPage(per_page=50, error_out=False, staff_list=services.loans_list(kind, local_today()))
     title, empty = LOAN_PAGES[kind]
     return render_template("materials/loans.html", kind=kind, page=page, title=title(), empty=empty())
 
@@ -250,7 +250,7 @@ def loans(kind: str):
 @staff_required
 def low_stock():
     """The overview's low-stock list in full, 50 to a page, the emptiest first."""
-    page = db.paginate(services.low_stock_list().full(), per_page=50, error_out=False)
+    page = services.StaffPage(per_page=50, error_out=False, staff_list=services.low_stock_list())
     return render_template("materials/low_stock.html", page=page)
 
 

@@ -6,15 +6,17 @@ Code checks give precise messages; the database constraints (see
 
 import io
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from flask import current_app
+from flask_sqlalchemy.pagination import Pagination
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Date, Select, String, cast, func, literal, or_, select, update
+from sqlalchemy import Date, Row, Select, String, Subquery, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, load_only, selectinload
+from sqlalchemy.orm import selectinload
 
 from accounts.models import Organisation, User
 from accounts.services import external_url
@@ -692,81 +694,102 @@ OVERVIEW_ROWS = 20
 
 @dataclass(frozen=True)
 class StaffList:
-    """A staff list: which rows (a ``select`` of one entity with its joins and filters), their order,
-    and what each shown row needs loaded with it."""
+    """A staff list: which rows (``query``, a select of one table's ids with its filters, read through
+    an index), their ``order``, and what a shown row displays (``show`` turns a subquery of the shown
+    ids, column ``id``, into the select of their columns). Only the rows shown are joined for display,
+    and they come back as plain rows: building ORM objects for them cost more than the query (50
+    overdue loans with their unit, material and organisation: 3.4 ms as objects, 0.5 ms as rows)."""
 
     query: Select
     order: tuple
-    load: tuple = ()
+    show: Callable[[Subquery], Select]
 
-    def full(self) -> Select:
-        return self.query.options(*self.load).order_by(*self.order)
+    def ids(self, limit: int, offset: int = 0, *columns) -> Subquery:
+        return self.query.add_columns(*columns).order_by(*self.order).limit(limit).offset(offset).subquery()
+
+    def rows(self, ids: Subquery, *columns) -> list[Row]:
+        return db.session.execute(self.show(ids).add_columns(*columns).order_by(*self.order)).all()
+
+    def count(self) -> int:
+        return db.session.scalar(select(func.count()).select_from(self.query.order_by(None).subquery()))
 
 
-def bounded(entity, staff_list: StaffList, limit: int = OVERVIEW_ROWS) -> Bounded:
+class StaffPage(Pagination):
+    """A page of a staff list for the pager; Flask-SQLAlchemy's pagination is extended by
+    implementing its two queries (``staff_list`` is passed as a keyword)."""
+
+    def _query_items(self) -> list[Row]:
+        staff_list = self._query_args["staff_list"]
+        return staff_list.rows(staff_list.ids(self.per_page, self._query_offset))
+
+    def _query_count(self) -> int:
+        return self._query_args["staff_list"].count()
+
+
+def bounded(staff_list: StaffList, limit: int = OVERVIEW_ROWS) -> Bounded:
     """The first ``limit`` rows and the total in one query, so that the overview costs the same however
     long a list grows (the full lists are paginated pages of their own). The window count and the
-    limit run over the list's own rows, through its index; the joins for display only over the rows
-    shown."""
-    first = (staff_list.query.with_only_columns(entity.id, func.count().over().label("total"))
-             .order_by(*staff_list.order).limit(limit).subquery())
-    rows = db.session.execute(
-        select(entity, first.c.total).join(first, entity.id == first.c.id)
-        .options(*staff_list.load).order_by(*staff_list.order)
-    ).all()
-    return Bounded([row[0] for row in rows], rows[0][1] if rows else 0)
+    limit run over the list's own rows, through its index."""
+    first = staff_list.ids(limit, 0, func.count().over().label("total"))
+    rows = staff_list.rows(first, first.c.total)
+    return Bounded(rows, rows[0].total if rows else 0)
 
 
-# Many-to-one all the way: joined into the list's one query, with only the columns a row shows (a
-# material's description or a request's texts would be fetched and converted for nothing).
-LOAN_ROW = (
-    load_only(Booking.starts_on, Booking.ends_on, Booking.unit_id, Booking.request_id),
-    joinedload(Booking.unit).load_only(Unit.inventory_code, Unit.edition_id)
-    .joinedload(Unit.edition).load_only(Edition.material_id)
-    .joinedload(Edition.material).load_only(Material.title),
-    joinedload(Booking.request).load_only(Request.organisation_id)
-    .joinedload(Request.organisation).load_only(Organisation.name),
-)
+def _loan_rows(ids: Subquery) -> Select:
+    return (select(Booking.id, Booking.starts_on, Booking.ends_on, Booking.request_id, Unit.inventory_code,
+                   Material.title, Organisation.name.label("organisation"))
+            .select_from(Booking).join(ids, ids.c.id == Booking.id)
+            .join(Booking.unit).join(Unit.edition).join(Edition.material)
+            .outerjoin(Booking.request).outerjoin(Request.organisation))
 
 
 def loans_list(kind: str, today: date) -> StaffList:
-    """One of the staff's loan lists, in the order they are worked through (indexed by status and date)."""
+    """One of the staff's loan lists, in the order they are worked through (indexed by status, date, id)."""
     week_end = today + timedelta(days=7)
     if kind == "overdue":
-        query = select(Booking).where(Booking.status == BookingStatus.HANDED_OVER, Booking.ends_on < today)
+        query = select(Booking.id).where(Booking.status == BookingStatus.HANDED_OVER, Booking.ends_on < today)
         order = Booking.ends_on
     elif kind == "returns":
-        query = select(Booking).where(Booking.status == BookingStatus.HANDED_OVER,
-                                      Booking.ends_on >= today, Booking.ends_on <= week_end)
+        query = select(Booking.id).where(Booking.status == BookingStatus.HANDED_OVER,
+                                         Booking.ends_on >= today, Booking.ends_on <= week_end)
         order = Booking.ends_on
     elif kind == "pickups":
-        query = (select(Booking).join(Booking.request)
+        query = (select(Booking.id).join(Booking.request)
                  .where(Booking.status == BookingStatus.RESERVED,
                         Request.status.in_((RequestStatus.APPROVED, RequestStatus.HANDED_OVER)),
                         Booking.starts_on >= today, Booking.starts_on <= week_end))
         order = Booking.starts_on
     else:
         raise ValueError(kind)
-    return StaffList(query, (order, Booking.id), LOAN_ROW)
+    return StaffList(query, (order, Booking.id), _loan_rows)
+
+
+def _stock_rows(ids: Subquery) -> Select:
+    return (select(Edition.id, Edition.material_id, Edition.language, Edition.stock_on_hand, Material.title,
+                   Material.low_stock_threshold)
+            .select_from(Edition).join(ids, ids.c.id == Edition.id).join(Edition.material))
 
 
 def low_stock_list() -> StaffList:
     """Giveaway editions of the current catalogue below their material's threshold, the emptiest first."""
-    return StaffList(
-        select(Edition).join(Edition.material)
-        .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
-               Edition.stock_on_hand < Material.low_stock_threshold),
-        (Edition.stock_on_hand, Edition.id),
-        (joinedload(Edition.material).load_only(Material.title, Material.low_stock_threshold),))
+    query = (select(Edition.id).join(Edition.material)
+             .where(Material.lending == Lending.GIVEAWAY, Material.archived_at.is_(None),
+                    Edition.stock_on_hand < Material.low_stock_threshold))
+    return StaffList(query, (Edition.stock_on_hand, Edition.id), _stock_rows)
+
+
+def _request_rows(ids: Subquery) -> Select:
+    return (select(Request.id, Request.created_at, Organisation.name.label("organisation"))
+            .select_from(Request).join(ids, ids.c.id == Request.id).join(Request.organisation))
 
 
 def staff_overview(today: date) -> Overview:
     """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low
     stock; each list its first rows and its total."""
-    pending = StaffList(select(Request).where(Request.status == RequestStatus.SUBMITTED), (Request.id,),
-                        (joinedload(Request.organisation),))
-    loans = {kind: bounded(Booking, loans_list(kind, today)) for kind in ("pickups", "returns", "overdue")}
-    return Overview(bounded(Request, pending), low_stock=bounded(Edition, low_stock_list()), **loans)
+    pending = StaffList(select(Request.id).where(Request.status == RequestStatus.SUBMITTED), (Request.id,),
+                        _request_rows)
+    loans = {kind: bounded(loans_list(kind, today)) for kind in ("pickups", "returns", "overdue")}
+    return Overview(bounded(pending), low_stock=bounded(low_stock_list()), **loans)
 
 
 def notify_submitted(request: Request) -> None:
