@@ -347,6 +347,14 @@ def make_training(app):
     return make
 
 
+def in_transaction(connection) -> bool:
+    """Whether the database connection under a SQLAlchemy connection is inside a transaction, as the
+    driver sees it (psycopg: its transaction status; sqlite3: its flag)."""
+    driver = connection.connection.driver_connection
+    status = getattr(getattr(driver, "info", None), "transaction_status", None)
+    return driver.in_transaction if status is None else status != 0
+
+
 def mail_text(message) -> str:
     """The plain-text body of an outbox message, decoded as a mail client would."""
     import email

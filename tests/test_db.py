@@ -14,7 +14,7 @@ from accounts.models import Organisation, OrganisationKind, Role, User
 from app import create_app
 from core.db import writes
 from core.extensions import db
-from tests.conftest import base_config
+from tests.conftest import base_config, in_transaction
 
 
 def test_migrations_match_models(app):
@@ -45,9 +45,7 @@ def test_lone_statements_run_outside_a_transaction_and_leave_the_pool_as_it_was(
     db.session.commit()
     with lone_statements() as connection:
         assert connection.scalar(text("SELECT value FROM change_counters WHERE name = 'test'")) == 1
-        driver = connection.connection.driver_connection
-        status = getattr(getattr(driver, "info", None), "transaction_status", None)
-        assert (driver.in_transaction if status is None else status != 0) is False
+        assert in_transaction(connection) is False
     db.session.remove()
     with db.engine.connect() as connection:
         driver = connection.connection.driver_connection
@@ -56,8 +54,7 @@ def test_lone_statements_run_outside_a_transaction_and_leave_the_pool_as_it_was(
         else:
             assert driver.autocommit is False
         assert connection.scalar(text("SELECT 1")) == 1
-        status = getattr(getattr(driver, "info", None), "transaction_status", None)
-        assert (driver.in_transaction if status is None else status != 0) is True
+        assert in_transaction(connection) is True
     assert db.session.get(ChangeCounter, "test").value == 1
 
 

@@ -15,6 +15,7 @@ from core.i18n import local_today
 from core.models import utcnow
 from events.models import Attendance, Registration, RegistrationStatus
 from materials.models import Booking, BookingStatus, KitContent, Request, RequestStatus
+from tests.conftest import in_transaction
 
 LIMIT = 8
 
@@ -139,9 +140,7 @@ def test_conditional_feed_answers_304_from_one_row_and_changes_with_the_training
     executed = []
 
     def counter(connection, _cursor, statement, *_args):
-        driver = connection.connection.driver_connection  # psycopg: transaction status; sqlite3: flag
-        status = getattr(getattr(driver, "info", None), "transaction_status", None)
-        executed.append((statement, driver.in_transaction if status is None else status != 0))
+        executed.append((statement, in_transaction(connection)))
 
     event.listen(db.engine, "after_cursor_execute", counter)
     try:
