@@ -46,8 +46,7 @@ def version(name: str) -> tuple[int, datetime | None]:
 
     For a conditional feed request this is all the database work, so it is read on a pooled
     connection of its own rather than through the ORM session (whose bookkeeping cost more than the
-    query), and outside a transaction: one statement needs none, and on PostgreSQL the BEGIN and the
-    ROLLBACK around it were two of its four round trips (the pool's liveness check is the other)."""
+    query), outside a transaction (see ``lone_statements``)."""
     with lone_statements() as connection:
         row = connection.execute(_READ, {"name": name}).first()
     return (row.value, row.changed_at) if row else (0, None)

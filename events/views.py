@@ -21,8 +21,9 @@ from events.models import Training, TrainingFormat, TrainingStatus
 from materials.models import TargetGroup
 
 bp = Blueprint("events", __name__, url_prefix="/events")
-PROGRAMME_PAGE = 20  # trainings a page, as in the archive
 my_bp = Blueprint("my", __name__, url_prefix="/my")
+
+PROGRAMME_PAGE = 20  # trainings a page, programme and archive
 
 
 @bp.get("/registrations/confirm/<token>")
@@ -85,7 +86,7 @@ def programme():
     try:
         first_day = date.fromisoformat(month + "-01") if len(month) == 7 else None
     except ValueError:  # not a month: the programme unfiltered, as for an empty field
-        first_day, month = None, ""
+        first_day = None
     page = db.paginate(services.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False)
     return render_template("events/programme.html", page=page, group=group, fmt=fmt,
                            month=month if first_day else "", target_groups=list(TargetGroup),
