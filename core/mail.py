@@ -10,8 +10,11 @@ send the same message twice.
 
 import enum
 import logging
+import os
+import queue
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -232,18 +235,53 @@ def retry_failed(message_id: int) -> bool:
     return result.rowcount == 1
 
 
+class _Sender:
+    """One daemon thread per process that sends the mails requests queued, after their responses.
+
+    Handing the work to this thread, instead of to the response's close callback, keeps the
+    request's worker free whatever the mail server does, and does not depend on the WSGI server
+    calling ``close()``: Werkzeug's development server skips it when the browser resets the
+    connection after a redirect, and the mails then waited for ``jobs run``. What the thread has
+    not sent when the process ends stays pending in the outbox for the job.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._queue: queue.Queue = queue.Queue()
+
+    def submit(self, app, ids: list[int]) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use in this process (or a forked worker)
+                self._pid = os.getpid()
+                self._queue = queue.Queue()
+                threading.Thread(target=self._run, args=(self._queue,), name="fundus-mail", daemon=True).start()
+            self._queue.put((app, ids))
+
+    @staticmethod
+    def _run(jobs: queue.Queue) -> None:
+        while True:
+            app, ids = jobs.get()
+            try:
+                with app.app_context():
+                    deliver_pending(ids)
+            except Exception:  # never let one batch stop the thread; the job retries
+                log.exception("Delivery right after the request failed; the job will retry")
+            finally:
+                jobs.task_done()
+
+    def wait(self) -> None:
+        """Return once everything submitted so far is sent or given up (tests, before they clean up)."""
+        if self._pid == os.getpid():
+            self._queue.join()
+
+
+sender = _Sender()
+
+
 def deliver_after_response(response):
-    """Try the mails this request queued right after the response has gone out."""
+    """Hand the mails this request queued to the sender thread (they are committed by now)."""
     ids = g.pop("outbox_ids", None)
     if ids and current_app.config["MAIL_SEND_AFTER_REQUEST"]:
-        app = current_app._get_current_object()
-
-        def _deliver():
-            with app.app_context():
-                try:
-                    deliver_pending(ids)
-                except Exception:  # never let a mail problem break a finished request
-                    log.exception("Delivery right after the request failed; the job will retry")
-
-        response.call_on_close(_deliver)
+        sender.submit(current_app._get_current_object(), ids)
     return response

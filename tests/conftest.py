@@ -24,6 +24,7 @@ from sqlalchemy import text
 from accounts.models import Organisation, OrganisationKind, Role, User
 from app import create_app
 from core.extensions import db
+from core.mail import sender
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 PASSWORD = "correct-horse-battery"
@@ -84,6 +85,7 @@ def app(app_config):
     app.test_client_class = CSRFClient
     with app.app_context():
         yield app
+        sender.wait()  # mails handed over after a response are done before the tables are emptied
         db.session.remove()
         if db.engine.dialect.name == "postgresql":
             tables = ", ".join(t.name for t in db.metadata.sorted_tables)
