@@ -106,21 +106,26 @@ def feed_trainings(query) -> list[Training]:
     return sorted(trainings, key=lambda t: (t.sessions[0].starts_at if t.sessions else t.created_at, t.id))
 
 
+def trainings_version() -> tuple[int, datetime | None]:
+    """The trainings' change counter and the time of the last change: it rises with every change of a
+    training or a session (title, time, place, status), in the same transaction (one row by its key)."""
+    return change_version(TRAININGS_COUNTER)
+
+
 def public_feed_version(today: date) -> tuple:
     """What every public feed's content depends on, from one row read by its key: the trainings'
     change counter and the date (trainings leave the feed day by day). Equal versions, equal bytes."""
-    counter, changed_at = change_version(TRAININGS_COUNTER)
+    counter, changed_at = trainings_version()
     return counter, changed_at, today.isoformat()
 
 
-def calendar_version(query) -> tuple:
-    """What a feed's content depends on, in one aggregate query: which trainings, and their last change
-    (every change of time, place or status touches the training row). Equal versions, equal bytes."""
-    rows = query.with_only_columns(Training.id, Training.updated_at, Training.sequence).subquery()
-    count, last, sequences, ids = db.session.execute(
-        select(func.count(), func.max(rows.c.updated_at), func.sum(rows.c.sequence), func.sum(rows.c.id))
-    ).one()
-    return count, last, sequences, ids
+def personal_feed_version(query) -> tuple:
+    """What a personal feed's content depends on: the trainings' change counter and exactly which
+    trainings are in it (their ids, in order). An aggregate over them (count, sums, the last change)
+    made two people with different trainings share one cached calendar."""
+    counter, changed_at = trainings_version()
+    ids = tuple(db.session.scalars(query.with_only_columns(Training.id).order_by(Training.id)))
+    return counter, changed_at, ids
 
 
 def programme(target_group=None, training_format=None, month: date | None = None):

@@ -121,17 +121,20 @@ def detail(training_id: int):
                            state=services.registration_state(training))
 
 
-# Built calendars by ETag, per process. The ETag is derived from everything the bytes depend on,
-# so an entry can never be stale: a change makes a new ETag and the old entry simply ages out.
+# Built calendars by ETag, per process. The ETag names the feed and everything its bytes depend on,
+# so an entry can never be stale or another feed's: a change makes a new ETag and the old entry ages out.
 _calendar_cache: dict[str, bytes] = {}
 
 
-def ics_response(load, version: tuple, name):
-    """The calendar with ETag and Last-Modified. The ETag comes from ``version`` (one cheap query)
-    and the language, so a conditional request gets 304 without the calendar being built; ``load()``
-    fetches the trainings and the (lazy) ``name`` is translated only when the body is needed."""
-    etag = hashlib.sha256(repr((version, request.host_url, str(get_locale()))).encode()).hexdigest()[:32]
-    last_modified = version[1]  # the last change (None before the first)
+def ics_response(feed: tuple, version: tuple, last_modified, load, name):
+    """The calendar ``feed`` (what it is and for whom: ``("public", group)``, ``("training", id)``,
+    ``("personal", key id)``) with ETag and Last-Modified. ``version`` is what the feed's content
+    depends on, read cheaply (a change counter, and for a personal feed the exact trainings in it);
+    the ETag is a digest of the feed, its version, the language and the configured site address, so
+    two different bodies never share one and a conditional request gets 304 without a calendar being
+    built. ``load()`` fetches the trainings; the (lazy) ``name`` is translated only for a body."""
+    identity = (feed, version, current_app.config["BASE_URL"], str(get_locale()))
+    etag = hashlib.sha256(repr(identity).encode()).hexdigest()
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
@@ -153,8 +156,8 @@ def ics_response(load, version: tuple, name):
 def training_ics(training_id: int):
     """One training as a calendar (download or subscription)."""
     training = get_public_training(training_id)
-    return ics_response(lambda: [training], (1, training.updated_at, training.sequence, training.id, training.title),
-                        training.title)
+    version = services.trainings_version()
+    return ics_response(("training", training.id), version, version[1], lambda: [training], training.title)
 
 
 @bp.get("/calendar.ics")
@@ -163,8 +166,9 @@ def calendar_ics():
     Calendar apps poll this every few minutes: the ETag needs one row read by its key."""
     group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
     today = local_today()
-    return ics_response(lambda: services.feed_trainings(services.feed_query(group, today)),
-                        services.public_feed_version(today) + (group,),
+    version = services.public_feed_version(today)
+    return ics_response(("public", group.value if group else None), version, version[1],
+                        lambda: services.feed_trainings(services.feed_query(group, today)),
                         _l("Trainings – %(org)s", org=current_app.config["ORG_NAME"]))
 
 
@@ -209,5 +213,6 @@ def calendar(token: str):
     if key is None:
         abort(404)
     query = services.personal_query(key.email)
-    return ics_response(lambda: services.feed_trainings(query), services.calendar_version(query),
+    version = services.personal_feed_version(query)
+    return ics_response(("personal", key.id), version, version[1], lambda: services.feed_trainings(query),
                         _l("My trainings – %(org)s", org=current_app.config["ORG_NAME"]))
