@@ -17,6 +17,7 @@ from core.db import configure_engine, ensure_schema
 from core.extensions import babel, csrf, db, limiter, login_manager, migrate
 from core.mail import deliver_after_response
 from core.security import set_security_headers
+from core.urls import webcal_url
 
 ROOT = Path(__file__).resolve().parent
 
@@ -97,6 +98,7 @@ def register_hooks(app: Flask) -> None:
     app.jinja_env.filters["date"] = i18n.format_date
     app.jinja_env.filters["session"] = i18n.format_session
     app.jinja_env.globals["timedelta"] = timedelta
+    app.jinja_env.globals["webcal_url"] = webcal_url
 
     @app.context_processor
     def inject_site():

@@ -7,7 +7,7 @@ Services raise ``AccountError`` with a message for the user and never touch
 from datetime import timedelta
 from functools import cache
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
@@ -29,6 +29,7 @@ from core.extensions import db
 from core.mail import queue_mail
 from core.models import utcnow
 from core.security import hash_token, new_token
+from core.urls import external_url
 
 
 class AccountError(DomainError):
@@ -52,19 +53,6 @@ def load_user(user_id: str) -> User | None:
 
 def user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
-
-
-def external_url(endpoint: str, **values) -> str:
-    """An absolute link for mails: BASE_URL if configured, else this request's host.
-
-    Mails queued outside a request (jobs, command line) need BASE_URL; without it
-    they point to http://localhost:5000.
-    """
-    base = current_app.config["BASE_URL"].rstrip("/")
-    if has_request_context():
-        return base + url_for(endpoint, **values) if base else url_for(endpoint, _external=True, **values)
-    adapter = current_app.url_map.bind("localhost", script_name=current_app.config["APPLICATION_ROOT"])
-    return (base or "http://localhost:5000") + adapter.build(endpoint, values)
 
 
 # Sign-in -----------------------------------------------------------------------------

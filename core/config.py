@@ -11,11 +11,13 @@ import secrets
 import time
 from pathlib import Path
 
+from core.urls import check_base_url
+
 DEFAULTS: dict[str, object] = {
     # Core
     "SECRET_KEY": "",  # empty: generated once into instance/secret_key
     "DATABASE_URL": "",  # empty: SQLite file instance/fundus.sqlite
-    "BASE_URL": "",  # e.g. https://fundus.example.org; empty: taken from the request
+    "BASE_URL": "",  # public address for links in mails and feeds; empty: DEV_BASE_URL (production needs it)
     "AUTO_MIGRATE": True,  # upgrade an SQLite database on first use
     "SESSION_COOKIE_SECURE": False,  # set to 1 when served over HTTPS
     "PROXY_COUNT": 0,  # reverse proxies in front (nginx: 1), so client addresses are right
@@ -104,6 +106,7 @@ def load_config(app, test_config: dict | None) -> None:
     else:
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
+    cfg["BASE_URL"] = _base_url(cfg)
     cfg["UPLOAD_FOLDER"] = cfg["UPLOAD_FOLDER"] or str(instance / "uploads")
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -123,6 +126,21 @@ def load_config(app, test_config: dict | None) -> None:
         cfg["MAIL_SIGNATURE"] = "\n".join(line for line in lines if line)
     cfg["STAFF_EMAIL"] = cfg["STAFF_EMAIL"] or cfg["ORG_EMAIL"]
     cfg["PRIVACY_CONTACT"] = cfg["PRIVACY_CONTACT"] or cfg["ORG_EMAIL"]
+
+
+DEV_BASE_URL = "http://127.0.0.1:5000"  # where ``flask --app app run`` serves
+
+
+def _base_url(cfg) -> str:
+    """Links in mails and feeds come from here, never from a request's Host header. Production (HTTPS
+    cookies or a proxy in front) must say its address; development gets the development server's."""
+    if cfg["BASE_URL"]:
+        return check_base_url(cfg["BASE_URL"])
+    if cfg["SESSION_COOKIE_SECURE"] or cfg["PROXY_COUNT"]:
+        raise RuntimeError(
+            "BASE_URL is not set. Set it to the site's public address (e.g. BASE_URL=https://fundus.example.org "
+            "in instance/config.py or the environment): links in mails and calendar feeds are built from it.")
+    return DEV_BASE_URL
 
 
 def _instance_secret(path: Path) -> str:

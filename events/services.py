@@ -8,7 +8,6 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import get_locale
@@ -17,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from accounts.services import external_url, normalise_email
+from accounts.services import normalise_email
 from core.changes import version as change_version
 from core.errors import DomainError
 from core.extensions import db
@@ -25,6 +24,7 @@ from core.i18n import from_local, local_today
 from core.mail import Attachment, OutboxMessage, queue_mail
 from core.models import utcnow
 from core.security import derived_token, hash_token
+from core.urls import external_url, site_domain
 from events.ical import calendar_bytes
 from events.models import (
     ACTIVE,
@@ -278,7 +278,7 @@ def calendar_for(trainings: list[Training], name: str, method: str = "PUBLISH",
     """The trainings as iCalendar bytes, with this site's domain in the UIDs and its URLs."""
     cfg = current_app.config
     return calendar_bytes(
-        trainings, name, domain=urlsplit(external_url("pages.home")).hostname or "localhost",
+        trainings, name, domain=site_domain(),
         url_for_training=lambda t: external_url("events.detail", training_id=t.id), timezone=cfg["TIMEZONE"],
         method=method, organizer=(cfg["ORG_NAME"], cfg["MAIL_FROM"]) if method != "PUBLISH" else None,
         attendee=attendee,

@@ -19,12 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from accounts.models import Organisation, User
-from accounts.services import external_url
 from core.errors import DomainError
 from core.extensions import db
 from core.i18n import local_today
 from core.mail import queue_mail
 from core.models import utcnow
+from core.urls import external_url
 from materials.models import (
     Booking,
     BookingStatus,

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
-from accounts.services import external_url
 from core.errors import flash_form_errors, form_error
 from core.extensions import db
 from core.i18n import local_today
 from core.security import safe_next, staff_required
+from core.urls import external_url
 from materials import services
 from materials.forms import (
     AddPeriodForm,

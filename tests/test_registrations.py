@@ -127,7 +127,7 @@ def test_feeds_with_etag_304_and_target_group_filter(client, make_training):
     assert sorted(summaries("/events/calendar.ics")) == ["Beratungspraxis", "Vermietung ohne Diskriminierung"]
     assert summaries("/events/calendar.ics?target_group=housing") == ["Vermietung ohne Diskriminierung"]
     page = client.get(f"/events/{housing.id}").get_data(as_text=True)
-    assert "10 Plätze frei" in page and f"webcal://localhost/events/{housing.id}.ics" in page
+    assert "10 Plätze frei" in page and f"webcal://fundus.test/events/{housing.id}.ics" in page
     assert client.get(f"/events/{housing.id + 2}").status_code == 404  # the draft
 
 
