@@ -1,14 +1,19 @@
 """Database set-up: SQLite pragmas and the automatic migration of the embedded database."""
 
 import fcntl
+import random
+import sqlite3
 import threading
+import time
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
 
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from core.extensions import db, migrate
 
@@ -88,6 +93,59 @@ def lone_statements():
             yield connection.execution_options(outside_transaction=True)
         else:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+# PostgreSQL aborts one of two transactions that wait for each other (deadlock_detected) or that
+# cannot both be serialised (serialization_failure); SQLite answers "busy" when its write lock stays
+# taken beyond the busy timeout. Nothing of the aborted transaction remains, so running it again is
+# safe and almost always succeeds.
+RETRYABLE_SQLSTATES = {"40P01", "40001"}
+ATTEMPTS = 5
+
+
+def retryable(error: DBAPIError) -> bool:
+    """Whether the database aborted the transaction only because of other transactions."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(original, sqlite3.OperationalError) and getattr(original, "sqlite_errorcode", None) in (
+        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def unit_of_work(func):
+    """Make a public service function one unit of work: it commits, or rolls back everything it did.
+
+    A transaction the database aborted for a deadlock or a serialization failure is run again from
+    the start (at most ``ATTEMPTS`` times, after a short random pause), so two requests that got in
+    each other's way both succeed instead of one of them ending in an error page. A call from inside
+    another unit of work joins the outer one (which commits or retries the whole).
+    """
+
+    @wraps(func)
+    def run(*args, **kwargs):
+        info = db.session.info
+        if info.get("unit_of_work"):
+            return func(*args, **kwargs)
+        for attempt in range(1, ATTEMPTS + 1):
+            info["unit_of_work"] = True
+            try:
+                result = func(*args, **kwargs)
+                db.session.commit()
+                return result
+            except DBAPIError as error:
+                db.session.rollback()
+                if attempt == ATTEMPTS or not retryable(error):
+                    raise
+                current_app.logger.info("%s: %s, attempt %s of %s", func.__qualname__,
+                                        type(error.orig).__name__, attempt + 1, ATTEMPTS)
+                time.sleep(random.uniform(0.005, 0.02 * 2**attempt))
+            except BaseException:
+                db.session.rollback()
+                raise
+            finally:
+                info.pop("unit_of_work", None)
+
+    return run
 
 
 def head_revision() -> str | None:

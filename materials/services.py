@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from accounts.models import Organisation, User
+from core.db import unit_of_work
 from core.errors import DomainError
 from core.extensions import db
 from core.i18n import local_today
@@ -455,6 +456,17 @@ class Shortage(MaterialsError):
         self.problems = problems
 
 
+def lock_editions(edition_ids) -> None:
+    """Lock the editions' rows for the rest of the transaction, in the one canonical order (ascending
+    id). Every writer that takes the stock or books the units of several editions locks them first,
+    this way: two carts in opposite order then queue up instead of each holding what the other waits
+    for (PostgreSQL aborted one of them as a deadlock). SQLite's write lock serialises writers anyway."""
+    ids = sorted(set(edition_ids))
+    if ids:
+        db.session.execute(select(Edition.id).where(Edition.id.in_(ids)).order_by(Edition.id).with_for_update())
+
+
+@unit_of_work
 def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audience: str,
                    delivery: Delivery, shipping_address: str) -> Request:
     """Turn the cart into a request: stock taken, units booked, all or nothing.
@@ -469,6 +481,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
         raise MaterialsError(_l("Your request is empty."))
     if delivery == Delivery.SHIPPING and not shipping_address.strip():
         raise MaterialsError(_l("Please enter the address to ship to."), field="shipping_address")
+    lock_editions(item.edition.id for item in items)
     request = Request(organisation_id=user.organisation_id, created_by_id=user.id, submit_key=submit_key,
                       purpose=purpose.strip(), audience=audience.strip(), delivery=delivery,
                       shipping_address=shipping_address.strip() if delivery == Delivery.SHIPPING else "")
@@ -551,6 +564,7 @@ def _release(request: Request, user: User) -> None:
     for booking in request.bookings:
         if booking.status == BookingStatus.RESERVED:
             booking.status = BookingStatus.CANCELLED
+    lock_editions(line.edition_id for line in request.lines)
     for line in request.lines:
         change_stock(line.edition_id, line.quantity, StockReason.CANCELLED, user, request_id=request.id)
 
@@ -563,6 +577,7 @@ def approve_request(request_id: int, staff: User) -> Request:
     return request
 
 
+@unit_of_work
 def reject_request(request_id: int, staff: User, reason: str) -> Request:
     request = _decide(request_id, (RequestStatus.SUBMITTED, RequestStatus.APPROVED), RequestStatus.REJECTED)
     request.decided_at, request.decided_by_id, request.reject_reason = utcnow(), staff.id, reason.strip()
@@ -572,6 +587,7 @@ def reject_request(request_id: int, staff: User, reason: str) -> Request:
     return request
 
 
+@unit_of_work
 def cancel_request(request_id: int, user: User) -> Request:
     """A partner (or staff) cancels until the handover; everything held is released."""
     request = _decide(request_id, (RequestStatus.SUBMITTED, RequestStatus.APPROVED), RequestStatus.CANCELLED)
