@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from accounts.models import Organisation, OrganisationKind, Role, User
@@ -228,3 +228,86 @@ def test_downgrade_and_upgrade_keep_the_booking_guard(tmp_path):
         downgrade(revision="base")
         assert inspect(db.engine).get_table_names() == ["alembic_version"]
         db.engine.dispose()
+
+
+def test_a_deadlock_is_retried_and_both_transactions_succeed(app, make_org):
+    """Two units of work take two rows in opposite order and wait for each other: PostgreSQL aborts
+    one as a deadlock, ``unit_of_work`` runs it again, and both changes are there."""
+    import threading
+
+    from sqlalchemy import update
+
+    from core.db import unit_of_work
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite serialises writers, so they cannot deadlock")
+    first, second = make_org().id, make_org().id
+    barrier = threading.Barrier(2, timeout=10)
+    attempts = []
+
+    @unit_of_work
+    def touch(order, text_):
+        attempts.append(text_)
+        for n, org_id in enumerate(order):
+            db.session.execute(update(Organisation).where(Organisation.id == org_id)
+                               .values(notes=Organisation.notes + text_))
+            if n == 0 and attempts.count(text_) == 1:
+                barrier.wait()  # both hold their first row before asking for the second
+
+    db.session.rollback()
+    errors = []
+
+    def run(order, text_):
+        with app.app_context():
+            try:
+                touch(order, text_)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=args) for args in (([first, second], "a"), ([second, first], "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(attempts) == 3  # one of the two ran twice
+    notes = sorted(db.session.scalars(select(Organisation.notes).where(Organisation.id.in_([first, second]))))
+    assert [sorted(n) for n in notes] == [["a", "b"], ["a", "b"]]
+
+
+def test_only_conflicts_between_transactions_are_retried(app):
+    from sqlalchemy.exc import OperationalError
+
+    from core.db import retryable, unit_of_work
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    class Other(Exception):
+        sqlstate = "23505"
+
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    assert retryable(OperationalError("x", {}, Deadlock())) and retryable(OperationalError("x", {}, busy))
+    assert not retryable(IntegrityError("x", {}, Other()))
+    calls = []
+
+    @unit_of_work
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("UPDATE …", {}, Deadlock())
+        return "done"
+
+    assert flaky() == "done" and len(calls) == 3
+
+    @unit_of_work
+    def broken():
+        calls.append(2)
+        raise IntegrityError("INSERT …", {}, Other())
+
+    with pytest.raises(IntegrityError):
+        broken()
+    assert calls.count(2) == 1
