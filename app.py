@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
+import click
 from flask import Flask, g
 from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -67,7 +68,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = _l("Please sign in to see this page.")
     login_manager.login_message_category = "info"
 
-    from accounts.services import load_user
+    from accounts.signin import load_user
 
     login_manager.user_loader(load_user)
 
@@ -121,9 +122,16 @@ def register_commands(app: Flask) -> None:
     from accounts.cli import users_cli
     from core.i18n_cli import i18n_cli
     from core.jobs import jobs_cli
-    from seed import seed_demo_command
 
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(i18n_cli)
     app.cli.add_command(seed_demo_command)
+
+
+@click.command("seed-demo")
+def seed_demo_command():
+    """Load demo organisations, accounts, materials, requests, trainings and registrations."""
+    from demo.content import run  # imported only when asked for, not at every start
+
+    run()

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from accounts import services
+from accounts import errors, users
 from accounts.models import Role, User
 from core.db import ensure_schema
 from core.extensions import db
@@ -37,7 +37,7 @@ def create_command(email, role, name, organisation_id, locale):
     ensure_schema()
     password = read_password()
     try:
-        user = services.create_user(
+        user = users.create_user(
             email,
             name or email.split("@")[0],
             Role(role),
@@ -47,7 +47,7 @@ def create_command(email, role, name, organisation_id, locale):
             send_link=False,
         )
         db.session.commit()
-    except services.AccountError as error:
+    except errors.AccountError as error:
         db.session.rollback()
         raise click.ClickException(str(error.message)) from None
     click.echo(f"Created {user.role.value} account {user.email} (id {user.id}).")

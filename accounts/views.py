@@ -7,7 +7,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
-from accounts import services
+from accounts import errors, passwords, signin
+from accounts.applications import approve_application, reject_application, submit_application
 from accounts.forms import (
     ActionForm,
     ApplicationForm,
@@ -22,14 +23,9 @@ from accounts.forms import (
     SetPasswordForm,
     UserForm,
 )
-from accounts.models import (
-    AccountApplication,
-    ApplicationStatus,
-    Organisation,
-    OrganisationKind,
-    Role,
-    User,
-)
+from accounts.models import AccountApplication, ApplicationStatus, Organisation, OrganisationKind, Role, User
+from accounts.organisations import save_organisation
+from accounts.users import create_user, update_profile, update_user
 from core.errors import form_error
 from core.extensions import db, limiter
 from core.i18n import set_language_cookie
@@ -68,8 +64,8 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = services.authenticate(form.email.data, form.password.data)
-        except services.AccountError as error:
+            user = signin.authenticate(form.email.data, form.password.data)
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             login_user(user, remember=form.remember.data)
@@ -93,7 +89,7 @@ def forgot_password():
     """Ask for a password-reset link by e-mail."""
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        services.request_password_reset(form.email.data)
+        passwords.request_password_reset(form.email.data)
         flash(
             _("If an account exists for this address, we have sent a link to it. It is valid for %(hours)s hours.",
               hours=current_app.config["PASSWORD_RESET_HOURS"]),
@@ -107,14 +103,14 @@ def forgot_password():
 @limiter.limit(_login_limit, methods=["POST"])
 def reset_password(token: str):
     """Choose a new (or first) password through a single-use link."""
-    row = services.valid_token(token)
+    row = passwords.valid_token(token)
     if row is None:
         return render_template("accounts/token_invalid.html"), 410
     form = SetPasswordForm()
     if form.validate_on_submit():
         try:
-            user = services.reset_password(token, form.password.data)
-        except services.AccountError as error:
+            user = passwords.reset_password(token, form.password.data)
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             logout_user()
@@ -133,7 +129,7 @@ def account():
     """See and edit one's own name and language."""
     form = ProfileForm(obj=current_user)
     if form.validate_on_submit():
-        services.update_profile(current_user, form.name.data, form.locale.data)
+        update_profile(current_user, form.name.data, form.locale.data)
         flash(_("Your details are saved."), "success")
         return set_language_cookie(redirect(url_for("accounts.account")), form.locale.data)
     return render_template("accounts/account.html", form=form)
@@ -146,8 +142,8 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            services.change_password(current_user, form.current_password.data, form.password.data)
-        except services.AccountError as error:
+            passwords.change_password(current_user, form.current_password.data, form.password.data)
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             login_user(current_user._get_current_object())  # renew with the new session version
@@ -164,7 +160,7 @@ def apply():
     form.organisation_id.choices = organisation_choices(_("— my organisation is not listed —"))
     if form.validate_on_submit():
         try:
-            services.submit_application(
+            submit_application(
                 name=form.name.data,
                 email=form.email.data,
                 organisation_id=form.organisation_id.data,
@@ -173,7 +169,7 @@ def apply():
                 phone=form.phone.data or "",
                 message=form.message.data or "",
             )
-        except services.AccountError as error:
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             return render_template("accounts/apply_done.html")
@@ -224,8 +220,8 @@ def organisation_new():
     form = OrganisationForm()
     if form.validate_on_submit():
         try:
-            org = services.save_organisation(None, **_organisation_fields(form))
-        except services.AccountError as error:
+            org = save_organisation(None, **_organisation_fields(form))
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             flash(_("Organisation “%(name)s” created.", name=org.name), "success")
@@ -241,8 +237,8 @@ def organisation_edit(organisation_id: int):
     form = OrganisationForm(obj=org)
     if form.validate_on_submit():
         try:
-            services.save_organisation(org, **_organisation_fields(form))
-        except services.AccountError as error:
+            save_organisation(org, **_organisation_fields(form))
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             flash(_("Organisation saved."), "success")
@@ -265,12 +261,12 @@ def organisation_detail(organisation_id: int):
     form = ContactForm() if current_user.is_staff else None
     if form is not None and form.validate_on_submit():
         try:
-            user = services.create_user(
+            user = create_user(
                 form.email.data, form.name.data, Role.PARTNER, organisation_id=org.id,
                 locale=form.locale.data,
             )
             db.session.commit()
-        except services.AccountError as error:
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             flash(_("%(name)s added; the invitation is on its way.", name=user.name), "success")
@@ -325,11 +321,11 @@ def application_approve(application_id: int):
     form.organisation_id.choices = organisation_choices("")
     if form.validate_on_submit():
         try:
-            user = services.approve_application(
+            user = approve_application(
                 application_id, current_user, form.organisation_id.data,
                 OrganisationKind(form.new_kind.data),
             )
-        except services.AccountError as error:
+        except errors.AccountError as error:
             db.session.rollback()
             flash(str(error.message), "error")
         else:
@@ -348,8 +344,8 @@ def application_reject(application_id: int):
     form = RejectForm()
     if form.validate_on_submit():
         try:
-            services.reject_application(application_id, current_user, form.reason.data or "")
-        except services.AccountError as error:
+            reject_application(application_id, current_user, form.reason.data or "")
+        except errors.AccountError as error:
             flash(str(error.message), "error")
         else:
             flash(_("Application rejected; the applicant is told."), "success")
@@ -380,12 +376,12 @@ def user_new():
     form.organisation_id.choices = organisation_choices("—")
     if form.validate_on_submit():
         try:
-            user = services.create_user(
+            user = create_user(
                 form.email.data, form.name.data, Role(form.role.data),
                 organisation_id=form.organisation_id.data, locale=form.locale.data,
             )
             db.session.commit()
-        except services.AccountError as error:
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             flash(_("Account for %(name)s created; the invitation is on its way.", name=user.name), "success")
@@ -402,11 +398,11 @@ def user_edit(user_id: int):
     form.organisation_id.choices = organisation_choices("—")
     if form.validate_on_submit():
         try:
-            services.update_user(
+            update_user(
                 user, current_user, form.email.data, form.name.data, Role(form.role.data),
                 form.organisation_id.data, form.active.data, form.locale.data,
             )
-        except services.AccountError as error:
+        except errors.AccountError as error:
             form_error(form, error)
         else:
             flash(_("Account saved."), "success")
@@ -420,7 +416,7 @@ def user_invite(user_id: int):
     """Send a fresh link to set a password (earlier links stop working)."""
     user = db.get_or_404(User, user_id)
     if ActionForm().validate_on_submit():
-        services.send_set_password_link(user)
+        passwords.send_set_password_link(user)
         db.session.commit()
         flash(_("A new link has been sent to %(email)s.", email=user.email), "success")
     return redirect(url_for("accounts.users"))

@@ -1,7 +1,9 @@
 """Periodic work of the trainings feature."""
 
 from core.jobs import job
-from events.services import anonymise_old_registrations, expire_holds, send_reminders
+from events.notifications import send_reminders
+from events.personal_data import anonymise_old_registrations
+from events.seats import expire_holds
 
 
 @job("registration holds")

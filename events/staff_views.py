@@ -15,9 +15,10 @@ from core.extensions import db
 from core.i18n import format_date, format_datetime, from_local, to_local
 from core.models import utcnow
 from core.security import staff_required
-from events import services
+from events import errors, personal_data, registrations, trainings
 from events.forms import MessageForm, TrainingForm
 from events.models import REGISTRATION_STATUS_LABELS, Registration, Training, TrainingFormat, TrainingSession
+from events.participants import answers_of, message_participants, participant_list, set_attendance
 from materials.models import Material
 
 bp = Blueprint("trainings", __name__, url_prefix="/events/staff")
@@ -33,10 +34,10 @@ def staff_only():
 def index():
     """Upcoming trainings and drafts with seats taken and the waiting list; ``?past=1`` for past ones."""
     past = request.args.get("past") == "1"
-    return render_template("events/staff/index.html", rows=services.staff_trainings(past=past), past=past)
+    return render_template("events/staff/index.html", rows=trainings.staff_trainings(past=past), past=past)
 
 
-def training_form(data: services.TrainingInput | None = None) -> TrainingForm:
+def training_form(data: trainings.TrainingInput | None = None) -> TrainingForm:
     """The training form; on GET filled from ``data`` (local times, one empty session row or more to add)."""
     form = TrainingForm()
     form.handouts.choices = [SelectChoice(m.id, m.title) for m in db.session.execute(
@@ -60,8 +61,8 @@ def training_form(data: services.TrainingInput | None = None) -> TrainingForm:
     return form
 
 
-def form_input(form: TrainingForm) -> services.TrainingInput:
-    fields = {key: getattr(form, key).data for key in services.TRAINING_FIELDS}
+def form_input(form: TrainingForm) -> trainings.TrainingInput:
+    fields = {key: getattr(form, key).data for key in trainings.TRAINING_FIELDS}
     for key in ("title", "description", "venue", "address", "online_link", "trainers", "free_question"):
         fields[key] = (fields[key] or "").strip()
     fields["format"] = TrainingFormat(fields["format"])
@@ -73,14 +74,14 @@ def form_input(form: TrainingForm) -> services.TrainingInput:
          from_local(datetime.combine(e.form.day.data, e.form.ends.data)))
         for e in form.sessions if e.form.day.data and e.form.starts.data and e.form.ends.data
     ]
-    return services.TrainingInput(fields, sessions, list(form.handouts.data or []))
+    return trainings.TrainingInput(fields, sessions, list(form.handouts.data or []))
 
 
 def _edit(training: Training | None, form: TrainingForm, heading: str):
     if form.validate_on_submit():
         try:
-            saved = services.save_training(training.id if training else None, form_input(form))
-        except services.EventsError as error:
+            saved = trainings.save_training(training.id if training else None, form_input(form))
+        except errors.EventsError as error:
             db.session.rollback()
             form_error(form, error)
         else:
@@ -99,21 +100,21 @@ def new():
 def edit(training_id: int):
     """Change a training; changes of time or place are mailed to everyone holding a seat."""
     training = db.get_or_404(Training, training_id)
-    return _edit(training, training_form(services.training_input(training)), _("Edit training"))
+    return _edit(training, training_form(trainings.training_input(training)), _("Edit training"))
 
 
 @bp.route("/<int:training_id>/duplicate", methods=["GET", "POST"])
 def duplicate(training_id: int):
     """A new draft from an existing training, its sessions moved by whole weeks into the future."""
     training = db.get_or_404(Training, training_id)
-    return _edit(None, training_form(data=services.duplicate_input(training)), _("Repeat training"))
+    return _edit(None, training_form(data=trainings.duplicate_input(training)), _("Repeat training"))
 
 
 def _act(action, subject_id: int, success: str, training_id: int | None = None):
     """Run a staff action, say how it went, and return to the participant list."""
     try:
         action(subject_id)
-    except services.EventsError as error:
+    except errors.EventsError as error:
         db.session.rollback()
         flash(str(error.message), "error")
     else:
@@ -123,12 +124,12 @@ def _act(action, subject_id: int, success: str, training_id: int | None = None):
 
 @bp.post("/<int:training_id>/publish")
 def publish(training_id: int):
-    return _act(services.publish, training_id, _("The training is published."))
+    return _act(trainings.publish, training_id, _("The training is published."))
 
 
 @bp.post("/<int:training_id>/cancel")
 def cancel(training_id: int):
-    return _act(services.cancel_training, training_id,
+    return _act(trainings.cancel_training, training_id,
                 _("The training is cancelled; everyone registered has been told."))
 
 
@@ -136,9 +137,9 @@ def cancel(training_id: int):
 def participants(training_id: int):
     """The participant list: status, organisation, answers, attendance per session, actions."""
     training = db.get_or_404(Training, training_id)
-    rows = services.participants(training.id)
+    rows = participant_list(training.id)
     return render_template("events/staff/participants.html", training=training, rows=rows,
-                           taken=sum(1 for r in rows if r.holds_seat), answers_of=services.answers_of,
+                           taken=sum(1 for r in rows if r.holds_seat), answers_of=answers_of,
                            over=bool(training.ends_at and training.ends_at < utcnow()),
                            attended={(a.registration_id, a.session_id) for r in rows for a in r.attended},
                            session_days=[(s.id, format_date(s.starts_at)) for s in training.sessions])
@@ -154,8 +155,8 @@ def attendance(training_id: int):
             abort(400)
         pairs.add((int(registration_id), int(session_id)))
     try:
-        count = services.set_attendance(training_id, pairs)
-    except services.EventsError as error:
+        count = set_attendance(training_id, pairs)
+    except errors.EventsError as error:
         db.session.rollback()
         flash(str(error.message), "error")
     else:
@@ -167,14 +168,14 @@ def attendance(training_id: int):
 def participants_csv(training_id: int):
     """The participant list for German Excel."""
     training = db.get_or_404(Training, training_id)
-    rows = services.participants(training.id)
+    rows = participant_list(training.id)
     header = [_("Name"), _("E-mail address"), _("Organisation"), _("Position"), _("Status"), _("Registered"),
               _("Accessibility needs"), _("Dietary needs"), training.free_question or _("Own question"),
               *[_("Session %(n)s", n=i) for i in range(1, len(training.sessions) + 1)]]
     attended = {(a.registration_id, a.session_id) for r in rows for a in r.attended}
     body = []
     for r in rows:
-        answers = services.answers_of(r)
+        answers = answers_of(r)
         body.append([r.name, r.email if not r.anonymised_at else "", r.organisation, r.position,
                      REGISTRATION_STATUS_LABELS[r.status], format_datetime(r.created_at),
                      answers.get("accessibility", ""), answers.get("dietary", ""), answers.get("free_answer", ""),
@@ -187,7 +188,7 @@ def participants_csv(training_id: int):
 def sign_in_sheet(session_id: int):
     """A printable sign-in sheet (Teilnehmendenliste) for one session."""
     session = db.get_or_404(TrainingSession, session_id)
-    rows = sorted((r for r in services.participants(session.training_id) if r.holds_seat),
+    rows = sorted((r for r in participant_list(session.training_id) if r.holds_seat),
                   key=lambda r: r.name.casefold())
     return render_template("events/staff/sign_in_sheet.html", session=session, training=session.training,
                            rows=rows, number=session.training.sessions.index(session) + 1)
@@ -214,13 +215,13 @@ def _registration_action(action, registration_id: int, success: str):
 @bp.post("/registrations/<int:registration_id>/seat")
 def give_seat(registration_id: int):
     """Move someone from the waiting list to a free seat."""
-    return _registration_action(services.give_seat, registration_id, _("The seat is given; the person is told."))
+    return _registration_action(registrations.give_seat, registration_id, _("The seat is given; the person is told."))
 
 
 @bp.post("/registrations/<int:registration_id>/cancel")
 def cancel_registration(registration_id: int):
     """Cancel a registration for the person; the waiting list moves up."""
-    return _registration_action(services.staff_cancel, registration_id,
+    return _registration_action(registrations.staff_cancel, registration_id,
                                 _("The registration is cancelled; the person is told."))
 
 
@@ -230,7 +231,7 @@ def message(training_id: int):
     training = db.get_or_404(Training, training_id)
     form = MessageForm()
     if form.validate_on_submit():
-        count = services.message_participants(training.id, form.subject.data.strip(), form.body.data.strip(),
+        count = message_participants(training.id, form.subject.data.strip(), form.body.data.strip(),
                                               include_waiting=form.include_waiting.data)
         flash(_("The message is on its way to %(n)s people.", n=count), "success")
         return redirect(url_for("trainings.participants", training_id=training.id))
@@ -241,8 +242,8 @@ def message(training_id: int):
 def person():
     """Everything stored about one e-mail address, to export or delete on request."""
     email = request.args.get("email", "").strip()
-    registrations = services.person_registrations(email) if email else []
-    return render_template("events/staff/person.html", email=email, registrations=registrations)
+    found = personal_data.person_registrations(email) if email else []
+    return render_template("events/staff/person.html", email=email, registrations=found)
 
 
 @bp.get("/people/export.json")
@@ -250,7 +251,7 @@ def person_export():
     email = request.args.get("email", "").strip()
     if not email:
         abort(404)
-    body = json.dumps(services.person_export(email), ensure_ascii=False, indent=2)
+    body = json.dumps(personal_data.person_export(email), ensure_ascii=False, indent=2)
     return Response(body, content_type="application/json; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="personal-data.json"'})
 
@@ -261,6 +262,6 @@ def person_delete():
     email = request.form.get("email", "").strip()
     if not email:
         abort(400)
-    count = services.delete_person(email)
+    count = personal_data.delete_person(email)
     flash(_("The personal data of %(n)s registrations is deleted.", n=count), "success")
     return redirect(url_for("trainings.person"))

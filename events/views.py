@@ -15,9 +15,10 @@ from core.db import writes
 from core.errors import form_error
 from core.extensions import db, limiter
 from core.i18n import local_today
-from events import services
+from events import errors, feeds, links, notifications, personal_data, seats, trainings
 from events.forms import EmailForm, RegistrationForm
 from events.models import Training, TrainingFormat, TrainingStatus
+from events.registrations import cancel_registration, confirm_registration, register, registration_state
 from materials.models import TargetGroup
 
 bp = Blueprint("events", __name__, url_prefix="/events")
@@ -31,28 +32,28 @@ PROGRAMME_PAGE = 20  # trainings a page, programme and archive
 def confirm(token: str):
     """The link in the confirmation mail (double opt-in)."""
     try:
-        registration = services.confirm(token)
-    except services.EventsError as error:
+        registration = confirm_registration(token)
+    except errors.EventsError as error:
         db.session.rollback()
         return render_template("events/link_problem.html", message=error.message), 410
     return render_template("events/manage.html", registration=registration, token=None, confirmed_now=True,
-                           position=services.waiting_position(registration))
+                           position=seats.waiting_position(registration))
 
 
 @bp.get("/registrations/<token>")
 def manage(token: str):
     """A registration seen through its secret manage link."""
-    registration = services.by_token(token)
+    registration = links.by_token(token)
     if registration is None:
         abort(404)
     return render_template("events/manage.html", registration=registration, token=token, confirmed_now=False,
-                           position=services.waiting_position(registration))
+                           position=seats.waiting_position(registration))
 
 
 @bp.get("/archive")
 def archive():
     """Past trainings, newest first."""
-    page = db.paginate(services.archive(), per_page=PROGRAMME_PAGE, error_out=False)
+    page = db.paginate(trainings.archive(), per_page=PROGRAMME_PAGE, error_out=False)
     return render_template("events/archive.html", page=page)
 
 
@@ -60,8 +61,8 @@ def archive():
 def cancel(token: str):
     """Cancel through the manage link; the seat goes to the first on the waiting list."""
     try:
-        services.cancel(token)
-    except services.EventsError as error:
+        cancel_registration(token)
+    except errors.EventsError as error:
         db.session.rollback()
         flash(str(error.message), "error")
     else:
@@ -87,7 +88,7 @@ def programme():
         first_day = date.fromisoformat(month + "-01") if len(month) == 7 else None
     except ValueError:  # not a month: the programme unfiltered, as for an empty field
         first_day = None
-    page = db.paginate(services.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False)
+    page = db.paginate(trainings.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False)
     return render_template("events/programme.html", page=page, group=group, fmt=fmt,
                            month=month if first_day else "", target_groups=list(TargetGroup),
                            formats=list(TrainingFormat))
@@ -108,17 +109,17 @@ def detail(training_id: int):
         answers = {key: getattr(form, key).data.strip() for key in ("accessibility", "dietary", "free_answer")
                    if getattr(form, key).data and getattr(form, key).data.strip()}
         try:
-            result = services.register(training.id, form.name.data, form.email.data, form.organisation.data or "",
+            result = register(training.id, form.name.data, form.email.data, form.organisation.data or "",
                                        form.position.data or "", json.dumps(answers, ensure_ascii=False))
-        except services.EventsError as error:
+        except errors.EventsError as error:
             form_error(form, error)
         else:
             return render_template("events/registered.html", training=training, result=result,
-                                   position=services.waiting_position(result.registration))
-    taken = services.seats_taken(training.id)
+                                   position=seats.waiting_position(result.registration))
+    taken = seats.seats_taken(training.id)
     return render_template("events/detail.html", training=training, seats_left=max(training.seats - taken, 0),
-                           waiting=services.waiting_count(training.id), form=form,
-                           state=services.registration_state(training))
+                           waiting=seats.waiting_count(training.id), form=form,
+                           state=registration_state(training))
 
 
 # Built calendars by ETag, per process. The ETag names the feed and everything its bytes depend on,
@@ -140,7 +141,7 @@ def ics_response(feed: tuple, version: tuple, last_modified, load, name):
     else:
         body = _calendar_cache.get(etag)
         if body is None:
-            body = services.calendar_for(load(), str(name))
+            body = feeds.calendar_for(load(), str(name))
             _calendar_cache[etag] = body
             while len(_calendar_cache) > 8:  # the oldest go first (a full feed can be megabytes)
                 _calendar_cache.pop(next(iter(_calendar_cache)))
@@ -156,7 +157,7 @@ def ics_response(feed: tuple, version: tuple, last_modified, load, name):
 def training_ics(training_id: int):
     """One training as a calendar (download or subscription)."""
     training = get_public_training(training_id)
-    version = services.trainings_version()
+    version = feeds.trainings_version()
     return ics_response(("training", training.id), version, version[1], lambda: [training], training.title)
 
 
@@ -166,9 +167,9 @@ def calendar_ics():
     Calendar apps poll this every few minutes: the ETag needs one row read by its key."""
     group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
     today = local_today()
-    version = services.public_feed_version(today)
+    version = feeds.public_feed_version(today)
     return ics_response(("public", group.value if group else None), version, version[1],
-                        lambda: services.feed_trainings(services.feed_query(group, today)),
+                        lambda: feeds.feed_trainings(feeds.feed_query(group, today)),
                         _l("Trainings – %(org)s", org=current_app.config["ORG_NAME"]))
 
 
@@ -179,7 +180,7 @@ def request_link():
     form = EmailForm()
     sent = False
     if form.validate_on_submit():
-        services.send_my_registrations_link(form.email.data, str(get_locale()))
+        notifications.send_my_registrations_link(form.email.data, str(get_locale()))
         sent = True
     return render_template("events/my_request.html", form=form, sent=sent)
 
@@ -187,21 +188,21 @@ def request_link():
 @my_bp.get("/registrations/<token>")
 def registrations(token: str):
     """Every registration of one address, with links to manage each, and the personal feed."""
-    key = services.key_by_token(token)
+    key = links.key_by_token(token)
     if key is None:
         abort(404)
-    rows = services.person_registrations(key.email)
+    rows = personal_data.person_registrations(key.email)
     return render_template("events/my_registrations.html", key=key, token=token, rows=rows,
-                           manage_token=services.manage_token, calendar_token=services.calendar_token(key))
+                           manage_token=links.manage_token, calendar_token=links.calendar_token(key))
 
 
 @my_bp.post("/registrations/<token>/calendar")
 def new_calendar(token: str):
     """Revoke the personal calendar address and make a new one."""
-    key = services.key_by_token(token)
+    key = links.key_by_token(token)
     if key is None:
         abort(404)
-    services.new_calendar_address(key)
+    links.new_calendar_address(key)
     flash(_("Your calendar has a new address; the old one no longer works."), "success")
     return redirect(url_for("my.registrations", token=token))
 
@@ -209,10 +210,10 @@ def new_calendar(token: str):
 @my_bp.get("/calendar/<token>.ics")
 def calendar(token: str):
     """The trainings one person holds a seat for, as a calendar to subscribe to."""
-    key = services.key_by_token(token, calendar=True)
+    key = links.key_by_token(token, calendar=True)
     if key is None:
         abort(404)
-    query = services.personal_query(key.email)
-    version = services.personal_feed_version(query)
-    return ics_response(("personal", key.id), version, version[1], lambda: services.feed_trainings(query),
+    query = feeds.personal_query(key.email)
+    version = feeds.personal_feed_version(query)
+    return ics_response(("personal", key.id), version, version[1], lambda: feeds.feed_trainings(query),
                         _l("My trainings – %(org)s", org=current_app.config["ORG_NAME"]))

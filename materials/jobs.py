@@ -1,7 +1,7 @@
 """Periodic work of the materials feature, run by ``flask --app app jobs run``."""
 
 from core.jobs import job
-from materials.services import send_overdue_reminders
+from materials.lending import send_overdue_reminders
 
 
 @job("overdue reminders")

@@ -15,7 +15,8 @@ from core.errors import flash_form_errors, form_error
 from core.extensions import db
 from core.i18n import local_today
 from core.security import staff_required
-from materials import services
+from materials import bookings, errors, exports, lending, staff_lists
+from materials.cart import add_to_cart, cart_items, submit_request
 from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
 from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit, UnitCondition
 from materials.views import edition_choices, get_material
@@ -45,11 +46,11 @@ def add(material_id: int):
         edition = db.get_or_404(Edition, form.edition_id.data)
         try:
             if material.is_returnable:
-                cart = services.add_to_cart(session.get(CART, {}), edition,
+                cart = add_to_cart(session.get(CART, {}), edition,
                                             starts_on=form.starts_on.data, ends_on=form.ends_on.data)
             else:
-                cart = services.add_to_cart(session.get(CART, {}), edition, quantity=form.quantity.data)
-        except services.MaterialsError as error:
+                cart = add_to_cart(session.get(CART, {}), edition, quantity=form.quantity.data)
+        except errors.MaterialsError as error:
             flash(str(error.message), "error")
         else:
             session[CART] = cart
@@ -64,22 +65,22 @@ def add(material_id: int):
 def cart():
     """The request being put together; submitting checks availability and reserves everything or nothing."""
     partner_only()
-    items = services.cart_items(session.get(CART, {}))
+    items = cart_items(session.get(CART, {}))
     form = SubmitRequestForm()
     if request.method == "GET":
         form.submit_key.data = secrets.token_urlsafe(16)
     problems = []
     if form.validate_on_submit():
         try:
-            created = services.submit_request(
+            created = submit_request(
                 current_user, session.get(CART, {}), form.submit_key.data or secrets.token_urlsafe(16),
                 form.purpose.data, form.audience.data or "", Delivery(form.delivery.data),
                 form.shipping_address.data or "",
             )
-        except services.Shortage as error:
+        except errors.Shortage as error:
             problems = [str(p) for p in error.problems]
             flash(str(error.message), "error")
-        except services.MaterialsError as error:
+        except errors.MaterialsError as error:
             form_error(form, error)
         else:
             session.pop(CART, None)
@@ -125,20 +126,20 @@ def index():
 @login_required
 def detail(request_id: int):
     """A request with its copies and bookings; the actions its viewer may take."""
-    req = services.get_request_for(current_user, request_id)
+    req = lending.get_request_for(current_user, request_id)
     lines = db.session.scalars(
         select(RequestLine).where(RequestLine.request_id == req.id)
         .options(selectinload(RequestLine.edition).selectinload(Edition.material))
     ).all()
-    bookings = db.session.scalars(
+    booked = db.session.scalars(
         select(Booking).where(Booking.request_id == req.id)
         .options(selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material))
         .order_by(Booking.starts_on)
     ).all()
     alternatives = {}
     if current_user.is_staff:
-        alternatives = {b.id: services.alternative_units(b) for b in bookings if b.status.value == "reserved"}
-    return render_template("materials/request.html", req=req, lines=lines, bookings=bookings,
+        alternatives = {b.id: bookings.alternative_units(b) for b in booked if b.status.value == "reserved"}
+    return render_template("materials/request.html", req=req, lines=lines, bookings=booked,
                            decision_form=DecisionForm(), conditions=list(UnitCondition), alternatives=alternatives)
 
 
@@ -148,8 +149,8 @@ def approve(request_id: int):
     """Approve a submitted request."""
     db.get_or_404(Request, request_id)
     try:
-        services.approve_request(request_id, current_user)
-    except services.MaterialsError as error:
+        lending.approve_request(request_id, current_user)
+    except errors.MaterialsError as error:
         flash(str(error.message), "error")
     else:
         flash(_("Request approved."), "success")
@@ -164,8 +165,8 @@ def reject(request_id: int):
     form = DecisionForm()
     if form.validate_on_submit():
         try:
-            services.reject_request(request_id, current_user, form.reason.data or "")
-        except services.MaterialsError as error:
+            lending.reject_request(request_id, current_user, form.reason.data or "")
+        except errors.MaterialsError as error:
             flash(str(error.message), "error")
         else:
             flash(_("Request rejected."), "success")
@@ -176,10 +177,10 @@ def reject(request_id: int):
 @login_required
 def cancel(request_id: int):
     """Cancel a request until handover (the partner's organisation or staff)."""
-    services.get_request_for(current_user, request_id)
+    lending.get_request_for(current_user, request_id)
     try:
-        services.cancel_request(request_id, current_user)
-    except services.MaterialsError as error:
+        lending.cancel_request(request_id, current_user)
+    except errors.MaterialsError as error:
         flash(str(error.message), "error")
     else:
         flash(_("Request cancelled."), "success")
@@ -193,8 +194,8 @@ def hand_over(request_id: int):
     db.get_or_404(Request, request_id)
     booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit()]
     try:
-        services.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y")
-    except services.MaterialsError as error:
+        lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y")
+    except errors.MaterialsError as error:
         db.session.rollback()
         flash(str(error.message), "error")
     else:
@@ -212,8 +213,8 @@ def take_back(booking_id: int):
         flash(_("Choose the condition."), "error")
     else:
         try:
-            services.take_back(booking_id, current_user, UnitCondition(condition), request.form.get("note", ""))
-        except services.MaterialsError as error:
+            lending.take_back(booking_id, current_user, UnitCondition(condition), request.form.get("note", ""))
+        except errors.MaterialsError as error:
             db.session.rollback()
             flash(str(error.message), "error")
         else:
@@ -225,7 +226,7 @@ def take_back(booking_id: int):
 @staff_required
 def overview():
     """Staff's day: requests to decide, pickups and returns this week, overdue loans, low stock."""
-    return render_template("materials/overview.html", o=services.staff_overview(local_today()), today=local_today())
+    return render_template("materials/overview.html", o=staff_lists.staff_overview(local_today()), today=local_today())
 
 
 LOAN_PAGES = {  # title, text when empty
@@ -241,7 +242,7 @@ def loans(kind: str):
     """One of the overview's loan lists in full, 50 to a page (overdue: the longest overdue first)."""
     if kind not in LOAN_PAGES:
         abort(404)
-    page = services.StaffPage(per_page=50, error_out=False, staff_list=services.loans_list(kind, local_today()))
+    page = staff_lists.StaffPage(per_page=50, error_out=False, staff_list=staff_lists.loans_list(kind, local_today()))
     title, empty = LOAN_PAGES[kind]
     return render_template("materials/loans.html", kind=kind, page=page, title=title(), empty=empty())
 
@@ -250,7 +251,7 @@ def loans(kind: str):
 @staff_required
 def low_stock():
     """The overview's low-stock list in full, 50 to a page, the emptiest first."""
-    page = services.StaffPage(per_page=50, error_out=False, staff_list=services.low_stock_list())
+    page = staff_lists.StaffPage(per_page=50, error_out=False, staff_list=staff_lists.low_stock_list())
     return render_template("materials/low_stock.html", page=page)
 
 
@@ -265,8 +266,8 @@ def extend(booking_id: int):
         flash(_("“%(value)s” is not a date (YYYY-MM-DD).", value=request.form.get("ends_on", "")), "error")
     else:
         try:
-            services.extend_booking(booking_id, new_end, current_user)
-        except services.MaterialsError as error:
+            bookings.extend_booking(booking_id, new_end, current_user)
+        except errors.MaterialsError as error:
             db.session.rollback()
             flash(str(error.message), "error")
         else:
@@ -290,7 +291,7 @@ def export(kind: str):
     except ValueError:
         flash(_("“%(value)s” is not a date (YYYY-MM-DD).", value=request.args.get("from", "") or request.args.get("to", "")), "error")
         return redirect(url_for("requests.overview"))
-    header, rows = services.export_rows(kind, start, end)
+    header, rows = exports.export_rows(kind, start, end)
     filename = f"fundus-{kind}-{start.isoformat()}-{end.isoformat()}.csv"
     return Response(csv_bytes(header, rows), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -310,8 +311,8 @@ def close(request_id: int):
     """Close a request once everything is back and checked."""
     db.get_or_404(Request, request_id)
     try:
-        services.close_request(request_id, current_user)
-    except services.MaterialsError as error:
+        lending.close_request(request_id, current_user)
+    except errors.MaterialsError as error:
         flash(str(error.message), "error")
     else:
         flash(_("Request closed."), "success")
@@ -325,8 +326,8 @@ def reassign(booking_id: int):
     booking = db.get_or_404(Booking, booking_id)
     unit_id = request.form.get("unit_id", "")
     try:
-        services.reassign_booking(booking_id, int(unit_id) if unit_id.isdigit() else 0, current_user)
-    except services.MaterialsError as error:
+        bookings.reassign_booking(booking_id, int(unit_id) if unit_id.isdigit() else 0, current_user)
+    except errors.MaterialsError as error:
         db.session.rollback()
         flash(str(error.message), "error")
     else:

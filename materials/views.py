@@ -16,7 +16,8 @@ from core.extensions import db
 from core.i18n import local_today
 from core.security import safe_next, staff_required
 from core.urls import external_url
-from materials import services
+from materials import bookings, catalogue_import, errors, files, stock, units
+from materials.catalogue import CatalogueQuery, save_material, search_catalogue, set_archived
 from materials.forms import (
     AddPeriodForm,
     AddQuantityForm,
@@ -68,10 +69,10 @@ def get_material(material_id: int) -> Material:
 @bp.get("/")
 def catalogue():
     """Search and filter the catalogue; every filter is a URL parameter, so searches can be bookmarked."""
-    query = services.CatalogueQuery.from_args(request.args)
+    query = CatalogueQuery.from_args(request.args)
     staff = current_user.is_authenticated and current_user.is_staff
     page = db.paginate(
-        services.search_catalogue(query, include_archived=staff and request.args.get("archived") == "1"),
+        search_catalogue(query, include_archived=staff and request.args.get("archived") == "1"),
         per_page=20,
         error_out=False,
     )
@@ -93,7 +94,7 @@ def detail(material_id: int):
             month = date.fromisoformat(request.args.get("month", "") + "-01")
         except ValueError:
             month = local_today().replace(day=1)
-        weeks = services.month_availability(material, month)
+        weeks = bookings.month_availability(material, month)
     add_form = None
     if current_user.is_authenticated and current_user.organisation_id and not material.archived_at:
         add_form = AddPeriodForm() if material.is_returnable else AddQuantityForm()
@@ -102,7 +103,7 @@ def detail(material_id: int):
 
 
 def _save(material: Material | None, form: MaterialForm) -> Material:
-    return services.save_material(
+    return save_material(
         material, split_list(form.topics.data), split_list(form.languages.data),
         contents=parse_contents(form.contents.data or ""), **_material_fields(form),
     )
@@ -179,12 +180,12 @@ def manage(material_id: int):
     if action == "stock" and stock_form.validate_on_submit():
         edition = db.session.get(Edition, stock_form.edition_id.data)
         try:
-            services.change_stock(
+            stock.change_stock(
                 edition.id, stock_form.quantity.data, StockReason(stock_form.reason.data), current_user,
                 stock_form.note.data or "",
             )
             db.session.commit()
-        except services.MaterialsError as error:
+        except errors.MaterialsError as error:
             form_error(stock_form, error)
         else:
             flash(_("Stock recorded."), "success")
@@ -192,8 +193,8 @@ def manage(material_id: int):
     if action == "unit" and unit_form.validate_on_submit():
         edition = db.session.get(Edition, unit_form.edition_id.data)
         try:
-            unit = services.add_unit(edition, unit_form.inventory_code.data)
-        except services.MaterialsError as error:
+            unit = units.add_unit(edition, unit_form.inventory_code.data)
+        except errors.MaterialsError as error:
             form_error(unit_form, error)
         else:
             flash(_("Unit %(code)s added.", code=unit.inventory_code), "success")
@@ -217,7 +218,7 @@ def archive(material_id: int):
     """Archive or restore: archived material leaves the catalogue, its history stays."""
     material = db.get_or_404(Material, material_id)
     archived = request.form.get("archived") == "1"
-    services.set_archived(material, archived)
+    set_archived(material, archived)
     flash(_("Archived.") if archived else _("Back in the catalogue."), "success")
     return redirect(url_for("materials.manage", material_id=material.id))
 
@@ -227,7 +228,7 @@ def archive(material_id: int):
 def clear_unit(unit_id: int):
     """Mark a repaired or completed unit as good again, so it can be booked."""
     unit = db.get_or_404(Unit, unit_id)
-    services.clear_unit(unit.id, current_user)
+    units.clear_unit(unit.id, current_user)
     flash(_("Unit %(code)s can be booked again.", code=unit.inventory_code), "success")
     return redirect(safe_next(url_for("materials.manage", material_id=unit.edition.material_id)))
 
@@ -268,10 +269,10 @@ def import_csv():
     report = None
     if form.validate_on_submit():
         try:
-            report = services.import_catalogue(form.file.data.read(services.IMPORT_MAX_BYTES + 1), current_user)
-        except services.MaterialsError as error:
+            report = catalogue_import.import_catalogue(form.file.data.read(catalogue_import.IMPORT_MAX_BYTES + 1), current_user)
+        except errors.MaterialsError as error:
             form_error(form, error)
-    return render_template("materials/import.html", form=form, report=report, columns=services.IMPORT_COLUMNS)
+    return render_template("materials/import.html", form=form, report=report, columns=catalogue_import.IMPORT_COLUMNS)
 
 
 @bp.post("/<int:material_id>/files")
@@ -283,10 +284,10 @@ def upload(material_id: int):
     if form.validate_on_submit():
         try:
             if form.cover.data:
-                services.save_cover(material, form.cover.data.read(services.COVER_MAX_BYTES + 1))
+                files.save_cover(material, form.cover.data.read(files.COVER_MAX_BYTES + 1))
             if form.pdf.data:
-                services.save_pdf(material, form.pdf.data.read(services.PDF_MAX_BYTES + 1))
-        except services.MaterialsError as error:
+                files.save_pdf(material, form.pdf.data.read(files.PDF_MAX_BYTES + 1))
+        except errors.MaterialsError as error:
             db.session.rollback()
             flash(str(error.message), "error")
         else:
@@ -321,8 +322,8 @@ def retire_unit(unit_id: int):
     """Take a unit out of service for good (its history stays); reserved future bookings block this."""
     unit = db.get_or_404(Unit, unit_id)
     try:
-        services.retire_unit(unit.id)
-    except services.MaterialsError as error:
+        units.retire_unit(unit.id)
+    except errors.MaterialsError as error:
         flash(str(error.message), "error")
     else:
         flash(_("Unit %(code)s is retired.", code=unit.inventory_code), "success")

@@ -7,7 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from accounts.forms import LanguageForm
-from accounts.services import set_locale
+from accounts.users import set_locale
 from core.i18n import set_language_cookie
 from core.security import is_safe_next
 

@@ -4,14 +4,7 @@ import re
 
 import pytest
 
-from accounts.models import (
-    AccountApplication,
-    ApplicationStatus,
-    Organisation,
-    OrganisationKind,
-    Role,
-    User,
-)
+from accounts.models import AccountApplication, ApplicationStatus, Organisation, OrganisationKind, Role, User
 from core.extensions import db
 from core.mail import OutboxMessage
 from tests.conftest import PASSWORD, mail_text

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from accounts.models import Role, TokenPurpose, User, UserToken
-from accounts.services import issue_token
+from accounts.passwords import issue_token
 from core.extensions import db
 from core.mail import OutboxMessage
 from core.models import utcnow

@@ -6,8 +6,9 @@ from sqlalchemy import func, select
 
 from accounts.models import Role
 from core.extensions import db
+from materials.bookings import book_unit
+from materials.catalogue import save_material
 from materials.models import Edition, Material, MaterialKind, StockEntry, TargetGroup, Unit
-from materials.services import book_unit, save_material
 
 
 def titles(client, **params) -> str:
@@ -226,9 +227,9 @@ def test_csv_import_reports_accepted_and_refused_rows(client, make_user, login):
 
 
 def test_csv_import_refuses_broken_files_whole(client, make_user, login, monkeypatch):
-    import materials.services
+    from materials import catalogue_import
 
-    monkeypatch.setattr(materials.services, "IMPORT_MAX_BYTES", 1000)  # a small file stands in for a huge one
+    monkeypatch.setattr(catalogue_import, "IMPORT_MAX_BYTES", 1000)  # a small file stands in for a huge one
     login(make_user(Role.STAFF))
     assert "kein UTF-8-Text" in upload(client, "Titel;Art\nÄrger;x\n".encode("latin-1")).get_data(as_text=True)
     assert "title und kind sind Pflicht" in upload(client, b"name;typ\nA;B\n").get_data(as_text=True)
@@ -272,8 +273,8 @@ def test_cover_image_and_pdf_upload(app, client, make_material, make_user, login
 
 
 def test_staff_edit_kit_contents_and_retire_units(client, make_material, make_user, login):
+    from materials.bookings import book_unit
     from materials.forms import parse_contents
-    from materials.services import book_unit
 
     assert parse_contents("4 × Roll-up-Display\n\n2 x Koffer\nBegleitheft") == [
         ("Roll-up-Display", 4), ("Koffer", 2), ("Begleitheft", 1)]

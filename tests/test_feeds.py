@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from core.extensions import db
-from events import services
+from events import links, notifications, registrations
 from events.models import TraineeKey, Training
 
 ADDRESSES = itertools.count()
@@ -22,10 +22,10 @@ def personal_feed(trainings: list[Training]) -> str:
     """A new person holding a seat on each of ``trainings``; the path of their personal feed."""
     email = f"person{next(ADDRESSES)}@example.org"
     for training in trainings:
-        services.register(training.id, "Person", email)
-    services.send_my_registrations_link(email, "de")
+        registrations.register(training.id, "Person", email)
+    notifications.send_my_registrations_link(email, "de")
     key = db.session.scalar(select(TraineeKey).where(TraineeKey.email == email))
-    return f"/my/calendar/{services.calendar_token(key)}.ics"
+    return f"/my/calendar/{links.calendar_token(key)}.ics"
 
 
 def test_two_people_whose_trainings_add_up_alike_get_their_own_feed(client, make_training):
@@ -53,7 +53,7 @@ def test_a_personal_feed_follows_a_new_registration(client, make_training):
     path = personal_feed([first])
     before = client.get(path)
     email = db.session.scalar(select(TraineeKey.email))
-    services.register(second.id, "Person", email)
+    registrations.register(second.id, "Person", email)
     after = client.get(path, headers={"If-None-Match": before.headers["ETag"]})
     assert after.status_code == 200 and summaries(after) == ["Erste", "Zweite"]
 

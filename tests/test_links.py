@@ -11,7 +11,7 @@ from core.config import DEV_BASE_URL
 from core.extensions import db
 from core.jobs import run_all
 from core.mail import OutboxMessage
-from events import services as events
+from events import links, registrations
 from tests.conftest import base_config, mail_text
 
 FORGED = {"Host": "evil.example"}
@@ -45,7 +45,7 @@ FORMS = {
 def test_a_forged_host_never_reaches_a_mail(make_app, make_user, make_training, form, base_url):
     """With ``BASE_URL`` set its address is used; unset (development) the development server's."""
     training = make_training()
-    events.register(training.id, "Known", "known@example.org")
+    registrations.register(training.id, "Known", "known@example.org")
     context = {"user": make_user(), "training": training}
     client = make_app(BASE_URL=base_url, WTF_CSRF_ENABLED=False).test_client()  # cookies do not go to a forged host
     url, data = FORMS[form](context)
@@ -53,8 +53,8 @@ def test_a_forged_host_never_reaches_a_mail(make_app, make_user, make_training, 
     db.session.rollback()
     response = client.post(url, data=data, headers=FORGED)
     assert response.status_code in (200, 302), response.get_data(as_text=True)
-    links = links_in_new_mails(before)
-    assert links and all(link.startswith((base_url or DEV_BASE_URL) + "/") for link in links), links
+    found = links_in_new_mails(before)
+    assert found and all(link.startswith((base_url or DEV_BASE_URL) + "/") for link in found), found
 
 
 def test_calendar_uids_and_links_come_from_configuration(make_app, make_training):
@@ -74,13 +74,13 @@ def test_mails_queued_by_the_jobs_link_to_the_configured_address(app, make_train
 
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     training = make_training(sessions=[(start, start + timedelta(hours=2))])
-    result = events.register(training.id, "Rita", "rita@example.org")
-    events.confirm(events.confirm_token(result.registration))
+    result = registrations.register(training.id, "Rita", "rita@example.org")
+    registrations.confirm_registration(links.confirm_token(result.registration))
     before = last_mail_id()
     app.config["BASE_URL"] = "https://fundus.example.org"
     run_all()  # the reminder two days before
-    links = links_in_new_mails(before)
-    assert links and all(link.startswith("https://fundus.example.org/") for link in links)
+    found = links_in_new_mails(before)
+    assert found and all(link.startswith("https://fundus.example.org/") for link in found)
 
 
 @pytest.mark.parametrize("production", [{"SESSION_COOKIE_SECURE": True}, {"PROXY_COUNT": 1}])

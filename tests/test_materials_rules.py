@@ -8,8 +8,10 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import Role
 from core.extensions import db
+from materials.bookings import book_unit, hand_over_booking
+from materials.errors import MaterialsError, NotAvailable
 from materials.models import Booking, BookingStatus, Edition, StockEntry, StockReason, UnitCondition, fold
-from materials.services import MaterialsError, NotAvailable, book_unit, change_stock, hand_over_booking
+from materials.stock import change_stock
 from tests.conftest import run_concurrently
 
 D = date(2027, 3, 1)

@@ -9,8 +9,10 @@ from sqlalchemy import func, select, update
 from core.extensions import db
 from core.mail import OutboxMessage
 from core.models import utcnow
+from events.errors import EventsError
 from events.models import Registration, RegistrationStatus, TrainingStatus
-from events.services import EventsError, cancel, confirm, expire_holds, register
+from events.registrations import cancel_registration, confirm_registration, register
+from events.seats import expire_holds
 from tests.conftest import mail_text, run_concurrently
 
 
@@ -62,7 +64,7 @@ def test_waiting_list_is_promoted_on_cancel_and_on_expiry(make_training):
     training = make_training(seats=2)
     tokens = [register(training.id, f"P{i}", f"p{i}@example.org").token for i in range(4)]
     assert statuses(training.id) == ["pending", "pending", "waiting", "waiting"]
-    cancel(tokens[0])
+    cancel_registration(tokens[0])
     assert statuses(training.id) == ["cancelled", "pending", "pending", "waiting"]
     promoted = db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == "p2@example.org")
                                   .order_by(OutboxMessage.id)).all()
@@ -87,7 +89,7 @@ def test_registration_rules(make_training):
     with pytest.raises(EventsError, match="geschlossen"):
         register(closed.id, "A", "a@example.org")
     with pytest.raises(EventsError, match="ungültig"):
-        confirm("no-such-token")
+        confirm_registration("no-such-token")
 
 
 def test_64_concurrent_registrations_for_10_seats(app, make_training):

@@ -10,16 +10,10 @@ from sqlalchemy import func, select
 from accounts.models import Role
 from core.extensions import db
 from core.i18n import local_today
+from materials.cart import add_to_cart, submit_request
+from materials.errors import MaterialsError, Shortage
+from materials.lending import approve_request, cancel_request, reject_request
 from materials.models import Booking, BookingStatus, Delivery, Edition, Request, RequestStatus, StockEntry
-from materials.services import (
-    MaterialsError,
-    Shortage,
-    add_to_cart,
-    approve_request,
-    cancel_request,
-    reject_request,
-    submit_request,
-)
 from tests.conftest import run_concurrently
 
 SOON = datetime.now(ZoneInfo("Europe/Berlin")).date() + timedelta(days=10)  # the site's today
@@ -289,11 +283,12 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
 
 def test_mails_overview_reminders_and_extension(app, client, make_material, make_user, login, runner):
     from core.mail import OutboxMessage
-    from materials.services import send_overdue_reminders, staff_overview
+    from materials.lending import send_overdue_reminders
+    from materials.staff_lists import staff_overview
 
     partner, staff = make_user(Role.PARTNER, locale="en"), make_user(Role.STAFF)
     kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["KV-1"]}, buffer_days=2)
-    brochure = make_material(title="Flyer", editions={"de": 5}, low_stock_threshold=10)
+    make_material(title="Flyer", editions={"de": 5}, low_stock_threshold=10)
     start = local_today() + timedelta(days=2)
     item = {"edition_id": kit.editions[0].id, "starts_on": start.isoformat(),
             "ends_on": (start + timedelta(days=3)).isoformat()}
@@ -323,7 +318,7 @@ def test_mails_overview_reminders_and_extension(app, client, make_material, make
     assert db.session.get(Booking, booking_id).blocked_until == start + timedelta(days=9)
 
     # Handed over and not back in time: one reminder, not a second one the next day.
-    from materials.services import hand_over
+    from materials.lending import hand_over
 
     hand_over(request.id, [booking_id], staff, contents_checked=True)
     later_day = start + timedelta(days=8)
@@ -340,9 +335,8 @@ def test_slip_and_csv_exports_for_german_excel(client, make_material, make_user,
     import csv
     import io
 
-    from materials.models import KitContent
-    from materials.services import change_stock
-    from materials.models import StockReason
+    from materials.models import KitContent, StockReason
+    from materials.stock import change_stock
 
     partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF, name="Jonas Weber")
     kit = make_material(title="Ausstellung Gleich behandeln", returnable=True, units={"de": ["GB-1"]})

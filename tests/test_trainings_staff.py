@@ -15,8 +15,16 @@ from accounts.models import Role
 from core.extensions import db
 from core.i18n import to_local
 from core.mail import OutboxMessage
-from events import services
-from events.models import Attendance, Registration, RegistrationStatus, TraineeKey, Training, TrainingStatus
+from events import links, notifications, participants, registrations
+from events.models import (
+    Attendance,
+    Registration,
+    RegistrationStatus,
+    TraineeKey,
+    Training,
+    TrainingSession,
+    TrainingStatus,
+)
 from tests.conftest import mail_text, run_concurrently
 
 
@@ -36,8 +44,8 @@ def calendar_of(message: OutboxMessage):
 
 
 def confirmed(training_id: int, address: str) -> Registration:
-    result = services.register(training_id, address.split("@")[0].title(), address, "Wohnen eG")
-    return services.confirm(services.confirm_token(result.registration))
+    result = registrations.register(training_id, address.split("@")[0].title(), address, "Wohnen eG")
+    return registrations.confirm_registration(links.confirm_token(result.registration))
 
 
 @pytest.fixture
@@ -101,7 +109,7 @@ def test_no_sessions_at_all_is_refused(staff):
 
 def test_confirmed_mail_carries_an_invitation_and_the_online_link_only_for_the_confirmed(app, make_training):
     training = make_training(online_link="https://meet.example.org/agg", title="Hybrid-Workshop für Fälle")
-    services.register(training.id, "Pending Person", "pending@example.org")
+    registrations.register(training.id, "Pending Person", "pending@example.org")
     confirmed(training.id, "sure@example.org")
     pending_mail = mails_to("pending@example.org")[0]
     assert "meet.example.org" not in mail_text(pending_mail)
@@ -122,7 +130,7 @@ def test_confirmed_mail_carries_an_invitation_and_the_online_link_only_for_the_c
 def test_changing_the_time_raises_sequence_keeps_uids_and_tells_seat_holders(staff, make_training):
     training = make_training(seats=1)
     confirmed(training.id, "first@example.org")
-    services.register(training.id, "Second", "second@example.org")  # waiting list
+    registrations.register(training.id, "Second", "second@example.org")  # waiting list
     session_id, sequence = training.sessions[0].id, training.sequence
     start = training.sessions[0].starts_at + timedelta(days=1)
     data = form_data(seats="1", title=training.title, target_groups=[],
@@ -158,7 +166,7 @@ def test_changing_the_time_raises_sequence_keeps_uids_and_tells_seat_holders(sta
 def test_cancelling_a_training_tells_everyone_once_and_the_feed_keeps_it_as_cancelled(staff, client, make_training):
     training = make_training(seats=1, title="Absage-Test")
     confirmed(training.id, "first@example.org")
-    services.register(training.id, "Second", "second@example.org")
+    registrations.register(training.id, "Second", "second@example.org")
     sequence = db.session.get(Training, training.id).sequence
     assert staff.post(f"/events/staff/{training.id}/cancel").status_code == 302
     cancel_mail = mails_to("first@example.org")[-1]
@@ -186,7 +194,7 @@ def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
         (start, start + timedelta(hours=6)), (start + timedelta(days=1), start + timedelta(days=1, hours=3))])
     ayse = confirmed(training.id, "ayse@example.org")
     jan = confirmed(training.id, "jan@example.org")
-    services.register(training.id, "Offen", "offen@example.org")  # pending, not confirmed
+    registrations.register(training.id, "Offen", "offen@example.org")  # pending, not confirmed
     first, second = (s.id for s in training.sessions)
     response = staff.post(f"/events/staff/{training.id}/attendance",
                           data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}", f"{jan.id}:{first}"]})
@@ -213,7 +221,7 @@ def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
 def test_staff_give_a_seat_by_hand_and_cancel_for_someone(staff, make_training):
     training = make_training(seats=1)
     holder = confirmed(training.id, "holder@example.org")
-    waiting = services.register(training.id, "W", "w@example.org").registration
+    waiting = registrations.register(training.id, "W", "w@example.org").registration
     page = staff.post(f"/events/staff/registrations/{waiting.id}/seat", follow_redirects=True)
     assert "Kein Platz ist frei." in page.get_data(as_text=True)
     staff.post(f"/events/staff/registrations/{holder.id}/cancel")
@@ -225,7 +233,7 @@ def test_staff_give_a_seat_by_hand_and_cancel_for_someone(staff, make_training):
 def test_message_to_all_participants(staff, make_training):
     training = make_training(seats=1)
     confirmed(training.id, "a@example.org")
-    services.register(training.id, "B", "b@example.org")  # waiting
+    registrations.register(training.id, "B", "b@example.org")  # waiting
     empty = staff.post(f"/events/staff/{training.id}/message", data={"subject": "", "body": ""})
     assert "Bitte geben Sie einen Betreff ein." in empty.get_data(as_text=True)
     staff.post(f"/events/staff/{training.id}/message", data={"subject": "Raumänderung", "body": "Raum 2.04"})
@@ -255,7 +263,7 @@ def test_reminder_two_days_before_is_sent_once(runner, make_training):
     training = make_training(sessions=[(soon, soon + timedelta(hours=2))], title="Bald")
     make_training(title="Später")  # in two weeks: not yet
     confirmed(training.id, "a@example.org")
-    services.register(training.id, "Unbestätigt", "b@example.org")
+    registrations.register(training.id, "Unbestätigt", "b@example.org")
     assert "1 sent" in runner.invoke(args=["jobs", "run"]).output
     assert "0 sent" in runner.invoke(args=["jobs", "run"]).output
     assert [m.subject for m in mails_to("a@example.org")].count("Erinnerung: Bald") == 1
@@ -267,7 +275,7 @@ def test_reminder_jobs_running_at_once_send_each_reminder_once(app, make_trainin
     training = make_training(sessions=[(soon, soon + timedelta(hours=2))], title="Bald")
     for i in range(5):
         confirmed(training.id, f"p{i}@example.org")
-    results = run_concurrently(app, 4, lambda i: services.send_reminders())
+    results = run_concurrently(app, 4, lambda i: notifications.send_reminders())
     assert sorted(results, reverse=True)[0] >= 1 and sum(results) == 5, results
     reminders = db.session.scalar(select(func.count()).select_from(OutboxMessage)
                                   .where(OutboxMessage.subject == "Erinnerung: Bald"))
@@ -280,7 +288,7 @@ def test_old_registrations_are_anonymised_and_still_counted(runner, make_trainin
     recent = make_training(title="Neu")
     confirmed(old.id, "old@example.org")
     confirmed(recent.id, "old@example.org")
-    db.session.execute(update(services.TrainingSession).where(services.TrainingSession.training_id == old.id)
+    db.session.execute(update(TrainingSession).where(TrainingSession.training_id == old.id)
                        .values(starts_at=long_ago, ends_at=long_ago + timedelta(hours=3)))
     db.session.commit()
     assert "1 anonymised" in runner.invoke(args=["jobs", "run"]).output
@@ -292,8 +300,8 @@ def test_old_registrations_are_anonymised_and_still_counted(runner, make_trainin
 
 def test_person_export_and_delete_on_request(staff, make_training):
     training = make_training(seats=1, ask_dietary=True)
-    services.register(training.id, "Rita Roth", "rita@example.org", answers='{"dietary": "vegan"}')
-    services.register(training.id, "Next", "next@example.org")
+    registrations.register(training.id, "Rita Roth", "rita@example.org", answers='{"dietary": "vegan"}')
+    registrations.register(training.id, "Next", "next@example.org")
     page = staff.get("/events/staff/people?email=Rita@example.org").get_data(as_text=True)
     assert training.title in page
     export = json.loads(staff.get("/events/staff/people/export.json?email=rita@example.org").get_data())
@@ -314,7 +322,7 @@ def test_my_registrations_link_and_personal_feed(client, make_training):
     mine = make_training(title="Meine Fortbildung")
     other = make_training(title="Fremde Fortbildung")
     confirmed(mine.id, "me@example.org")
-    services.register(other.id, "Someone", "someone@example.org")
+    registrations.register(other.id, "Someone", "someone@example.org")
     for address in ("ME@example.org", "nobody@example.org"):
         page = client.post("/my/registrations", data={"email": address}).get_data(as_text=True)
         assert "Wenn es Anmeldungen für diese Adresse gibt" in page
@@ -332,7 +340,7 @@ def test_my_registrations_link_and_personal_feed(client, make_training):
     client.post(list_path + "/calendar")
     assert client.get(feed_path).status_code == 404
     key = db.session.scalar(select(TraineeKey))
-    assert client.get(f"/my/calendar/{services.calendar_token(key)}.ics").status_code == 200
+    assert client.get(f"/my/calendar/{links.calendar_token(key)}.ics").status_code == 200
 
 
 def test_archive_lists_past_trainings(client, make_training):
@@ -346,10 +354,10 @@ def test_archive_lists_past_trainings(client, make_training):
 
 def test_manage_page_offers_the_calendar_and_hides_the_link_until_confirmed(client, make_training):
     training = make_training(online_link="https://meet.example.org/x")
-    result = services.register(training.id, "Paula", "paula@example.org")
+    result = registrations.register(training.id, "Paula", "paula@example.org")
     page = client.get(f"/events/registrations/{result.token}").get_data(as_text=True)
     assert f"/events/{training.id}.ics" in page and "meet.example.org" not in page
-    services.confirm(services.confirm_token(result.registration))
+    registrations.confirm_registration(links.confirm_token(result.registration))
     assert "https://meet.example.org/x" in client.get(f"/events/registrations/{result.token}").get_data(as_text=True)
 
 
@@ -358,12 +366,12 @@ def test_training_pages_are_accessible(staff, make_training):
 
     training = make_training(seats=1, ask_accessibility=True, ask_dietary=True, free_question="Ihre Fälle?")
     registration = confirmed(training.id, "a@example.org")
-    services.register(training.id, "W", "w@example.org")
-    services.set_attendance(training.id, {(registration.id, training.sessions[0].id)})
+    registrations.register(training.id, "W", "w@example.org")
+    participants.set_attendance(training.id, {(registration.id, training.sessions[0].id)})
     for url in (f"/events/{training.id}", f"/events/staff/{training.id}", f"/events/staff/{training.id}/edit",
                 f"/events/staff/{training.id}/duplicate", f"/events/staff/{training.id}/message",
                 f"/events/staff/sessions/{training.sessions[0].id}/sign-in-sheet",
                 f"/events/staff/registrations/{registration.id}/certificate",
-                f"/events/registrations/{services.manage_token(registration)}",
+                f"/events/registrations/{links.manage_token(registration)}",
                 "/events/staff/people?email=a@example.org"):
         check_page(staff, url)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from core.extensions import db
-from seed import DEMO_PASSWORD, seed_demo
+from demo.content import DEMO_PASSWORD, seed_demo
 from tests.browser.conftest import DESKTOP, PHONE, check, release, sign_in
 from tests.test_i18n import english_only_strings, german_only_strings
 
@@ -20,7 +20,7 @@ except ImportError:  # the chromium fixture says what to install (and fails unde
 
 def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
     """(url, screenshot name) per kind of visitor, from the demo content."""
-    from events import services
+    from events import links
     from events.models import Registration, RegistrationStatus, Training, TrainingStatus
     from materials.models import Material, Request, RequestStatus, Unit
 
@@ -39,7 +39,7 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
         "anonymous": [
             ("/", "home"), ("/materials/", None), (f"/materials/{kit.id}", None), ("/events/", None),
             (f"/events/{full.id}", "registration-form"), ("/events/archive", None), ("/my/registrations", None),
-            (f"/events/registrations/{services.manage_token(confirmed)}", "manage-registration"),
+            (f"/events/registrations/{links.manage_token(confirmed)}", "manage-registration"),
             ("/login", None), ("/apply", None), ("/imprint", None), ("/privacy", None),
         ],
         "partner": [

@@ -78,7 +78,7 @@ def test_waiting_list_moves_up_when_someone_cancels(page, live, make_training):
 def test_staff_create_two_day_training_publish_mark_attendance_and_open_a_certificate(
         page, live, make_user, make_training):
     """Journey 5."""
-    from events import services
+    from events import links, registrations
 
     staff_email = make_user(Role.STAFF, name="Jonas Weber").email
     release()
@@ -108,8 +108,8 @@ def test_staff_create_two_day_training_publish_mark_attendance_and_open_a_certif
 
     training = db.session.scalar(db.select(Training).where(Training.title == "Fachtag Faire Vermietung"))
     assert len(training.sessions) == 2
-    registration = services.register(training.id, "Ayşe Kaya", "ayse@example.org", "Wohnen am See eG").registration
-    services.confirm(services.confirm_token(registration))
+    registration = registrations.register(training.id, "Ayşe Kaya", "ayse@example.org", "Wohnen am See eG").registration
+    registrations.confirm_registration(links.confirm_token(registration))
     db.session.remove()
 
     page.reload()

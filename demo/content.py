@@ -1,10 +1,11 @@
-"""``flask --app app seed-demo``: realistic German demo content, safe to run twice.
+"""Realistic German demo content for ``flask --app app seed-demo``, safe to run twice.
 
 Rows are found by their natural key (organisation name, e-mail) and only added
 when missing, so a second run changes nothing.
 """
 
 import click
+from flask import current_app
 from sqlalchemy import delete, func, select
 
 from accounts.models import Organisation, OrganisationKind, Role, User
@@ -75,8 +76,8 @@ MATERIALS = [
 
 def seed_materials() -> int:
     """Add the demo catalogue; returns how many materials were new."""
+    from materials.catalogue import topic_for
     from materials.models import Edition, KitContent, Lending, Material, MaterialKind, StockEntry, StockReason, Unit
-    from materials.services import topic_for
 
     added = 0
     for title, kind, editions, topics, groups, extra in MATERIALS:
@@ -114,7 +115,7 @@ def seed_requests() -> int:
     import uuid
     from datetime import timedelta
 
-    from materials import services
+    from materials import cart, lending
     from materials.models import Booking, Delivery, Material, Request, UnitCondition
 
     if db.session.scalar(select(Request.id).limit(1)) is not None:
@@ -128,7 +129,7 @@ def seed_requests() -> int:
         return next(e for e in material.editions if e.language == language)
 
     def request(user, items, purpose):
-        return services.submit_request(user, {"items": items}, uuid.uuid4().hex, purpose, "", Delivery.PICKUP, "")
+        return cart.submit_request(user, {"items": items}, uuid.uuid4().hex, purpose, "", Delivery.PICKUP, "")
 
     def period(title, start, days):
         return {"edition_id": edition(title).id, "starts_on": start.isoformat(),
@@ -140,13 +141,13 @@ def seed_requests() -> int:
             "Mieterfest im Quartier Hafen")  # submitted
     approved = request(beratung, [period("Methodenkoffer Vorurteile im Vermietungsalltag", today + timedelta(days=3), 5)],
                        "Teamfortbildung")
-    services.approve_request(approved.id, staff)
+    lending.approve_request(approved.id, staff)
     rejected = request(hafen, [{"edition_id": edition("Plakat: Wohnen ist ein Menschenrecht").id, "quantity": 10}],
                        "Aushang im Kundencenter")
-    services.reject_request(rejected.id, staff, "Das Plakat wird gerade neu aufgelegt; bitte im nächsten Monat erneut anfragen.")
+    lending.reject_request(rejected.id, staff, "Das Plakat wird gerade neu aufgelegt; bitte im nächsten Monat erneut anfragen.")
     cancelled = request(beratung, [{"edition_id": edition("Flyer Beratungsangebot der Servicestelle").id, "quantity": 100}],
                         "Infostand")
-    services.cancel_request(cancelled.id, beratung)
+    lending.cancel_request(cancelled.id, beratung)
 
     # Loans that started in the past are set up as history: booked, handed over, some returned.
     out = request(hafen, [period("Ausstellung „Zuhause in Dortmund“", today + timedelta(days=1), 20)], "Ausstellung im Foyer")
@@ -159,16 +160,16 @@ def seed_requests() -> int:
             booking.starts_on, booking.ends_on = start, start + timedelta(days=days)
             booking.blocked_until = booking.ends_on + timedelta(days=booking.unit.edition.material.buffer_days)
         db.session.commit()
-        services.approve_request(req.id, staff)
-        services.hand_over(req.id, [b.id for b in req.bookings], staff, contents_checked=True)
-    services.take_back(closed.bookings[0].id, staff, UnitCondition.DAMAGED, "Roll-up-Display geknickt")
-    services.close_request(closed.id, staff)
+        lending.approve_request(req.id, staff)
+        lending.hand_over(req.id, [b.id for b in req.bookings], staff, contents_checked=True)
+    lending.take_back(closed.bookings[0].id, staff, UnitCondition.DAMAGED, "Roll-up-Display geknickt")
+    lending.close_request(closed.id, staff)
     returned = request(beratung, [{"edition_id": edition("Handbuch Antidiskriminierungsberatung").id,
                                    "starts_on": (today + timedelta(days=1)).isoformat(),
                                    "ends_on": (today + timedelta(days=8)).isoformat()}], "Einarbeitung")
-    services.approve_request(returned.id, staff)
-    services.hand_over(returned.id, [b.id for b in returned.bookings], staff, contents_checked=True)
-    services.take_back(returned.bookings[0].id, staff, UnitCondition.GOOD, "")
+    lending.approve_request(returned.id, staff)
+    lending.hand_over(returned.id, [b.id for b in returned.bookings], staff, contents_checked=True)
+    lending.take_back(returned.bookings[0].id, staff, UnitCondition.GOOD, "")
     return 8
 
 
@@ -244,7 +245,7 @@ def seed_registrations(trainings) -> None:
     """Registrations through the real workflows: confirmed, pending, a full training with a waiting
     list, and past trainings with attendance marked."""
     from core.models import utcnow
-    from events import services
+    from events import links, participants, registrations
     from events.models import Registration, RegistrationStatus, TrainingStatus
 
     now = utcnow()
@@ -256,10 +257,10 @@ def seed_registrations(trainings) -> None:
             people = TRAINEES[:5]  # full, three on the waiting list
         if training.sessions[0].starts_at > now:
             for number, (name, local, org, position) in enumerate(people):
-                result = services.register(training.id, name, f"{local}@example.org", org, position,
+                result = registrations.register(training.id, name, f"{local}@example.org", org, position,
                                            '{"dietary": "vegetarisch"}' if number == 1 else "")
                 if number % 4 != 3:  # every fourth has not confirmed yet
-                    services.confirm(services.confirm_token(result.registration))
+                    registrations.confirm_registration(links.confirm_token(result.registration))
             continue
         # Past trainings: registrations as they stood, then the attendance staff marked.
         present = set()
@@ -267,14 +268,14 @@ def seed_registrations(trainings) -> None:
             registration = Registration(training=training, name=name, email=f"{local}@example.org",
                                         organisation=org, position=position, consent_at=now, confirmed_at=now,
                                         status=RegistrationStatus.CONFIRMED)
-            services.set_link_salt(registration)
+            links.set_link_salt(registration)
             db.session.add(registration)
             db.session.flush()
             for session in training.sessions:
                 if number % 5 != 4:  # most came
                     present.add((registration.id, session.id))
         db.session.commit()
-        services.set_attendance(training.id, present)
+        participants.set_attendance(training.id, present)
 
 
 def seed_demo() -> list[tuple[str, str, str]]:
@@ -313,11 +314,10 @@ def seed_demo() -> list[tuple[str, str, str]]:
     return logins
 
 
-@click.command("seed-demo")
-def seed_demo_command():
+def run() -> None:
     """Load demo organisations, accounts, materials, requests, trainings and registrations."""
     ensure_schema()
     logins = seed_demo()
-    click.echo("Demo content is in place. Sign in at http://127.0.0.1:5000/login with:")
+    click.echo(f"Demo content is in place. Sign in at {current_app.config['BASE_URL']}/login with:")
     for role, email, password in logins:
         click.echo(f"  {role:<8} {email:<28} password: {password}")

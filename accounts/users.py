@@ -1,0 +1,93 @@
+"""Accounts: created by admins (or by approving an application), changed, one's own profile."""
+
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.exc import IntegrityError
+
+from accounts.errors import AccountError
+from accounts.models import Organisation, Role, User
+from accounts.passwords import check_password_rules, send_set_password_link, user_by_email
+from core.extensions import db
+from core.text import normalise_email
+
+
+def create_user(
+    email: str,
+    name: str,
+    role: Role,
+    organisation_id: int | None = None,
+    password: str | None = None,
+    locale: str = "de",
+    send_link: bool = True,
+) -> User:
+    """Create an account; without a password, mail a link to set one."""
+    email = normalise_email(email)
+    if user_by_email(email) is not None:
+        raise AccountError(_l("An account with this e-mail address exists already."), field="email")
+    if role == Role.PARTNER and organisation_id is None:
+        raise AccountError(_l("A partner contact needs an organisation."), field="organisation_id")
+    if organisation_id is not None and db.session.get(Organisation, organisation_id) is None:
+        raise AccountError(_l("Unknown organisation."), field="organisation_id")
+    user = User(
+        email=email,
+        name=name.strip(),
+        role=role,
+        organisation_id=organisation_id if role == Role.PARTNER else None,
+        locale=locale,
+    )
+    if password is not None:
+        check_password_rules(password, email)
+        user.set_password(password)
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise AccountError(
+            _l("An account with this e-mail address exists already."), field="email"
+        ) from None
+    if password is None and send_link:
+        send_set_password_link(user)
+    return user
+
+
+def update_user(
+    user: User,
+    acting: User,
+    email: str,
+    name: str,
+    role: Role,
+    organisation_id: int | None,
+    active: bool,
+    locale: str,
+) -> None:
+    """Change an account; an admin cannot demote or disable themselves."""
+    email = normalise_email(email)
+    if user.id == acting.id and (role != Role.ADMIN or not active):
+        raise AccountError(_l("You cannot take away your own admin rights or deactivate yourself."))
+    other = user_by_email(email)
+    if other is not None and other.id != user.id:
+        raise AccountError(_l("An account with this e-mail address exists already."), field="email")
+    if role == Role.PARTNER and organisation_id is None:
+        raise AccountError(_l("A partner contact needs an organisation."), field="organisation_id")
+    user.email = email
+    user.name = name.strip()
+    user.role = role
+    user.locale = locale
+    user.organisation_id = organisation_id if role == Role.PARTNER else None
+    if user.active and not active:
+        user.session_version += 1  # sign the account out everywhere
+    user.active = active
+    db.session.commit()
+
+
+def update_profile(user: User, name: str, locale: str) -> None:
+    user.name = name.strip()
+    user.locale = locale
+    db.session.commit()
+
+
+def set_locale(user: User, locale: str) -> None:
+    if user.locale != locale:
+        user.locale = locale
+        db.session.commit()

@@ -1,0 +1,1 @@
+"""Demo content for trying Fundus: ``flask --app app seed-demo`` (loaded only when that command runs)."""

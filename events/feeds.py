@@ -1,0 +1,81 @@
+"""Calendar feeds: which trainings each feed holds, what its content depends on, and its bytes."""
+
+from datetime import date, datetime, time, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from core.changes import version as change_version
+from core.extensions import db
+from core.i18n import from_local, local_today
+from core.urls import external_url, site_domain
+from events.ical import calendar_bytes
+from events.models import SEAT_HOLDING, TRAININGS_COUNTER, Registration, Training, TrainingSession, TrainingStatus
+
+FEED_DAYS_BACK = 30
+
+
+def sessions_ending_after(moment: datetime):
+    """Trainings with a session ending at ``moment`` or later, read from the index on the sessions'
+    end (the recent and coming ones), not by testing every training of the history."""
+    return select(TrainingSession.training_id).where(TrainingSession.ends_at >= moment)
+
+
+def feed_query(target_group=None, today: date | None = None):
+    """Published and cancelled trainings with a session ending on or after the day 30 days before
+    ``today`` (Berlin): whole days, so that a feed's content changes only with the data or the date."""
+    day = (today or local_today()) - timedelta(days=FEED_DAYS_BACK)
+    since = from_local(datetime.combine(day, time()))
+    query = select(Training).where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
+                                   Training.id.in_(sessions_ending_after(since)))
+    if target_group is not None:
+        query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
+    return query
+
+
+def feed_trainings(query) -> list[Training]:
+    """The trainings of a feed query with their sessions, by first session."""
+    trainings = db.session.scalars(query.options(selectinload(Training.sessions))).unique().all()
+    return sorted(trainings, key=lambda t: (t.sessions[0].starts_at if t.sessions else t.created_at, t.id))
+
+
+def trainings_version() -> tuple[int, datetime | None]:
+    """The trainings' change counter and the time of the last change: it rises with every change of a
+    training or a session (title, time, place, status), in the same transaction (one row by its key)."""
+    return change_version(TRAININGS_COUNTER)
+
+
+def public_feed_version(today: date) -> tuple:
+    """What every public feed's content depends on, from one row read by its key: the trainings'
+    change counter and the date (trainings leave the feed day by day). Equal versions, equal bytes."""
+    counter, changed_at = trainings_version()
+    return counter, changed_at, today.isoformat()
+
+
+def personal_feed_version(query) -> tuple:
+    """What a personal feed's content depends on: the trainings' change counter and exactly which
+    trainings are in it (their ids, in order). An aggregate over them (count, sums, the last change)
+    made two people with different trainings share one cached calendar."""
+    counter, changed_at = trainings_version()
+    ids = tuple(db.session.scalars(query.with_only_columns(Training.id).order_by(Training.id)))
+    return counter, changed_at, ids
+
+
+def personal_query(email: str):
+    """Trainings the address holds a seat for, for the personal feed (cancelled trainings stay in it)."""
+    return (select(Training).join(Registration, Registration.training_id == Training.id)
+            .where(Registration.email == email, Registration.status.in_(SEAT_HOLDING),
+                   Training.status != TrainingStatus.DRAFT))
+
+
+def calendar_for(trainings: list[Training], name: str, method: str = "PUBLISH",
+                 attendee: tuple[str, str] | None = None) -> bytes:
+    """The trainings as iCalendar bytes, with this site's domain in the UIDs and its URLs."""
+    cfg = current_app.config
+    return calendar_bytes(
+        trainings, name, domain=site_domain(),
+        url_for_training=lambda t: external_url("events.detail", training_id=t.id), timezone=cfg["TIMEZONE"],
+        method=method, organizer=(cfg["ORG_NAME"], cfg["MAIL_FROM"]) if method != "PUBLISH" else None,
+        attendee=attendee,
+    )

@@ -1,0 +1,98 @@
+"""Mails to trainees: one about a registration (always with its manage link), the reminder two days
+before, staff messages to the participants, and the link to "my registrations"."""
+
+from datetime import timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.extensions import db
+from core.mail import Attachment, queue_mail
+from core.models import utcnow
+from core.text import normalise_email
+from core.urls import external_url
+from events.feeds import calendar_for
+from events.links import calendar_token, confirm_token, draw_key_salts, list_token, manage_token
+from events.models import Registration, RegistrationStatus, TraineeKey, Training, TrainingSession, TrainingStatus
+
+
+def mail_registration(registration: Registration, template: str, subject, attach: str | None = None, **context) -> None:
+    """A mail about one registration; it always carries the manage link (and the confirm link while needed).
+
+    ``attach`` is an iCalendar METHOD (REQUEST, CANCEL) for a calendar invitation in the mail.
+    """
+    if registration.link_salt:
+        context["manage_link"] = external_url("events.manage", token=manage_token(registration))
+        if registration.confirmed_at is None and registration.status in (RegistrationStatus.PENDING,
+                                                                         RegistrationStatus.WAITING):
+            context["confirm_link"] = external_url("events.confirm", token=confirm_token(registration))
+    attachments = ()
+    if attach:
+        body = calendar_for([registration.training], registration.training.title, method=attach,
+                            attendee=(registration.name, registration.email))
+        attachments = (Attachment("training.ics", "text/calendar", body, {"method": attach}),)
+    queue_mail(registration.email, subject, template, locale=registration.locale, registration=registration,
+               training=registration.training, attachments=attachments, **context)
+
+
+def send_manage_link(registration: Registration) -> None:
+    """Mail the manage link again (the link stays the same)."""
+    mail_registration(registration, "events/manage_link", _l("Your registration"))
+
+
+def send_my_registrations_link(email: str, locale: str) -> bool:
+    """Mail the link to "my registrations" if the address has registrations; the answer on the page is
+    the same either way, so nobody learns who is registered."""
+    email = normalise_email(email)
+    has_any = db.session.scalar(
+        select(func.count()).select_from(Registration).where(Registration.email == email)
+    )
+    if not has_any:
+        return False
+    key = db.session.scalar(select(TraineeKey).where(TraineeKey.email == email))
+    if key is None:
+        key = TraineeKey(email=email)
+        draw_key_salts(key)
+        db.session.add(key)
+        try:
+            db.session.flush()
+        except IntegrityError:  # the same address at the same moment
+            db.session.rollback()
+            key = db.session.scalar(select(TraineeKey).where(TraineeKey.email == email))
+    queue_mail(email, _l("Your registrations"), "events/my_link", locale=locale,
+               list_link=external_url("my.registrations", token=list_token(key)),
+               calendar_link=external_url("my.calendar", token=calendar_token(key)))
+    db.session.commit()
+    return True
+
+
+def send_reminders() -> int:
+    """Remind confirmed participants two days before the first session, once each.
+
+    The conditional update claims each registration, so two job runs at once never send twice.
+    """
+    now = utcnow()
+    first_start = (select(TrainingSession.training_id, func.min(TrainingSession.starts_at).label("first_start"))
+                   .group_by(TrainingSession.training_id).subquery())
+    due = db.session.scalars(
+        select(Registration.id)
+        .join(Training, Training.id == Registration.training_id)
+        .join(first_start, first_start.c.training_id == Training.id)
+        .where(Registration.status == RegistrationStatus.CONFIRMED, Registration.reminded_at.is_(None),
+               Training.status == TrainingStatus.PUBLISHED,
+               first_start.c.first_start > now, first_start.c.first_start <= now + timedelta(days=2))
+    ).all()
+    sent = 0
+    for registration_id in due:
+        claimed = db.session.execute(
+            update(Registration).where(Registration.id == registration_id, Registration.reminded_at.is_(None))
+            .values(reminded_at=now).execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed:
+            registration = db.session.get(Registration, registration_id)
+            mail_registration(registration, "events/reminder", _l("Reminder: %(title)s", title=registration.training.title))
+            sent += 1
+        db.session.commit()
+    return sent
+

@@ -1,0 +1,60 @@
+"""Running the day: the participant list, their answers, attendance and messages to them."""
+
+import json
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
+
+from core.extensions import db
+from events.errors import EventsError
+from events.models import ACTIVE, SEAT_HOLDING, Attendance, Registration, RegistrationStatus
+from events.notifications import mail_registration
+from events.seats import lock_training
+from events.trainings import registrations_of
+
+
+def participant_list(training_id: int) -> list[Registration]:
+    """Every registration of a training (anonymised ones included), seat holders first, with attendance."""
+    order = {RegistrationStatus.CONFIRMED: 0, RegistrationStatus.PENDING: 1, RegistrationStatus.WAITING: 2,
+             RegistrationStatus.CANCELLED: 3, RegistrationStatus.EXPIRED: 4}
+    rows = db.session.scalars(
+        select(Registration).where(Registration.training_id == training_id)
+        .options(selectinload(Registration.attended)).order_by(Registration.id)
+    ).all()
+    return sorted(rows, key=lambda r: (order[r.status], r.id))
+
+
+def answers_of(registration: Registration) -> dict[str, str]:
+    try:
+        return json.loads(registration.answers) if registration.answers else {}
+    except ValueError:
+        return {}
+
+
+def set_attendance(training_id: int, present: set[tuple[int, int]]) -> int:
+    """Replace the training's attendance with ``present`` (registration id, session id) pairs.
+
+    Only confirmed registrations and the training's own sessions count; returns how many are marked.
+    """
+    training = lock_training(training_id)
+    session_ids = {s.id for s in training.sessions}
+    confirmed = {r.id for r in registrations_of(training, (RegistrationStatus.CONFIRMED,))}
+    wanted = {(r, s) for r, s in present if r in confirmed and s in session_ids}
+    if len(wanted) != len(present):
+        raise EventsError(_l("Attendance can only be marked for confirmed participants."))
+    db.session.execute(delete(Attendance).where(Attendance.session_id.in_(session_ids)))
+    db.session.add_all(Attendance(registration_id=r, session_id=s) for r, s in sorted(wanted))
+    db.session.commit()
+    return len(wanted)
+
+
+def message_participants(training_id: int, subject: str, body: str, include_waiting: bool = False) -> int:
+    """Mail a message from staff to everyone holding a seat (and the waiting list if asked)."""
+    training = lock_training(training_id)
+    statuses = ACTIVE if include_waiting else SEAT_HOLDING
+    recipients = registrations_of(training, statuses)
+    for registration in recipients:
+        mail_registration(registration, "events/message", subject, message=body)
+    db.session.commit()
+    return len(recipients)

@@ -1,0 +1,122 @@
+"""Personal data of trainees (DOMAIN rule 7): anonymised after the retention period, exported and
+deleted on request."""
+
+import secrets
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import selectinload
+
+from core.extensions import db
+from core.mail import OutboxMessage
+from core.models import utcnow
+from core.security import hash_token
+from core.text import normalise_email
+from events.models import ACTIVE, Registration, RegistrationStatus, TraineeKey, Training, TrainingSession
+from events.participants import answers_of
+from events.seats import lock_registration, promote
+
+
+def _months_ago(now: datetime, months: int) -> datetime:
+    month = now.month - 1 - months
+    year = now.year + month // 12
+    month = month % 12 + 1
+    day = min(now.day, 28)
+    return now.replace(year=year, month=month, day=day)
+
+
+def _anonymise(registration: Registration, now: datetime) -> None:
+    registration.name = ""
+    registration.email = f"anonymised-{registration.id}@invalid"
+    registration.organisation = ""
+    registration.position = ""
+    registration.answers = ""
+    registration.link_salt = None
+    registration.manage_token_hash = hash_token(f"anonymised-manage-{registration.id}-{secrets.token_hex(8)}")
+    registration.confirm_token_hash = hash_token(f"anonymised-confirm-{registration.id}-{secrets.token_hex(8)}")
+    registration.anonymised_at = now
+
+
+def anonymise_old_registrations() -> int:
+    """Remove personal data from registrations of trainings that ended more than
+    ``REGISTRATION_RETENTION_MONTHS`` ago; status and attendance stay for the figures."""
+    now = utcnow()
+    cutoff = _months_ago(now, current_app.config["REGISTRATION_RETENTION_MONTHS"])
+    ended = (select(TrainingSession.training_id).group_by(TrainingSession.training_id)
+             .having(func.max(TrainingSession.ends_at) < cutoff))
+    rows = db.session.scalars(
+        select(Registration).where(Registration.anonymised_at.is_(None), Registration.training_id.in_(ended))
+    ).all()
+    emails = {r.email for r in rows}
+    for registration in rows:
+        _anonymise(registration, now)
+    db.session.flush()
+    _drop_unused_keys(emails)
+    db.session.commit()
+    return len(rows)
+
+
+def _drop_unused_keys(emails: set[str]) -> None:
+    """Delete the keys of addresses that have no registration with personal data left."""
+    still_used = set(db.session.scalars(select(Registration.email).where(Registration.email.in_(emails))))
+    gone = emails - still_used
+    if gone:
+        db.session.execute(delete(TraineeKey).where(TraineeKey.email.in_(gone)))
+
+
+def person_registrations(email: str) -> list[Registration]:
+    return list(db.session.scalars(
+        select(Registration).where(Registration.email == normalise_email(email))
+        .options(selectinload(Registration.training).selectinload(Training.sessions),
+                 selectinload(Registration.attended))
+        .order_by(Registration.id)
+    ))
+
+
+def person_export(email: str) -> dict:
+    """Everything stored about one address (Art. 15 GDPR), as plain data."""
+    email = normalise_email(email)
+    registrations = person_registrations(email)
+    key = db.session.scalar(select(TraineeKey).where(TraineeKey.email == email))
+    return {
+        "email": email,
+        "exported_at": utcnow().isoformat(),
+        "personal_links_created_at": key.created_at.isoformat() if key else None,
+        "registrations": [
+            {
+                "training": r.training.title,
+                "sessions": [[s.starts_at.isoformat(), s.ends_at.isoformat()] for s in r.training.sessions],
+                "name": r.name, "email": r.email, "organisation": r.organisation, "position": r.position,
+                "answers": answers_of(r), "language": r.locale, "status": r.status.value,
+                "registered_at": r.created_at.isoformat(), "consent_at": r.consent_at.isoformat(),
+                "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None,
+                "attended_sessions": len(r.attended),
+            }
+            for r in registrations
+        ],
+        "mails": [
+            {"subject": m.subject, "created_at": m.created_at.isoformat(), "status": m.status.value}
+            for m in db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == email)
+                                        .order_by(OutboxMessage.id))
+        ],
+    }
+
+
+def delete_person(email: str) -> int:
+    """Erase one address on request (Art. 17 GDPR): cancel what is still active and to come
+    (the waiting list moves up), anonymise every registration, drop their keys and mails."""
+    email = normalise_email(email)
+    now = utcnow()
+    ids = [r.id for r in person_registrations(email)]
+    for registration_id in ids:
+        training, registration = lock_registration(db.session.get(Registration, registration_id))
+        if registration.status in ACTIVE and training.ends_at and training.ends_at > now:
+            registration.status = RegistrationStatus.CANCELLED
+            registration.hold_expires_at = None
+            promote(training)
+        _anonymise(registration, now)
+    db.session.execute(delete(TraineeKey).where(TraineeKey.email == email))
+    db.session.execute(delete(OutboxMessage).where(OutboxMessage.to_addr == email))
+    db.session.commit()
+    return len(ids)

@@ -1,0 +1,153 @@
+"""Registration (DOMAIN rule 4: one active registration per address and training) with double
+opt-in, cancellation by the person or by staff, and a seat given by hand."""
+
+from dataclasses import dataclass
+
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from core.extensions import db
+from core.models import utcnow
+from core.text import normalise_email
+from events.errors import EventsError
+from events.links import by_token, manage_token, set_link_salt
+from events.models import ACTIVE, Registration, RegistrationStatus, Training, TrainingStatus
+from events.notifications import mail_registration, send_manage_link
+from events.seats import (
+    hold_time,
+    lock_registration,
+    lock_training,
+    promote,
+    seat_from_waiting_list,
+    seats_taken,
+    waiting_position,
+)
+
+
+def registration_state(training: Training) -> str:
+    """"open", "not_yet", "closed" (past the closing time or started) or "none" (not published)."""
+    now = utcnow()
+    if training.status != TrainingStatus.PUBLISHED:
+        return "none"
+    if (training.starts_at and training.starts_at <= now) or (
+            training.registration_closes_at and now > training.registration_closes_at):
+        return "closed"
+    if training.registration_opens_at and now < training.registration_opens_at:
+        return "not_yet"
+    return "open"
+
+
+@dataclass
+class RegistrationResult:
+    registration: Registration
+    token: str | None  # the manage token, new registrations only
+    existing: bool = False
+
+
+def register(training_id: int, name: str, email: str, organisation: str = "", position: str = "",
+             answers: str = "") -> RegistrationResult:
+    """Register a person: a seat held until they confirm, or a place on the waiting list.
+
+    The same address cannot register twice; a second attempt mails the manage link again.
+    """
+    email = normalise_email(email)
+    training = lock_training(training_id)
+    now = utcnow()
+    if training.status != TrainingStatus.PUBLISHED:
+        raise EventsError(_l("Registration for this training is not possible."))
+    if training.registration_opens_at and now < training.registration_opens_at:
+        raise EventsError(_l("Registration has not opened yet."))
+    if training.registration_closes_at and now > training.registration_closes_at:
+        raise EventsError(_l("Registration has closed."))
+    if training.sessions and training.sessions[0].starts_at <= now:
+        raise EventsError(_l("This training has started already."))
+    existing = db.session.scalar(
+        select(Registration).where(Registration.training_id == training.id, Registration.email == email,
+                                   Registration.status.in_(ACTIVE))
+    )
+    if existing is not None:
+        send_manage_link(existing)
+        db.session.commit()
+        return RegistrationResult(existing, None, existing=True)
+    has_seat = seats_taken(training.id) < training.seats
+    registration = Registration(
+        training=training, name=name.strip(), email=email, organisation=organisation.strip(),
+        position=position.strip(), answers=answers, locale=str(get_locale()), consent_at=now,
+        status=RegistrationStatus.PENDING if has_seat else RegistrationStatus.WAITING,
+        hold_expires_at=now + hold_time() if has_seat else None,
+    )
+    set_link_salt(registration)
+    db.session.add(registration)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same address at the same moment, on a database without the lock
+        db.session.rollback()
+        raise EventsError(_l("You are registered already; we have sent you the link again.")) from None
+    if registration.status == RegistrationStatus.WAITING:
+        mail_registration(registration, "events/waiting_list", _l("You are on the waiting list"),
+              position=waiting_position(registration))
+    else:
+        mail_registration(registration, "events/confirm_registration", _l("Please confirm your registration"))
+    db.session.commit()
+    return RegistrationResult(registration, manage_token(registration))
+
+
+def confirm_registration(token: str) -> Registration:
+    """Double opt-in: the person clicked the link in the mail."""
+    _training, registration = lock_registration(by_token(token, confirm=True), _l("This link is invalid."))
+    if registration.status in (RegistrationStatus.CANCELLED, RegistrationStatus.EXPIRED):
+        raise EventsError(_l("This registration has expired or was cancelled. Please register again."))
+    if registration.confirmed_at is None:
+        registration.confirmed_at = utcnow()
+    if registration.status == RegistrationStatus.PENDING:
+        registration.status = RegistrationStatus.CONFIRMED
+        registration.hold_expires_at = None
+        mail_registration(registration, "events/confirmed", _l("Your registration is confirmed"), attach="REQUEST")
+    db.session.commit()
+    return registration
+
+
+def cancel_registration(token: str) -> Registration:
+    """The person cancels through their manage link; the seat goes to the waiting list."""
+    training, registration = lock_registration(by_token(token), _l("This link is invalid."))
+    if registration.status not in ACTIVE:
+        raise EventsError(_l("This registration is not active."))
+    if training.sessions and training.sessions[0].starts_at <= utcnow():
+        raise EventsError(_l("The training has started; it can no longer be cancelled here."))
+    _cancel(training, registration)
+    db.session.commit()
+    return registration
+
+
+def _cancel(training: Training, registration: Registration) -> None:
+    """Cancel (the training row is locked), tell the person, and give the seat to the waiting list."""
+    held_seat = registration.status == RegistrationStatus.CONFIRMED
+    registration.status = RegistrationStatus.CANCELLED
+    registration.hold_expires_at = None
+    mail_registration(registration, "events/registration_cancelled", _l("Your registration is cancelled"),
+          attach="CANCEL" if held_seat else None)
+    promote(training)
+
+
+def give_seat(registration_id: int) -> Registration:
+    """Staff move someone from the waiting list to a seat, if one is free."""
+    training, registration = lock_registration(db.session.get(Registration, registration_id))
+    if registration.status != RegistrationStatus.WAITING:
+        raise EventsError(_l("Only someone on the waiting list can be given a seat."))
+    if seats_taken(training.id) >= training.seats:
+        raise EventsError(_l("No seat is free. Raise the number of seats or cancel a registration first."))
+    seat_from_waiting_list(registration, utcnow())
+    db.session.commit()
+    return registration
+
+
+def staff_cancel(registration_id: int) -> Registration:
+    """Staff cancel a registration (the person is told; the seat goes to the waiting list)."""
+    training, registration = lock_registration(db.session.get(Registration, registration_id))
+    if registration.status not in ACTIVE:
+        raise EventsError(_l("This registration is not active."))
+    _cancel(training, registration)
+    db.session.commit()
+    return registration

@@ -1,0 +1,207 @@
+"""Bookings of returnable units (DOMAIN rule 1): a unit is never booked twice for overlapping
+periods, buffer days included, and never in two open loans.
+
+The database makes it true (an exclusion constraint on PostgreSQL, a trigger on SQLite, a partial
+unique index for open loans); the code here checks first to give a precise message.
+"""
+
+from datetime import date, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Date, String, cast, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
+
+from accounts.models import User
+from core.extensions import db
+from materials.errors import MaterialsError, NotAvailable
+from materials.models import Booking, BookingStatus, Edition, Lending, Material, Unit, UnitCondition
+
+ACTIVE_BOOKING = (BookingStatus.RESERVED, BookingStatus.HANDED_OVER)
+
+
+def overlapping_bookings(unit_id: int, starts_on: date, blocked_until: date) -> list[Booking]:
+    return db.session.scalars(
+        select(Booking).where(
+            Booking.unit_id == unit_id,
+            Booking.status.in_(ACTIVE_BOOKING),
+            Booking.starts_on <= blocked_until,
+            Booking.blocked_until >= starts_on,
+        )
+    ).all()
+
+
+def book_unit(unit_id: int, starts_on: date, ends_on: date, request_id: int | None = None) -> Booking:
+    """Reserve a unit for a period plus the material's buffer days, in the caller's transaction.
+
+    Raises ``NotAvailable`` when the unit is taken; the database refuses an
+    overlap that slips past the check (two requests at the same moment).
+    """
+    unit = db.session.get(Unit, unit_id)
+    if unit is None or unit.edition.material.lending != Lending.RETURNABLE:
+        raise MaterialsError(_l("Unknown unit."))
+    if ends_on < starts_on:
+        raise MaterialsError(_l("The return date is before the pickup date."), field="ends_on")
+    material = unit.edition.material
+    if material.loan_days_max and (ends_on - starts_on).days + 1 > material.loan_days_max:
+        raise MaterialsError(
+            _l("This material can be borrowed for at most %(days)s days.", days=material.loan_days_max),
+            field="ends_on",
+        )
+    if not unit.bookable:
+        raise NotAvailable(_l("Unit %(code)s cannot be booked at the moment.", code=unit.inventory_code))
+    blocked_until = ends_on + timedelta(days=material.buffer_days)
+    if overlapping_bookings(unit_id, starts_on, blocked_until):
+        raise NotAvailable(_l("Unit %(code)s is no longer available for this period.", code=unit.inventory_code))
+    booking = Booking(
+        unit_id=unit_id, request_id=request_id, starts_on=starts_on, ends_on=ends_on, blocked_until=blocked_until
+    )
+    try:
+        # The savepoint comes first, so the insert is inside it and a refusal
+        # by the database leaves the caller's transaction usable.
+        with db.session.begin_nested():
+            db.session.add(booking)
+    except IntegrityError:
+        raise NotAvailable(
+            _l("Unit %(code)s is no longer available for this period.", code=unit.inventory_code)
+        ) from None
+    return booking
+
+
+def book_free_unit(edition: Edition, starts_on: date, ends_on: date, request_id: int) -> Booking:
+    """Book the first unit of the edition that is free for the period."""
+    candidates = db.session.scalars(
+        free_units_query(starts_on, ends_on).where(Unit.edition_id == edition.id).order_by(Unit.inventory_code)
+    ).all()
+    for unit_id in candidates:
+        try:
+            return book_unit(unit_id, starts_on, ends_on, request_id)
+        except NotAvailable:
+            continue  # taken a moment ago by someone else: try the next
+    raise NotAvailable(_l("No unit is free from %(start)s to %(end)s.",
+                          start=starts_on.strftime("%d.%m.%Y"), end=ends_on.strftime("%d.%m.%Y")))
+
+
+def hand_over_booking(booking_id: int) -> Booking:
+    """Mark a reserved unit as handed over; a unit can be in one open loan only."""
+    try:
+        with db.session.begin_nested():
+            result = db.session.execute(
+                update(Booking)
+                .where(Booking.id == booking_id, Booking.status == BookingStatus.RESERVED)
+                .values(status=BookingStatus.HANDED_OVER)
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError:
+        raise NotAvailable(_l("This unit is still out on another loan.")) from None
+    if result.rowcount != 1:
+        raise MaterialsError(_l("This booking cannot be handed over (any more)."))
+    booking = db.session.get(Booking, booking_id)
+    db.session.refresh(booking)
+    return booking
+
+
+def days_after(day: date, days):
+    """SQL for ``day`` plus a number of days taken from a column, on SQLite and PostgreSQL."""
+    if db.engine.dialect.name == "sqlite":
+        return func.date(day.isoformat(), "+" + cast(days, String) + " days")
+    return literal(day, Date) + days
+
+
+def unit_is_free(starts_on: date, ends_on: date):
+    """Conditions on ``Unit`` (with ``Material`` for the buffer days): good, not retired, and no
+    active booking touches the period plus the material's buffer days."""
+    busy = (
+        select(Booking.id)
+        .where(
+            Booking.unit_id == Unit.id,
+            Booking.status.in_(ACTIVE_BOOKING),
+            Booking.starts_on <= days_after(ends_on, Material.buffer_days),
+            Booking.blocked_until >= starts_on,
+        )
+        # Unit and Material come from the enclosing query, however deep: left to auto-correlation,
+        # a query that correlates Material one level further out got "FROM bookings, materials",
+        # every material's buffer for every unit (wrong results, and 3 s a search on PostgreSQL).
+        .correlate_except(Booking)
+        .exists()
+    )
+    return (Unit.condition == UnitCondition.GOOD) & Unit.retired_at.is_(None) & ~busy
+
+
+def free_units_query(starts_on: date, ends_on: date):
+    """Units that could be booked for the period."""
+    return select(Unit.id).join(Unit.edition).join(Edition.material).where(unit_is_free(starts_on, ends_on))
+
+
+def month_availability(material: Material, month: date) -> list[list[tuple[date, int] | None]]:
+    """Weeks (Monday first) of ``(day, free units)`` for a returnable material's month calendar."""
+    first = month.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    unit_ids = [u.id for e in material.editions for u in e.units if u.bookable]
+    bookings = db.session.execute(
+        select(Booking.unit_id, Booking.starts_on, Booking.blocked_until).where(
+            Booking.unit_id.in_(unit_ids),
+            Booking.status.in_(ACTIVE_BOOKING),
+            Booking.starts_on <= last,
+            Booking.blocked_until >= first,
+        )
+    ).all()
+    weeks, week = [], [None] * first.weekday()
+    current = first
+    while current <= last:
+        busy = {b.unit_id for b in bookings if b.starts_on <= current <= b.blocked_until}
+        week.append((current, len(unit_ids) - len(busy)))
+        if len(week) == 7:
+            weeks.append(week)
+            week = []
+        current += timedelta(days=1)
+    if week:
+        weeks.append(week + [None] * (7 - len(week)))
+    return weeks
+
+
+def extend_booking(booking_id: int, new_end: date, staff: User) -> Booking:
+    """Move a loan's return date later, if no later booking of the unit conflicts."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or booking.status not in ACTIVE_BOOKING:
+        raise MaterialsError(_l("This booking cannot be changed any more."))
+    if new_end <= booking.ends_on:
+        raise MaterialsError(_l("Choose a date after the current return date."), field="ends_on")
+    buffer = booking.unit.edition.material.buffer_days
+    try:
+        with db.session.begin_nested():
+            booking.ends_on = new_end
+            booking.blocked_until = new_end + timedelta(days=buffer)
+            booking.reminded_at = None
+    except IntegrityError:
+        db.session.rollback()
+        raise NotAvailable(
+            _l("Unit %(code)s is booked by someone else in that time.", code=booking.unit.inventory_code)
+        ) from None
+    db.session.commit()
+    return booking
+
+
+def alternative_units(booking: Booking) -> list[Unit]:
+    """Other units of the same edition that are free for the booking's period."""
+    free = free_units_query(booking.starts_on, booking.ends_on).where(
+        Unit.edition_id == booking.unit.edition_id, Unit.id != booking.unit_id
+    )
+    return db.session.scalars(select(Unit).where(Unit.id.in_(free)).order_by(Unit.inventory_code)).all()
+
+
+def reassign_booking(booking_id: int, unit_id: int, staff: User) -> Booking:
+    """Give a reserved booking another unit of the same edition; the database refuses a clash."""
+    booking = db.session.get(Booking, booking_id)
+    unit = db.session.get(Unit, unit_id)
+    if booking is None or booking.status != BookingStatus.RESERVED:
+        raise MaterialsError(_l("This booking cannot be changed any more."))
+    if unit is None or unit.edition_id != booking.unit.edition_id or not unit.bookable:
+        raise MaterialsError(_l("Choose another unit of the same edition."))
+    try:
+        with db.session.begin_nested():
+            booking.unit_id = unit.id
+    except IntegrityError:
+        db.session.rollback()
+        raise NotAvailable(_l("Unit %(code)s is no longer available for this period.", code=unit.inventory_code)) from None
+    db.session.commit()
+    return booking

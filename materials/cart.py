@@ -1,0 +1,154 @@
+"""The partner's cart and its submission: stock taken and units booked, all or nothing.
+
+The cart lives in the partner's session until they submit: a dict with
+"items": [{"edition_id": int, "quantity": int}] for giveaways and
+[{"edition_id": int, "starts_on": "YYYY-MM-DD", "ends_on": "YYYY-MM-DD"}] for units.
+Submitting takes the stock and books units in one transaction; if anything is
+short, nothing is taken and the partner is told exactly what.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from accounts.models import User
+from core.db import unit_of_work
+from core.extensions import db
+from core.i18n import local_today
+from materials.bookings import book_free_unit
+from materials.errors import MaterialsError, NotAvailable, Shortage
+from materials.lending import notify_submitted
+from materials.models import Delivery, Edition, Material, Request, RequestLine, StockReason
+from materials.stock import change_stock, lock_editions
+
+
+@dataclass
+class CartItem:
+    edition: Edition
+    quantity: int = 0
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+    @property
+    def returnable(self) -> bool:
+        return self.starts_on is not None
+
+
+def cart_items(cart: dict) -> list[CartItem]:
+    """The cart's items with their editions loaded; entries for unknown editions are dropped."""
+    items = []
+    for raw in cart.get("items", []):
+        edition = db.session.get(Edition, raw.get("edition_id") or 0)
+        if edition is None or edition.material.archived_at is not None:
+            continue
+        if "starts_on" in raw:
+            items.append(CartItem(edition, starts_on=date.fromisoformat(raw["starts_on"]),
+                                  ends_on=date.fromisoformat(raw["ends_on"])))
+        else:
+            items.append(CartItem(edition, quantity=int(raw.get("quantity", 0))))
+    return items
+
+
+def add_to_cart(cart: dict, edition: Edition, quantity: int | None = None,
+                starts_on: date | None = None, ends_on: date | None = None, today: date | None = None) -> dict:
+    """Check one item against the material's rules and add it to the cart; returns the new cart."""
+    material = edition.material
+    items = list(cart.get("items", []))
+    if material.archived_at is not None:
+        raise MaterialsError(_l("This material is no longer in the catalogue."))
+    if material.is_returnable:
+        check_period(material, starts_on, ends_on, today or local_today())
+        items.append({"edition_id": edition.id, "starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat()})
+    else:
+        if not quantity or quantity < 1:
+            raise MaterialsError(_l("Enter 1 or more."), field="quantity")
+        already = sum(i.get("quantity", 0) for i in items if i.get("edition_id") == edition.id)
+        if material.per_request_max and already + quantity > material.per_request_max:
+            raise MaterialsError(
+                _l("At most %(n)s copies per request.", n=material.per_request_max), field="quantity"
+            )
+        if already + quantity > edition.stock_on_hand:
+            raise NotAvailable(
+                _l("Only %(left)s copies are left; %(wanted)s were asked for.",
+                   left=edition.stock_on_hand, wanted=already + quantity),
+                field="quantity",
+            )
+        items = [i for i in items if i.get("edition_id") != edition.id or "starts_on" in i]
+        items.append({"edition_id": edition.id, "quantity": already + quantity})
+    return {"items": items}
+
+
+def check_period(material: Material, starts_on: date | None, ends_on: date | None, today: date) -> None:
+    if starts_on is None or ends_on is None:
+        raise MaterialsError(_l("Choose the pickup and the return date."), field="starts_on")
+    if starts_on < today:
+        raise MaterialsError(_l("The pickup date is in the past."), field="starts_on")
+    if ends_on < starts_on:
+        raise MaterialsError(_l("The return date is before the pickup date."), field="ends_on")
+    if material.loan_days_max and (ends_on - starts_on).days + 1 > material.loan_days_max:
+        raise MaterialsError(
+            _l("This material can be borrowed for at most %(days)s days.", days=material.loan_days_max),
+            field="ends_on",
+        )
+
+
+@unit_of_work
+def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audience: str,
+                   delivery: Delivery, shipping_address: str) -> Request:
+    """Turn the cart into a request: stock taken, units booked, all or nothing.
+
+    A second submit with the same ``submit_key`` (double click) returns the first request.
+    """
+    existing = _submitted_before(user, submit_key)
+    if existing is not None:
+        return existing
+    items = cart_items(cart)
+    if not items:
+        raise MaterialsError(_l("Your request is empty."))
+    if delivery == Delivery.SHIPPING and not shipping_address.strip():
+        raise MaterialsError(_l("Please enter the address to ship to."), field="shipping_address")
+    lock_editions(item.edition.id for item in items)
+    request = Request(organisation_id=user.organisation_id, created_by_id=user.id, submit_key=submit_key,
+                      purpose=purpose.strip(), audience=audience.strip(), delivery=delivery,
+                      shipping_address=shipping_address.strip() if delivery == Delivery.SHIPPING else "")
+    db.session.add(request)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same form sent twice at the same moment
+        db.session.rollback()
+        existing = _submitted_before(user, submit_key)
+        if existing is None:
+            raise
+        return existing
+    problems = []
+    for item in items:
+        material = item.edition.material
+        if item.returnable:
+            try:
+                check_period(material, item.starts_on, item.ends_on, local_today())
+                book_free_unit(item.edition, item.starts_on, item.ends_on, request.id)
+            except MaterialsError as error:
+                problems.append(_l("%(title)s: %(problem)s", title=material.title, problem=error.message))
+        else:
+            try:
+                change_stock(item.edition.id, -item.quantity, StockReason.HANDOUT, user, request_id=request.id)
+                request.lines.append(RequestLine(edition_id=item.edition.id, quantity=item.quantity))
+            except MaterialsError as error:
+                problems.append(_l("%(title)s: %(problem)s", title=material.title, problem=error.message))
+    if problems:
+        db.session.rollback()
+        raise Shortage(problems)
+    notify_submitted(request)
+    db.session.commit()
+    return request
+
+
+def _submitted_before(user: User, submit_key: str) -> Request | None:
+    """The request this form already created (a double click), if it was this organisation's."""
+    existing = db.session.scalar(select(Request).where(Request.submit_key == submit_key))
+    if existing is not None and existing.organisation_id != user.organisation_id:
+        raise MaterialsError(_l("This form has been sent already; please open it again."))
+    return existing

@@ -1,0 +1,137 @@
+"""The catalogue: search and filters, materials with their topics, editions and kit contents."""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from core.extensions import db
+from core.models import utcnow
+from materials.bookings import unit_is_free
+from materials.models import Edition, KitContent, Lending, Material, MaterialKind, TargetGroup, Topic, Unit, fold
+
+
+@dataclass
+class CatalogueQuery:
+    """The catalogue's URL parameters, validated; unknown values are dropped, not errors."""
+
+    q: str = ""
+    kind: MaterialKind | None = None
+    topic: str = ""
+    language: str = ""
+    target_group: TargetGroup | None = None
+    available_from: date | None = None
+    available_to: date | None = None
+    errors: list = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args) -> "CatalogueQuery":
+        query = cls(q=args.get("q", "").strip()[:200], topic=args.get("topic", "").strip()[:100])
+        query.kind = MaterialKind._value2member_map_.get(args.get("kind", ""))
+        query.target_group = TargetGroup._value2member_map_.get(args.get("target_group", ""))
+        language = args.get("language", "").strip().lower()
+        query.language = language if language.isalpha() and len(language) <= 3 else ""
+        for name in ("available_from", "available_to"):
+            raw = args.get(name, "").strip()
+            if raw:
+                try:
+                    setattr(query, name, date.fromisoformat(raw))
+                except ValueError:
+                    query.errors.append(_l("“%(value)s” is not a date (YYYY-MM-DD).", value=raw))
+        if query.available_from and not query.available_to:
+            query.available_to = query.available_from
+        if query.available_to and not query.available_from:
+            query.available_from = query.available_to
+        if query.available_from and query.available_to < query.available_from:
+            query.errors.append(_l("The end of the period is before its start."))
+            query.available_from = query.available_to = None
+        return query
+
+    def args(self, **changes) -> dict:
+        """URL parameters for links (pagination), without empty values."""
+        values = {
+            "q": self.q,
+            "kind": self.kind.value if self.kind else "",
+            "topic": self.topic,
+            "language": self.language,
+            "target_group": self.target_group.value if self.target_group else "",
+            "available_from": self.available_from.isoformat() if self.available_from else "",
+            "available_to": self.available_to.isoformat() if self.available_to else "",
+        } | changes
+        return {k: v for k, v in values.items() if v}
+
+
+def search_catalogue(query: CatalogueQuery, include_archived: bool = False):
+    """The ``select`` for the catalogue page: search words, filters, availability."""
+    stmt = select(Material).options(selectinload(Material.editions), selectinload(Material.topics))
+    if not include_archived:
+        stmt = stmt.where(Material.archived_at.is_(None))
+    for word in fold(query.q).split():
+        stmt = stmt.where(Material.search_text.contains(word, autoescape=True))
+    if query.kind:
+        stmt = stmt.where(Material.kind == query.kind)
+    if query.topic:
+        stmt = stmt.where(Material.topics.any(Topic.slug == query.topic))
+    if query.language:
+        stmt = stmt.where(Material.editions.any(Edition.language == query.language))
+    if query.target_group:
+        stmt = stmt.where(("," + Material.target_groups + ",").contains(f",{query.target_group.value},"))
+    if query.available_from:
+        # Correlated to each material: its own few units and their bookings (indexed), not every
+        # free unit of the catalogue for every material (that grew with the square of the history).
+        free_unit = (
+            select(Unit.id).join(Unit.edition)
+            .where(Edition.material_id == Material.id, unit_is_free(query.available_from, query.available_to))
+            .correlate(Material)
+            .exists()
+        )
+        stmt = stmt.where(
+            or_(
+                (Material.lending == Lending.GIVEAWAY)
+                & Material.editions.any(Edition.stock_on_hand > 0),
+                (Material.lending == Lending.RETURNABLE) & free_unit,
+            )
+        )
+    return stmt.order_by(Material.title, Material.id)
+
+
+def topic_for(name: str) -> Topic:
+    """The topic with this name, created if new."""
+    name = " ".join(name.split())[:100]
+    slug = fold(name).replace(" ", "-")
+    topic = db.session.scalar(select(Topic).where(Topic.slug == slug))
+    if topic is None:
+        topic = Topic(name=name, slug=slug)
+        db.session.add(topic)
+    return topic
+
+
+def save_material(material: Material | None, topics: list[str], languages: list[str], commit: bool = True,
+                  contents: list[tuple[str, int]] | None = None, **fields) -> Material:
+    """Create or update a material with its topics and kit contents; add editions for new
+    languages (never removes one)."""
+    if material is None:
+        material = Material(**fields)
+        db.session.add(material)
+    else:
+        for key, value in fields.items():
+            setattr(material, key, value)
+    material.topics = [topic_for(name) for name in dict.fromkeys(t for t in topics if t.strip())]
+    if contents is not None:
+        material.contents = [KitContent(name=name, quantity=qty, position=i) for i, (name, qty) in enumerate(contents)]
+    present = {e.language for e in material.editions}
+    for language in languages:
+        if language not in present:
+            material.editions.append(Edition(language=language))
+    material.refresh_search_text()
+    if commit:
+        db.session.commit()
+    return material
+
+
+def set_archived(material: Material, archived: bool) -> None:
+    """Archive (hide from the catalogue, keep all history) or restore a material."""
+    material.archived_at = utcnow() if archived else None
+    db.session.commit()
