@@ -22,8 +22,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
+from core.vocabulary import target_group_choices
 from events.models import FORMAT_LABELS, TrainingFormat
-from materials.forms import target_group_choices
 
 EMAIL = [
     DataRequired(message=_l("Please enter your e-mail address.")),

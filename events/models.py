@@ -17,7 +17,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from core.changes import bump
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum
-from materials.models import Material, TargetGroup
+from core.vocabulary import TargetGroup, target_groups
+from materials.models import Material
 
 
 class TrainingFormat(LabelledEnum):
@@ -102,7 +103,7 @@ class Training(TimestampMixin, db.Model):
 
     @property
     def target_group_list(self) -> list[TargetGroup]:
-        return [TargetGroup(v) for v in self.target_groups.split(",") if v in TargetGroup._value2member_map_]
+        return target_groups(self.target_groups)
 
     @property
     def starts_at(self) -> datetime | None:

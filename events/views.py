@@ -15,11 +15,11 @@ from core.db import writes
 from core.errors import form_error
 from core.extensions import db, limiter
 from core.i18n import local_today
+from core.vocabulary import TargetGroup
 from events import errors, feeds, links, notifications, personal_data, seats, trainings
 from events.forms import EmailForm, RegistrationForm
 from events.models import Training, TrainingFormat, TrainingStatus
 from events.registrations import cancel_registration, confirm_registration, register, registration_state
-from materials.models import TargetGroup
 
 bp = Blueprint("events", __name__, url_prefix="/events")
 my_bp = Blueprint("my", __name__, url_prefix="/my")

@@ -9,8 +9,9 @@ from sqlalchemy.orm import selectinload
 
 from core.extensions import db
 from core.models import utcnow
+from core.vocabulary import TargetGroup
 from materials.bookings import unit_is_free
-from materials.models import Edition, KitContent, Lending, Material, MaterialKind, TargetGroup, Topic, Unit, fold
+from materials.models import Edition, KitContent, Lending, Material, MaterialKind, Topic, Unit, fold
 
 
 @dataclass

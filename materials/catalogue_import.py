@@ -8,9 +8,10 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
 from core.extensions import db
+from core.vocabulary import TargetGroup
 from materials.catalogue import save_material
 from materials.errors import MaterialsError
-from materials.models import Lending, Material, MaterialKind, StockReason, TargetGroup, Unit
+from materials.models import Lending, Material, MaterialKind, StockReason, Unit
 from materials.stock import change_stock
 
 IMPORT_COLUMNS = ("title", "subtitle", "kind", "description", "topics", "target_groups", "languages",

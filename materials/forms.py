@@ -16,7 +16,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
-from materials.models import MATERIAL_KIND_LABELS, TARGET_GROUP_LABELS, MaterialKind, TargetGroup
+from core.vocabulary import target_group_choices
+from materials.models import MATERIAL_KIND_LABELS, MaterialKind
 
 
 def kind_choices():
@@ -28,10 +29,6 @@ def lending_choices():
         SelectChoice("giveaway", _l("Handed out by quantity from stock")),
         SelectChoice("returnable", _l("Lent as units for a period and returned")),
     ]
-
-
-def target_group_choices():
-    return [SelectChoice(t.value, TARGET_GROUP_LABELS[t]) for t in TargetGroup]
 
 
 def parse_contents(text: str) -> list[tuple[str, int]]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from accounts.models import Organisation, User
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
+from core.vocabulary import TargetGroup, target_groups
 
 
 class MaterialKind(LabelledEnum):
@@ -40,25 +41,6 @@ MATERIAL_KIND_LABELS = set_labels(MaterialKind, {
     MaterialKind.POSTER: _l("Poster"),
     MaterialKind.MEDIA: _l("Book, film"),
     MaterialKind.OTHER: _l("Other"),
-})
-
-
-class TargetGroup(LabelledEnum):
-    """Who a material or training is for (shared with the trainings feature)."""
-
-    HOUSING = "housing"
-    MUNICIPAL = "municipal"
-    ASSOCIATIONS = "associations"
-    COUNSELLING = "counselling"
-    EVERYONE = "everyone"
-
-
-TARGET_GROUP_LABELS = set_labels(TargetGroup, {
-    TargetGroup.HOUSING: _l("Housing industry"),
-    TargetGroup.MUNICIPAL: _l("Municipal administration"),
-    TargetGroup.ASSOCIATIONS: _l("Associations"),
-    TargetGroup.COUNSELLING: _l("Counselling centres"),
-    TargetGroup.EVERYONE: _l("Open to all"),
 })
 
 
@@ -212,7 +194,7 @@ class Material(TimestampMixin, db.Model):
 
     @property
     def target_group_list(self) -> list[TargetGroup]:
-        return [TargetGroup(v) for v in self.target_groups.split(",") if v in TargetGroup._value2member_map_]
+        return target_groups(self.target_groups)
 
     @property
     def is_returnable(self) -> bool:

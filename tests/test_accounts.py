@@ -321,8 +321,8 @@ def test_seed_demo_is_safe_to_run_twice(runner):
     assert states == set(RequestStatus)  # a demo request in every state
     assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 0
     from core.models import utcnow
+    from core.vocabulary import TargetGroup
     from events.models import Attendance, Registration, RegistrationStatus, Training, TrainingStatus
-    from materials.models import TargetGroup
 
     trainings = db.session.scalars(db.select(Training)).all()
     assert len(trainings) >= 12 and any(len(t.sessions) == 2 for t in trainings)

@@ -6,9 +6,10 @@ from sqlalchemy import func, select
 
 from accounts.models import Role
 from core.extensions import db
+from core.vocabulary import TargetGroup
 from materials.bookings import book_unit
 from materials.catalogue import save_material
-from materials.models import Edition, Material, MaterialKind, StockEntry, TargetGroup, Unit
+from materials.models import Edition, Material, MaterialKind, StockEntry, Unit
 
 
 def titles(client, **params) -> str:
