@@ -74,6 +74,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from accounts import admin_views, staff_views  # noqa: F401  (their routes join the accounts blueprint)
     from accounts.views import bp as accounts_bp
     from events.staff_views import bp as trainings_bp
     from events.views import bp as events_bp

@@ -11,13 +11,17 @@ from accounts.errors import AccountError
 from accounts.models import AccountApplication, ApplicationStatus, Organisation, OrganisationKind, Role, User
 from accounts.passwords import user_by_email
 from accounts.users import create_user
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.mail import queue_mail
 from core.models import utcnow
+from core.states import IllegalTransition, lock, transition
 from core.text import normalise_email
 from core.urls import external_url
 
 
+@unit_of_work
 def submit_application(
     name: str,
     email: str,
@@ -56,14 +60,12 @@ def submit_application(
         locale=str(get_locale()),
         consent_at=utcnow(),
     )
-    db.session.add(application)
     try:
-        db.session.flush()
+        with db.session.begin_nested():
+            db.session.add(application)
     except IntegrityError:  # a second submit of the same form at the same moment
-        db.session.rollback()
-        raise AccountError(
-            _l("An application for this address is being reviewed already."), field="email"
-        ) from None
+        raise AccountError(_l("An application for this address is being reviewed already."), field="email") from None
+    audit.record(audit.PUBLIC, "submit", application, to_state=application.status, refs=[application.organisation])
     queue_mail(
         email,
         _l("We have received your application"),
@@ -79,21 +81,10 @@ def submit_application(
         application=application,
         link=external_url("accounts.application_detail", application_id=application.id),
     )
-    db.session.commit()
     return application
 
 
-def _pending_application(application_id: int) -> AccountApplication:
-    """Lock the application row and check it still waits for a decision."""
-    application = db.session.scalar(
-        select(AccountApplication).where(AccountApplication.id == application_id).with_for_update()
-    )
-    if application is None or application.status != ApplicationStatus.PENDING:
-        db.session.rollback()
-        raise AccountError(_l("This application has been decided already."))
-    return application
-
-
+@unit_of_work
 def approve_application(
     application_id: int,
     staff: User,
@@ -101,7 +92,9 @@ def approve_application(
     new_organisation_kind: OrganisationKind | None = None,
 ) -> User:
     """Create the partner account (and the organisation, if new) and mail the set-password link."""
-    application = _pending_application(application_id)
+    application = lock(AccountApplication, application_id)
+    if not application.can("approve"):
+        raise IllegalTransition(AccountApplication.states.refused)
     if organisation_id is None:
         if new_organisation_kind is None:
             raise AccountError(_l("Choose the organisation or the kind of the new one."))
@@ -116,28 +109,29 @@ def approve_application(
         org = Organisation(name=name, kind=new_organisation_kind)
         db.session.add(org)
         db.session.flush()
+        audit.record(staff, "create", org, details=name)
         organisation_id = org.id
     user = create_user(
         application.email,
         application.name,
         Role.PARTNER,
+        staff,
         organisation_id=organisation_id,
         locale=application.locale,
         send_link=True,
     )
-    application.status = ApplicationStatus.APPROVED
     application.organisation_id = organisation_id
     application.decided_at = utcnow()
     application.decided_by_id = staff.id
     application.user_id = user.id
-    db.session.commit()
+    AccountApplication.states.move(application, "approve", staff, refs=[user, user.organisation])
     return user
 
 
+@unit_of_work
 def reject_application(application_id: int, staff: User, reason: str) -> None:
     """Decline an application and tell the applicant, with the reason if one is given."""
-    application = _pending_application(application_id)
-    application.status = ApplicationStatus.REJECTED
+    application = transition(AccountApplication, application_id, "reject", staff, reason=reason)
     application.reject_reason = reason.strip()
     application.decided_at = utcnow()
     application.decided_by_id = staff.id
@@ -148,4 +142,3 @@ def reject_application(application_id: int, staff: User, reason: str) -> None:
         locale=application.locale,
         application=application,
     )
-    db.session.commit()

@@ -7,8 +7,10 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from accounts import errors, users
+from accounts.errors import AccountError
 from accounts.models import Role, User
+from accounts.users import create_user
+from core import audit
 from core.db import ensure_schema
 from core.extensions import db
 
@@ -37,18 +39,9 @@ def create_command(email, role, name, organisation_id, locale):
     ensure_schema()
     password = read_password()
     try:
-        user = users.create_user(
-            email,
-            name or email.split("@")[0],
-            Role(role),
-            organisation_id=organisation_id,
-            password=password,
-            locale=locale,
-            send_link=False,
-        )
-        db.session.commit()
-    except errors.AccountError as error:
-        db.session.rollback()
+        user = create_user(email, name or email.split("@")[0], Role(role), audit.SYSTEM,
+                           organisation_id=organisation_id, password=password, locale=locale, send_link=False)
+    except AccountError as error:
         raise click.ClickException(str(error.message)) from None
     click.echo(f"Created {user.role.value} account {user.email} (id {user.id}).")
 
@@ -57,12 +50,12 @@ def create_command(email, role, name, organisation_id, locale):
 def list_command():
     """List all accounts."""
     ensure_schema()
-    users = db.session.scalars(
+    accounts = db.session.scalars(
         select(User).options(selectinload(User.organisation)).order_by(User.role, User.email)
     ).all()
-    for user in users:
+    for user in accounts:
         org = f"  [{user.organisation.name}]" if user.organisation else ""
         state = "" if user.active else "  (inactive)"
         click.echo(f"{user.id:>4}  {user.role.value:<8} {user.email:<40} {user.name}{org}{state}")
-    if not users:
+    if not accounts:
         click.echo("No accounts yet. Create one with: flask --app app users create EMAIL --role admin")

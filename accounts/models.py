@@ -11,6 +11,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
+from core.states import Stateful, StateMachine, moves
 
 
 class Role(LabelledEnum):
@@ -147,10 +148,15 @@ class User(UserMixin, TimestampMixin, db.Model):
         return self.role == Role.ADMIN
 
 
-class AccountApplication(TimestampMixin, db.Model):
+class AccountApplication(Stateful, TimestampMixin, db.Model):
     """A contact person's online application for a partner account, decided by staff."""
 
     __tablename__ = "account_applications"
+    audit_type = "application"
+    states = StateMachine("status", {
+        "approve": moves([ApplicationStatus.PENDING], [ApplicationStatus.APPROVED]),
+        "reject": moves([ApplicationStatus.PENDING], [ApplicationStatus.REJECTED]),
+    }, refused=_l("This application has been decided already."))
     __table_args__ = (
         # At most one open application per address; decided ones are history.
         Index(

@@ -1,31 +1,44 @@
-"""Partner organisations."""
+"""Partner organisations, and who may see one (DOMAIN rule 6: a partner contact only their own)."""
 
-
+from flask import abort
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from accounts.errors import AccountError
-from accounts.models import Organisation
+from accounts.models import Organisation, User
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
+from core.states import lock
 
 
-def save_organisation(org: Organisation | None, **fields) -> Organisation:
-    """Create (``org`` None) or update an organisation; names are unique, ignoring case."""
+def organisation_for(user: User, organisation_id: int) -> Organisation:
+    """The organisation if ``user`` may see it: staff any, a partner contact only their own (else 403)."""
+    org = db.get_or_404(Organisation, organisation_id)
+    if not user.is_staff and user.organisation_id != org.id:
+        abort(403)
+    return org
+
+
+@unit_of_work
+def save_organisation(organisation_id: int | None, actor: User, **fields) -> Organisation:
+    """Create (``organisation_id`` None) or update an organisation; names are unique, ignoring case."""
     name = fields["name"].strip()
-    clash = db.session.scalar(
-        select(Organisation).where(func.lower(Organisation.name) == name.lower())
-    )
-    if clash is not None and (org is None or clash.id != org.id):
-        raise AccountError(_l("An organisation with this name exists already."), field="name")
-    if org is None:
-        org = Organisation(name=name, kind=fields["kind"])
-        db.session.add(org)
-    for key, value in fields.items():
-        setattr(org, key, value.strip() if isinstance(value, str) else value)
+    taken = AccountError(_l("An organisation with this name exists already."), field="name")
+    clash = db.session.scalar(select(Organisation.id).where(func.lower(Organisation.name) == name.lower()))
+    if clash is not None and clash != organisation_id:
+        raise taken
+    org = lock(Organisation, organisation_id) if organisation_id is not None else None
+    changed = [key for key, value in fields.items() if org is None or getattr(org, key) != value]
     try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise AccountError(_l("An organisation with this name exists already."), field="name") from None
+        with db.session.begin_nested():
+            if org is None:
+                org = Organisation(name=name, kind=fields["kind"])
+                db.session.add(org)
+            for key, value in fields.items():
+                setattr(org, key, value.strip() if isinstance(value, str) else value)
+    except IntegrityError:  # the same name at the same moment
+        raise taken from None
+    audit.record(actor, "edit" if organisation_id is not None else "create", org, details=", ".join(changed))
     return org

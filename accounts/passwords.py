@@ -8,10 +8,13 @@ from sqlalchemy import select, update
 
 from accounts.errors import AccountError
 from accounts.models import TokenPurpose, User, UserToken
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.mail import queue_mail
 from core.models import utcnow
 from core.security import hash_token, new_token
+from core.states import lock
 from core.text import normalise_email
 from core.urls import external_url
 
@@ -60,6 +63,7 @@ def send_set_password_link(user: User) -> None:
     )
 
 
+@unit_of_work
 def request_password_reset(email: str) -> None:
     """Mail a reset link if an active account has this address; say nothing either way."""
     user = user_by_email(email)
@@ -69,7 +73,6 @@ def request_password_reset(email: str) -> None:
         user, TokenPurpose.RESET_PASSWORD, _l("Reset your Fundus password"), "accounts/reset_password",
         hours=current_app.config["PASSWORD_RESET_HOURS"],
     )
-    db.session.commit()
 
 
 def valid_token(token: str) -> UserToken | None:
@@ -80,6 +83,7 @@ def valid_token(token: str) -> UserToken | None:
     return row
 
 
+@unit_of_work
 def reset_password(token: str, password: str) -> User:
     """Set a new password through a token; the token is used up exactly once."""
     row = valid_token(token)
@@ -92,21 +96,30 @@ def reset_password(token: str, password: str) -> User:
         .values(used_at=utcnow())
     )
     if result.rowcount != 1:
-        db.session.rollback()
         raise AccountError(_l("This link is invalid, used or expired. Please request a new one."))
     user = row.user
     check_password_rules(password, user.email)
     user.set_password(password)
     user.failed_logins = 0
     user.locked_until = None
-    db.session.commit()
+    audit.record(user, "password", user, details=row.purpose.value)
     return user
 
 
+@unit_of_work
 def change_password(user: User, current: str, new: str) -> None:
     """Change the password after checking the current one; other sessions are signed out."""
     if not user.check_password(current):
         raise AccountError(_l("The current password is wrong."), field="current_password")
     check_password_rules(new, user.email)
     user.set_password(new)
-    db.session.commit()
+    audit.record(user, "password", user)
+
+
+@unit_of_work
+def invite_user(user_id: int, actor: User) -> User:
+    """Send a fresh link to set a password (earlier links stop working)."""
+    user = lock(User, user_id)
+    send_set_password_link(user)
+    audit.record(actor, "invite", user, refs=[user.organisation])
+    return user

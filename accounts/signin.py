@@ -1,16 +1,18 @@
 """Signing in: the session loader, and authentication with counted failures and a lock."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
+from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from accounts.errors import AccountError
 from accounts.models import User
 from accounts.passwords import user_by_email
+from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
 
@@ -34,21 +36,27 @@ def _dummy_hash() -> str:
     return generate_password_hash("no account has this password", method="scrypt")
 
 
-def authenticate(email: str, password: str) -> User:
-    """Return the user for these credentials or raise; count failures and lock the account."""
+@dataclass
+class SignIn:
+    """The outcome of a sign-in: the account, or why not (a failure is counted, so it is not an error
+    that would roll back)."""
+
+    user: User | None = None
+    refused: Any = None
+
+
+@unit_of_work
+def authenticate(email: str, password: str) -> SignIn:
+    """The account for these credentials, or the refusal; failures are counted and lock the account."""
     cfg = current_app.config
     user = user_by_email(email)
     now = utcnow()
     if user is None or not user.active:
         check_password_hash(_dummy_hash(), password)  # same time as for a real account
-        raise AccountError(LOGIN_FAILED)
+        return SignIn(refused=LOGIN_FAILED)
     if user.locked_until and user.locked_until > now:
-        raise AccountError(
-            _l(
-                "Too many failed attempts. Please wait %(minutes)s minutes or reset your password.",
-                minutes=cfg["LOGIN_LOCK_MINUTES"],
-            )
-        )
+        return SignIn(refused=_l("Too many failed attempts. Please wait %(minutes)s minutes or reset your password.",
+                                 minutes=cfg["LOGIN_LOCK_MINUTES"]))
     if not user.check_password(password):
         # Counted in the database, so the limit holds across all app processes.
         db.session.execute(
@@ -58,10 +66,8 @@ def authenticate(email: str, password: str) -> User:
         if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
             user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
             user.failed_logins = 0
-        db.session.commit()
-        raise AccountError(LOGIN_FAILED)
+        return SignIn(refused=LOGIN_FAILED)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
-    db.session.commit()
-    return user
+    return SignIn(user=user)

@@ -65,7 +65,8 @@ def generate(scale: str, password_hash: str, seed: int = 2026) -> dict:
         title = f"{rnd.choice(WORDS)} {rnd.choice(WORDS)} {i}"
         returnable = i % 2 == 0
         materials.append(dict(
-            id=i, title=title, subtitle="", kind=(MaterialKind.EXHIBITION if returnable else MaterialKind.BROCHURE).value,
+            id=i, title=title, subtitle="",
+            kind=(MaterialKind.EXHIBITION if returnable else MaterialKind.BROCHURE).value,
             lending=(Lending.RETURNABLE if returnable else Lending.GIVEAWAY).value, description=f"Beschreibung {title}",
             target_groups="housing", publisher="Planerladen e.V.", co_publishers="", year=2000 + i % 26,
             cover_path="", pdf_path="", per_request_max=None, low_stock_threshold=10, loan_days_max=None,
@@ -126,7 +127,7 @@ def generate(scale: str, password_hash: str, seed: int = 2026) -> dict:
     reg_id = 0
     for training_id in range(1, n["trainings"] + 1):
         count = 200 if training_id == target else min(per_training, 240)
-        for k in range(count):
+        for _ in range(count):
             reg_id += 1
             registrations.append(dict(
                 id=reg_id, training_id=training_id, name=f"Person {reg_id}", email=f"p{reg_id}@example.org",

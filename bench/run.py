@@ -137,7 +137,8 @@ def pages(ids: dict) -> dict[str, str]:
 
 
 def wrk(url: str, headers: dict, seconds: int) -> dict:
-    args = ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds}s", "--timeout", "30s", "-s", str(ROOT / "bench" / "report.lua")]
+    args = ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds}s", "--timeout", "30s",
+            "-s", str(ROOT / "bench" / "report.lua")]
     for key, value in headers.items():
         args += ["-H", f"{key}: {value}"]
     output = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
@@ -215,7 +216,8 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
-    print(f"\n{'page':<18} {'req/s':>8} {'floor/s':>9} {'ratio':>6} {'p50 ms':>8} {'p95 ms':>8} {'sql':>4} {'errors':>6}")
+    print(f"\n{'page':<18} {'req/s':>8} {'floor/s':>9} {'ratio':>6} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'sql':>4} {'errors':>6}")
     for name, row in results.items():
         print(f"{name:<18} {row['rps']:>8.1f} {row['floor_rps']:>9.1f} {row['ratio']:>6.2f} "
               f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['sql']:>4} {row['errors']:>6}")

@@ -14,6 +14,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from core.extensions import db, migrate
 
@@ -146,6 +147,33 @@ def unit_of_work(func):
                 info.pop("unit_of_work", None)
 
     return run
+
+
+def after_commit(func, *args) -> None:
+    """Run ``func(*args)`` once the current transaction has committed (not at all if it rolls back):
+    for what cannot be undone, such as removing a replaced file."""
+    db.session.info.setdefault("after_commit", []).append((func, args))
+
+
+def on_rollback(func, *args) -> None:
+    """Run ``func(*args)`` if the current transaction rolls back: to undo what is not in the database,
+    such as a file written for a change that is then refused."""
+    db.session.info.setdefault("on_rollback", []).append((func, args))
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session) -> None:
+    session.info.pop("on_rollback", None)
+    for func, args in session.info.pop("after_commit", []):
+        func(*args)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _run_on_rollback(session, previous_transaction) -> None:
+    if previous_transaction.parent is None:  # the outermost transaction, not a savepoint
+        session.info.pop("after_commit", None)
+        for func, args in session.info.pop("on_rollback", []):
+            func(*args)
 
 
 def head_revision() -> str | None:

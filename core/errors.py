@@ -1,8 +1,20 @@
-"""The domain error every feature's services raise, and how views show it."""
+"""The domain error every feature's services raise, and the two ways views show it.
 
-from flask import flash
+Services are units of work (``core.db.unit_of_work``): by the time a ``DomainError`` reaches a view,
+everything the call did is rolled back. Views never commit, roll back or catch it themselves:
 
-from core.extensions import db
+- a view behind a button is decorated with ``@action(back)``: the message is flashed and the
+  browser goes back to the page it came from, as after success;
+- a form view runs its service call inside ``with shown_at(form):``: the message appears at its
+  field (or above the form) and the form is shown again with what was typed.
+
+One that escapes anyway gets the error page with its message and status 409 (``pages.views``).
+"""
+
+from contextlib import contextmanager
+from functools import wraps
+
+from flask import flash, redirect
 
 
 class DomainError(Exception):
@@ -14,14 +26,38 @@ class DomainError(Exception):
         self.field = field
 
 
-def form_error(form, error: DomainError) -> None:
-    """Undo the failed work and show the message next to its field, or above the form."""
-    db.session.rollback()
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = list(field.errors) + [str(error.message)]
-    else:
-        flash(str(error.message), "error")
+@contextmanager
+def shown_at(form):
+    """Run a form's service call; a domain error becomes a message at its field and the rest of the
+    ``with`` block is skipped, so the view goes on to show the form again with what was typed."""
+    try:
+        yield
+    except DomainError as error:
+        field = getattr(form, error.field, None) if error.field else None
+        if field is not None:
+            field.errors = list(field.errors) + [str(error.message)]
+        else:
+            flash(str(error.message), "error")
+
+
+def action(back):
+    """For a view behind a button: it calls its service and flashes what happened; a domain error is
+    flashed instead. Either way the browser then goes to ``back(**view_args)``,
+    unless the view returned a response of its own."""
+
+    def decorator(view):
+        @wraps(view)
+        def run(**kwargs):
+            try:
+                response = view(**kwargs)
+            except DomainError as error:
+                flash(str(error.message), "error")
+                response = None
+            return response if response is not None else redirect(back(**kwargs))
+
+        return run
+
+    return decorator
 
 
 def flash_form_errors(form) -> None:

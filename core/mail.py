@@ -67,6 +67,11 @@ class OutboxMessage(db.Model):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")
 
+    @property
+    def gave_up(self) -> bool:
+        """Every attempt failed; an admin may queue it again."""
+        return self.status == OutboxStatus.FAILED
+
 
 @dataclass
 class Attachment:

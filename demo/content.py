@@ -249,6 +249,7 @@ def seed_registrations(trainings) -> None:
     from events.models import Registration, RegistrationStatus, TrainingStatus
 
     now = utcnow()
+    staff = db.session.scalar(select(User).where(User.email == "team@fundus.example"))
     for index, training in enumerate(trainings):
         if training.status != TrainingStatus.PUBLISHED:
             continue
@@ -275,7 +276,7 @@ def seed_registrations(trainings) -> None:
                 if number % 5 != 4:  # most came
                     present.add((registration.id, session.id))
         db.session.commit()
-        participants.set_attendance(training.id, present)
+        participants.set_attendance(training.id, present, staff)
 
 
 def seed_demo() -> list[tuple[str, str, str]]:

@@ -33,7 +33,8 @@ EMAIL = [
 
 
 class RegistrationForm(FlaskForm):
-    name = StringField(_l("Your name"), validators=[DataRequired(message=_l("Please enter your name.")), Length(max=200)])
+    name = StringField(_l("Your name"),
+                       validators=[DataRequired(message=_l("Please enter your name.")), Length(max=200)])
     email = EmailField(_l("E-mail address"), validators=EMAIL)
     organisation = StringField(_l("Organisation"), validators=[Length(max=200)])
     position = StringField(_l("Position"), validators=[Length(max=200)])

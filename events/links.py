@@ -9,8 +9,10 @@ import secrets
 
 from sqlalchemy import select
 
+from core.db import unit_of_work
 from core.extensions import db
 from core.security import derived_token, hash_token
+from core.states import lock
 from events.models import Registration, TraineeKey
 
 
@@ -56,7 +58,7 @@ def key_by_token(token: str, calendar: bool = False) -> TraineeKey | None:
     return db.session.scalar(select(TraineeKey).where(column == hash_token(token)))
 
 
-def new_calendar_address(key: TraineeKey) -> None:
+@unit_of_work
+def new_calendar_address(key_id: int) -> None:
     """Revoke the personal feed address; the old one answers 404 from now on."""
-    draw_key_salts(key, list_link=False)
-    db.session.commit()
+    draw_key_salts(lock(TraineeKey, key_id), list_link=False)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from core.changes import bump
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum
+from core.states import Stateful, StateMachine, moves
 from core.vocabulary import TargetGroup, target_groups
 from materials.models import Material
 
@@ -67,11 +68,25 @@ SEAT_HOLDING = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED)
 ACTIVE = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED, RegistrationStatus.WAITING)
 
 
-class Training(TimestampMixin, db.Model):
-    """A training (Fortbildung) with one or more sessions."""
+class Training(Stateful, TimestampMixin, db.Model):
+    """A training (Fortbildung) with one or more sessions.
+
+    ``seats_taken`` counts the seat-holding registrations. Triggers on ``registrations`` keep it in
+    step in the same transaction as any change of a registration (migration ``5eab2c04a1f0``), and
+    its CHECK refuses more than ``seats``: an overbooking fails in the database, whoever writes it.
+    """
 
     __tablename__ = "trainings"
-    __table_args__ = (CheckConstraint("seats > 0", name="seats_positive"),)
+    __table_args__ = (
+        CheckConstraint("seats > 0", name="seats_positive"),
+        CheckConstraint("seats_taken >= 0 AND seats_taken <= seats", name="seats_not_overbooked"),
+    )
+    states = StateMachine("status", {
+        "publish": moves([TrainingStatus.DRAFT], [TrainingStatus.PUBLISHED]),
+        "cancel": moves([TrainingStatus.DRAFT, TrainingStatus.PUBLISHED], [TrainingStatus.CANCELLED]),
+        "edit": {TrainingStatus.DRAFT: frozenset([TrainingStatus.DRAFT]),
+                 TrainingStatus.PUBLISHED: frozenset([TrainingStatus.PUBLISHED])},
+    }, refused=_l("This training has changed meanwhile; please look at it again."))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -84,6 +99,7 @@ class Training(TimestampMixin, db.Model):
     trainers: Mapped[str] = mapped_column(String(500), default="")
     language: Mapped[str] = mapped_column(String(8), default="de")
     seats: Mapped[int]
+    seats_taken: Mapped[int] = mapped_column(default=0, server_default="0")  # kept by the database
     registration_opens_at: Mapped[datetime | None]
     registration_closes_at: Mapped[datetime | None]
     status: Mapped[TrainingStatus] = mapped_column(
@@ -104,6 +120,20 @@ class Training(TimestampMixin, db.Model):
     @property
     def target_group_list(self) -> list[TargetGroup]:
         return target_groups(self.target_groups)
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == TrainingStatus.CANCELLED
+
+    @property
+    def is_public(self) -> bool:
+        """Published (or cancelled, still listed as such): not a draft."""
+        return self.status != TrainingStatus.DRAFT
+
+    @property
+    def has_venue(self) -> bool:
+        """People come to a place (in person or hybrid)."""
+        return self.format != TrainingFormat.ONLINE
 
     @property
     def starts_at(self) -> datetime | None:
@@ -150,10 +180,21 @@ def _count_training_changes(session, _context, _instances) -> None:
         bump(session, TRAININGS_COUNTER)
 
 
-class Registration(TimestampMixin, db.Model):
+class Registration(Stateful, TimestampMixin, db.Model):
     """A person's registration for a training, managed through a secret link (no account)."""
 
     __tablename__ = "registrations"
+    states = StateMachine("status", {
+        # Confirming the address while on the waiting list keeps the place there.
+        "confirm": {RegistrationStatus.PENDING: frozenset([RegistrationStatus.CONFIRMED]),
+                    RegistrationStatus.WAITING: frozenset([RegistrationStatus.WAITING])},
+        # A free seat: held until confirmed, or confirmed at once for a confirmed address.
+        "promote": moves([RegistrationStatus.WAITING], [RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED]),
+        "give_seat": moves([RegistrationStatus.WAITING], [RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED]),
+        "cancel": moves(ACTIVE, [RegistrationStatus.CANCELLED]),
+        "expire": moves([RegistrationStatus.PENDING], [RegistrationStatus.EXPIRED]),
+        "end": moves(ACTIVE, [RegistrationStatus.CANCELLED]),  # the training is cancelled
+    }, refused=_l("This registration is not active."))
     __table_args__ = (
         Index(
             "uq_registrations_active_email",
@@ -191,6 +232,20 @@ class Registration(TimestampMixin, db.Model):
     @property
     def holds_seat(self) -> bool:
         return self.status in SEAT_HOLDING
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.status == RegistrationStatus.WAITING
+
+    @property
+    def sees_details(self) -> bool:
+        """Confirmed participants see the full address and the online link."""
+        return self.status == RegistrationStatus.CONFIRMED
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Holds a seat that is freed unless the address is confirmed in time."""
+        return self.status == RegistrationStatus.PENDING
 
 
 class Attendance(db.Model):

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.db import unit_of_work
 from core.extensions import db
 from core.mail import Attachment, queue_mail
 from core.models import utcnow
@@ -24,8 +25,7 @@ def mail_registration(registration: Registration, template: str, subject, attach
     """
     if registration.link_salt:
         context["manage_link"] = external_url("events.manage", token=manage_token(registration))
-        if registration.confirmed_at is None and registration.status in (RegistrationStatus.PENDING,
-                                                                         RegistrationStatus.WAITING):
+        if registration.confirmed_at is None and registration.can("confirm"):
             context["confirm_link"] = external_url("events.confirm", token=confirm_token(registration))
     attachments = ()
     if attach:
@@ -41,6 +41,7 @@ def send_manage_link(registration: Registration) -> None:
     mail_registration(registration, "events/manage_link", _l("Your registration"))
 
 
+@unit_of_work
 def send_my_registrations_link(email: str, locale: str) -> bool:
     """Mail the link to "my registrations" if the address has registrations; the answer on the page is
     the same either way, so nobody learns who is registered."""
@@ -54,16 +55,14 @@ def send_my_registrations_link(email: str, locale: str) -> bool:
     if key is None:
         key = TraineeKey(email=email)
         draw_key_salts(key)
-        db.session.add(key)
         try:
-            db.session.flush()
+            with db.session.begin_nested():
+                db.session.add(key)
         except IntegrityError:  # the same address at the same moment
-            db.session.rollback()
             key = db.session.scalar(select(TraineeKey).where(TraineeKey.email == email))
     queue_mail(email, _l("Your registrations"), "events/my_link", locale=locale,
                list_link=external_url("my.registrations", token=list_token(key)),
                calendar_link=external_url("my.calendar", token=calendar_token(key)))
-    db.session.commit()
     return True
 
 
@@ -83,16 +82,18 @@ def send_reminders() -> int:
                Training.status == TrainingStatus.PUBLISHED,
                first_start.c.first_start > now, first_start.c.first_start <= now + timedelta(days=2))
     ).all()
-    sent = 0
-    for registration_id in due:
-        claimed = db.session.execute(
-            update(Registration).where(Registration.id == registration_id, Registration.reminded_at.is_(None))
-            .values(reminded_at=now).execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed:
-            registration = db.session.get(Registration, registration_id)
-            mail_registration(registration, "events/reminder", _l("Reminder: %(title)s", title=registration.training.title))
-            sent += 1
-        db.session.commit()
-    return sent
+    return sum(_remind(registration_id, now) for registration_id in due)
 
+
+@unit_of_work
+def _remind(registration_id: int, now) -> int:
+    """Claim one reminder by a conditional update (two job runs at once never send twice) and queue it."""
+    claimed = db.session.execute(
+        update(Registration).where(Registration.id == registration_id, Registration.reminded_at.is_(None))
+        .values(reminded_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return 0
+    registration = db.session.get(Registration, registration_id)
+    mail_registration(registration, "events/reminder", _l("Reminder: %(title)s", title=registration.training.title))
+    return 1

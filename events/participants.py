@@ -6,6 +6,10 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
+from accounts.models import User
+from core import audit
+from core.audit import AuditEntry
+from core.db import unit_of_work
 from core.extensions import db
 from events.errors import EventsError
 from events.models import ACTIVE, SEAT_HOLDING, Attendance, Registration, RegistrationStatus
@@ -32,7 +36,8 @@ def answers_of(registration: Registration) -> dict[str, str]:
         return {}
 
 
-def set_attendance(training_id: int, present: set[tuple[int, int]]) -> int:
+@unit_of_work
+def set_attendance(training_id: int, present: set[tuple[int, int]], actor: User) -> int:
     """Replace the training's attendance with ``present`` (registration id, session id) pairs.
 
     Only confirmed registrations and the training's own sessions count; returns how many are marked.
@@ -45,16 +50,41 @@ def set_attendance(training_id: int, present: set[tuple[int, int]]) -> int:
         raise EventsError(_l("Attendance can only be marked for confirmed participants."))
     db.session.execute(delete(Attendance).where(Attendance.session_id.in_(session_ids)))
     db.session.add_all(Attendance(registration_id=r, session_id=s) for r, s in sorted(wanted))
-    db.session.commit()
+    audit.record(actor, "attendance", training, details=str(len(wanted)))
     return len(wanted)
 
 
-def message_participants(training_id: int, subject: str, body: str, include_waiting: bool = False) -> int:
+@unit_of_work
+def message_participants(training_id: int, subject: str, body: str, actor: User, include_waiting: bool = False) -> int:
     """Mail a message from staff to everyone holding a seat (and the waiting list if asked)."""
     training = lock_training(training_id)
     statuses = ACTIVE if include_waiting else SEAT_HOLDING
     recipients = registrations_of(training, statuses)
     for registration in recipients:
         mail_registration(registration, "events/message", subject, message=body)
-    db.session.commit()
+    audit.record(actor, "message", training, details=f"{len(recipients)}: {subject}")
     return len(recipients)
+
+
+def attended_sessions(registration: Registration) -> list:
+    """The sessions of its training the person was there for."""
+    attended_ids = {a.session_id for a in registration.attended}
+    return [s for s in registration.training.sessions if s.id in attended_ids]
+
+
+@unit_of_work
+def issue_certificate(registration_id: int, actor: User) -> Registration:
+    """Staff issue a certificate of attendance: only for someone who attended a session, and never
+    once the registration's personal data is removed."""
+    registration = db.session.get(Registration, registration_id)
+    if registration is None or registration.anonymised_at or not attended_sessions(registration):
+        raise EventsError(_l("A certificate is only for someone who attended."))
+    audit.record(actor, "certificate", registration, refs=[registration.training],
+                 details=str(len(attended_sessions(registration))))
+    return registration
+
+
+def certificate_issued(registration: Registration) -> bool:
+    return db.session.scalar(select(AuditEntry.id).where(
+        AuditEntry.object_type == "registration", AuditEntry.object_id == registration.id,
+        AuditEntry.action == "certificate").limit(1)) is not None

@@ -8,14 +8,18 @@ from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
+from accounts.models import User
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.mail import OutboxMessage
 from core.models import utcnow
 from core.security import hash_token
+from core.states import lock
 from core.text import normalise_email
-from events.models import ACTIVE, Registration, RegistrationStatus, TraineeKey, Training, TrainingSession
+from events.models import Registration, TraineeKey, Training, TrainingSession
 from events.participants import answers_of
-from events.seats import lock_registration, promote
+from events.seats import lock_trainings, promote
 
 
 def _months_ago(now: datetime, months: int) -> datetime:
@@ -38,6 +42,7 @@ def _anonymise(registration: Registration, now: datetime) -> None:
     registration.anonymised_at = now
 
 
+@unit_of_work
 def anonymise_old_registrations() -> int:
     """Remove personal data from registrations of trainings that ended more than
     ``REGISTRATION_RETENTION_MONTHS`` ago; status and attendance stay for the figures."""
@@ -52,8 +57,8 @@ def anonymise_old_registrations() -> int:
     for registration in rows:
         _anonymise(registration, now)
     db.session.flush()
+    audit.forget_text("registration", [r.id for r in rows])
     _drop_unused_keys(emails)
-    db.session.commit()
     return len(rows)
 
 
@@ -74,9 +79,7 @@ def person_registrations(email: str) -> list[Registration]:
     ))
 
 
-def person_export(email: str) -> dict:
-    """Everything stored about one address (Art. 15 GDPR), as plain data."""
-    email = normalise_email(email)
+def _export(email: str) -> dict:
     registrations = person_registrations(email)
     key = db.session.scalar(select(TraineeKey).where(TraineeKey.email == email))
     return {
@@ -103,20 +106,36 @@ def person_export(email: str) -> dict:
     }
 
 
-def delete_person(email: str) -> int:
+@unit_of_work
+def person_export(email: str, actor: User) -> dict:
+    """Everything stored about one address (Art. 15 GDPR), as plain data; the export is recorded
+    (without the address)."""
+    email = normalise_email(email)
+    data = _export(email)
+    audit.record(actor, "export", audit.Subject("person"), details=str(len(data["registrations"])),
+                 refs=person_registrations(email))
+    return data
+
+
+@unit_of_work
+def delete_person(email: str, actor: User) -> int:
     """Erase one address on request (Art. 17 GDPR): cancel what is still active and to come
     (the waiting list moves up), anonymise every registration, drop their keys and mails."""
     email = normalise_email(email)
     now = utcnow()
-    ids = [r.id for r in person_registrations(email)]
-    for registration_id in ids:
-        training, registration = lock_registration(db.session.get(Registration, registration_id))
-        if registration.status in ACTIVE and training.ends_at and training.ends_at > now:
-            registration.status = RegistrationStatus.CANCELLED
+    registrations = person_registrations(email)
+    trainings = lock_trainings(r.training_id for r in registrations)
+    for found in registrations:
+        training = trainings[found.training_id]
+        registration = lock(Registration, found.id)
+        if registration.can("cancel") and training.ends_at and training.ends_at > now:
+            Registration.states.move(registration, "cancel", actor, record=False)
             registration.hold_expires_at = None
             promote(training)
         _anonymise(registration, now)
+    ids = [r.id for r in registrations]
+    audit.forget_text("registration", ids)
     db.session.execute(delete(TraineeKey).where(TraineeKey.email == email))
     db.session.execute(delete(OutboxMessage).where(OutboxMessage.to_addr == email))
-    db.session.commit()
+    audit.record(actor, "delete", audit.Subject("person"), details=str(len(ids)), refs=registrations)
     return len(ids)

@@ -8,6 +8,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from accounts.models import User
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
 from core.text import normalise_email
@@ -46,6 +49,7 @@ class RegistrationResult:
     existing: bool = False
 
 
+@unit_of_work
 def register(training_id: int, name: str, email: str, organisation: str = "", position: str = "",
              answers: str = "") -> RegistrationResult:
     """Register a person: a seat held until they confirm, or a place on the waiting list.
@@ -69,85 +73,86 @@ def register(training_id: int, name: str, email: str, organisation: str = "", po
     )
     if existing is not None:
         send_manage_link(existing)
-        db.session.commit()
         return RegistrationResult(existing, None, existing=True)
     has_seat = seats_taken(training.id) < training.seats
     registration = Registration(
-        training=training, name=name.strip(), email=email, organisation=organisation.strip(),
+        training_id=training.id, name=name.strip(), email=email, organisation=organisation.strip(),
         position=position.strip(), answers=answers, locale=str(get_locale()), consent_at=now,
         status=RegistrationStatus.PENDING if has_seat else RegistrationStatus.WAITING,
         hold_expires_at=now + hold_time() if has_seat else None,
     )
     set_link_salt(registration)
-    db.session.add(registration)
     try:
-        db.session.flush()
+        with db.session.begin_nested():
+            db.session.add(registration)
     except IntegrityError:  # the same address at the same moment, on a database without the lock
-        db.session.rollback()
         raise EventsError(_l("You are registered already; we have sent you the link again.")) from None
+    audit.record(audit.PUBLIC, "register", registration, to_state=registration.status, refs=[training])
     if registration.status == RegistrationStatus.WAITING:
         mail_registration(registration, "events/waiting_list", _l("You are on the waiting list"),
-              position=waiting_position(registration))
+                          position=waiting_position(registration))
     else:
         mail_registration(registration, "events/confirm_registration", _l("Please confirm your registration"))
-    db.session.commit()
     return RegistrationResult(registration, manage_token(registration))
 
 
+@unit_of_work
 def confirm_registration(token: str) -> Registration:
-    """Double opt-in: the person clicked the link in the mail."""
-    _training, registration = lock_registration(by_token(token, confirm=True), _l("This link is invalid."))
-    if registration.status in (RegistrationStatus.CANCELLED, RegistrationStatus.EXPIRED):
+    """Double opt-in: the person confirmed their address (a button on the page the mail links to)."""
+    training, registration = lock_registration(by_token(token, confirm=True), _l("This link is invalid."))
+    if registration.confirmed_at is not None and registration.status in ACTIVE:
+        return registration  # confirmed before (a second click)
+    if not registration.can("confirm"):
         raise EventsError(_l("This registration has expired or was cancelled. Please register again."))
     if registration.confirmed_at is None:
         registration.confirmed_at = utcnow()
-    if registration.status == RegistrationStatus.PENDING:
-        registration.status = RegistrationStatus.CONFIRMED
+    was_pending = registration.needs_confirmation
+    Registration.states.move(registration, "confirm", audit.PUBLIC, refs=[training])
+    if was_pending:
         registration.hold_expires_at = None
         mail_registration(registration, "events/confirmed", _l("Your registration is confirmed"), attach="REQUEST")
-    db.session.commit()
     return registration
 
 
+@unit_of_work
 def cancel_registration(token: str) -> Registration:
     """The person cancels through their manage link; the seat goes to the waiting list."""
     training, registration = lock_registration(by_token(token), _l("This link is invalid."))
-    if registration.status not in ACTIVE:
+    if not registration.can("cancel"):
         raise EventsError(_l("This registration is not active."))
     if training.sessions and training.sessions[0].starts_at <= utcnow():
         raise EventsError(_l("The training has started; it can no longer be cancelled here."))
-    _cancel(training, registration)
-    db.session.commit()
+    _cancel(training, registration, audit.PUBLIC)
     return registration
 
 
-def _cancel(training: Training, registration: Registration) -> None:
-    """Cancel (the training row is locked), tell the person, and give the seat to the waiting list."""
-    held_seat = registration.status == RegistrationStatus.CONFIRMED
-    registration.status = RegistrationStatus.CANCELLED
+def _cancel(training: Training, registration: Registration, actor, reason: str = "") -> None:
+    """Cancel (the training's row is locked), tell the person, and give the seat to the waiting list."""
+    held_seat = registration.sees_details
+    Registration.states.move(registration, "cancel", actor, reason=reason, refs=[training])
     registration.hold_expires_at = None
     mail_registration(registration, "events/registration_cancelled", _l("Your registration is cancelled"),
-          attach="CANCEL" if held_seat else None)
+                      attach="CANCEL" if held_seat else None)
     promote(training)
 
 
-def give_seat(registration_id: int) -> Registration:
+@unit_of_work
+def give_seat(registration_id: int, actor: User) -> Registration:
     """Staff move someone from the waiting list to a seat, if one is free."""
     training, registration = lock_registration(db.session.get(Registration, registration_id))
-    if registration.status != RegistrationStatus.WAITING:
+    if not registration.can("give_seat"):
         raise EventsError(_l("Only someone on the waiting list can be given a seat."))
     if seats_taken(training.id) >= training.seats:
         raise EventsError(_l("No seat is free. Raise the number of seats or cancel a registration first."))
-    seat_from_waiting_list(registration, utcnow())
-    db.session.commit()
+    seat_from_waiting_list(registration, utcnow(), "give_seat", actor)
     return registration
 
 
-def staff_cancel(registration_id: int) -> Registration:
+@unit_of_work
+def staff_cancel(registration_id: int, actor: User, reason: str = "") -> Registration:
     """Staff cancel a registration (the person is told; the seat goes to the waiting list)."""
     training, registration = lock_registration(db.session.get(Registration, registration_id))
-    if registration.status not in ACTIVE:
+    if not registration.can("cancel"):
         raise EventsError(_l("This registration is not active."))
-    _cancel(training, registration)
-    db.session.commit()
+    _cancel(training, registration, actor, reason)
     return registration

@@ -1,8 +1,11 @@
 """Seats (DOMAIN rule 3): never more seat-holding registrations than seats; a freed seat goes to
 the first on the waiting list.
 
-Every change of who holds a seat happens while the training row is locked, so counting and
-writing cannot interleave between requests.
+The database makes the first true: ``trainings.seats_taken`` is kept by triggers on
+``registrations`` and its CHECK refuses more than ``seats``, whoever writes. The code checks first
+to answer with the waiting list instead of an error: every change of who holds a seat happens
+while the training's row is locked (trainings in ascending id when there are several), so counting
+and writing cannot interleave between requests.
 """
 
 from datetime import datetime, timedelta
@@ -11,21 +14,24 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
+from core.states import lock
 from events.errors import EventsError
-from events.models import SEAT_HOLDING, Registration, RegistrationStatus, Training
+from events.models import Registration, RegistrationStatus, Training
 from events.notifications import mail_registration
 
 
 def lock_training(training_id: int) -> Training:
-    """Load the training with its row locked for the rest of the transaction."""
-    training = db.session.scalar(
-        select(Training).where(Training.id == training_id).with_for_update().execution_options(populate_existing=True)
-    )
-    if training is None:
-        raise EventsError(_l("Unknown training."))
-    return training
+    """The training with its row locked for the rest of the transaction."""
+    return lock(Training, training_id, _l("Unknown training."))
+
+
+def lock_trainings(training_ids) -> dict[int, Training]:
+    """Several trainings' rows locked in the canonical order (ascending id)."""
+    return {training_id: lock_training(training_id) for training_id in sorted(set(training_ids))}
 
 
 def lock_registration(found: Registration | None, unknown=_l("Unknown registration.")) -> tuple[Training, Registration]:
@@ -33,16 +39,12 @@ def lock_registration(found: Registration | None, unknown=_l("Unknown registrati
     if found is None:
         raise EventsError(unknown)
     training = lock_training(found.training_id)
-    registration = db.session.get(Registration, found.id)
-    db.session.refresh(registration)
-    return training, registration
+    return training, lock(Registration, found.id, unknown)
 
 
 def seats_taken(training_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(Registration)
-        .where(Registration.training_id == training_id, Registration.status.in_(SEAT_HOLDING))
-    )
+    """Seat-holding registrations, as the database counts them (read afresh, not from the session)."""
+    return db.session.scalar(select(Training.seats_taken).where(Training.id == training_id)) or 0
 
 
 def waiting_count(training_id: int) -> int:
@@ -68,7 +70,10 @@ def hold_time() -> timedelta:
 
 
 def promote(training: Training) -> list[Registration]:
-    """Give free seats to the waiting list in order (the training row must be locked)."""
+    """Give free seats to the waiting list in order (the training's row must be locked). Nothing
+    moves up for a training that is not published (a draft, or a cancelled one)."""
+    if not training.can("edit"):
+        return []
     free = training.seats - seats_taken(training.id)
     if free <= 0:
         return []
@@ -79,40 +84,46 @@ def promote(training: Training) -> list[Registration]:
     ).all()
     now = utcnow()
     for registration in waiting:
-        seat_from_waiting_list(registration, now)
+        seat_from_waiting_list(registration, now, "promote", audit.SYSTEM)
     db.session.flush()
     return list(waiting)
 
 
-def seat_from_waiting_list(registration: Registration, now: datetime) -> None:
-    """Move a waiting registration to a seat and tell the person (the training row must be locked)."""
-    if registration.confirmed_at is not None:
-        registration.status = RegistrationStatus.CONFIRMED
+def seat_from_waiting_list(registration: Registration, now: datetime, action: str, actor) -> None:
+    """Move a waiting registration to a seat and tell the person (the training's row must be locked):
+    confirmed at once for a confirmed address, else held until the address is confirmed."""
+    confirmed = registration.confirmed_at is not None
+    Registration.states.move(registration, action, actor, refs=[registration.training],
+                             to=RegistrationStatus.CONFIRMED if confirmed else RegistrationStatus.PENDING)
+    if confirmed:
         mail_registration(registration, "events/promoted", _l("A seat is free for you"), attach="REQUEST")
     else:
-        registration.status = RegistrationStatus.PENDING
         registration.hold_expires_at = now + hold_time()
         mail_registration(registration, "events/promoted", _l("A seat is free for you"))
 
 
+@unit_of_work
+def _expire(training_id: int, now: datetime) -> int:
+    training = lock_training(training_id)
+    expired = 0
+    for registration in db.session.scalars(
+        select(Registration).where(Registration.training_id == training.id,
+                                   Registration.status == RegistrationStatus.PENDING,
+                                   Registration.hold_expires_at < now)
+    ):
+        Registration.states.move(registration, "expire", audit.SYSTEM, refs=[training])
+        expired += 1
+    promote(training)
+    return expired
+
+
 def expire_holds() -> int:
-    """Free the seats of registrations that were not confirmed in time; promote the waiting list."""
+    """Free the seats of registrations that were not confirmed in time and promote the waiting list:
+    one unit of work per training."""
     now = utcnow()
     training_ids = db.session.scalars(
         select(Registration.training_id).where(
             Registration.status == RegistrationStatus.PENDING, Registration.hold_expires_at < now
         ).distinct()
     ).all()
-    expired = 0
-    for training_id in training_ids:
-        training = lock_training(training_id)
-        for registration in db.session.scalars(
-            select(Registration).where(Registration.training_id == training.id,
-                                       Registration.status == RegistrationStatus.PENDING,
-                                       Registration.hold_expires_at < now)
-        ):
-            registration.status = RegistrationStatus.EXPIRED
-            expired += 1
-        promote(training)
-        db.session.commit()
-    return expired
+    return sum(_expire(training_id, now) for training_id in sorted(training_ids))

@@ -6,16 +6,19 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
+from accounts.audit_log import history
 from core.csv_export import csv_bytes
-from core.errors import form_error
+from core.errors import action, shown_at
 from core.extensions import db
 from core.i18n import format_date, format_datetime, from_local, to_local
 from core.models import utcnow
 from core.security import staff_required
-from events import errors, personal_data, registrations, trainings
+from events import participants as participants_module
+from events import personal_data, registrations, trainings
 from events.forms import MessageForm, TrainingForm
 from events.models import REGISTRATION_STATUS_LABELS, Registration, Training, TrainingFormat, TrainingSession
 from events.participants import answers_of, message_participants, participant_list, set_attendance
@@ -79,12 +82,8 @@ def form_input(form: TrainingForm) -> trainings.TrainingInput:
 
 def _edit(training: Training | None, form: TrainingForm, heading: str):
     if form.validate_on_submit():
-        try:
-            saved = trainings.save_training(training.id if training else None, form_input(form))
-        except errors.EventsError as error:
-            db.session.rollback()
-            form_error(form, error)
-        else:
+        with shown_at(form):
+            saved = trainings.save_training(training.id if training else None, form_input(form), current_user)
             flash(_("Saved."), "success")
             return redirect(url_for("trainings.participants", training_id=saved.id))
     return render_template("events/staff/form.html", form=form, training=training, heading=heading)
@@ -110,27 +109,30 @@ def duplicate(training_id: int):
     return _edit(None, training_form(data=trainings.duplicate_input(training)), _("Repeat training"))
 
 
-def _act(action, subject_id: int, success: str, training_id: int | None = None):
-    """Run a staff action, say how it went, and return to the participant list."""
-    try:
-        action(subject_id)
-    except errors.EventsError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        flash(success, "success")
-    return redirect(url_for("trainings.participants", training_id=training_id or subject_id))
+def _participant_list(training_id: int) -> str:
+    return url_for("trainings.participants", training_id=training_id)
+
+
+def _registration_list(registration_id: int) -> str:
+    return _participant_list(db.get_or_404(Registration, registration_id).training_id)
 
 
 @bp.post("/<int:training_id>/publish")
+@action(_participant_list)
 def publish(training_id: int):
-    return _act(trainings.publish, training_id, _("The training is published."))
+    """Publish a draft: it appears in the programme and the feeds, registration opens."""
+    db.get_or_404(Training, training_id)
+    trainings.publish(training_id, current_user)
+    flash(_("The training is published."), "success")
 
 
 @bp.post("/<int:training_id>/cancel")
+@action(_participant_list)
 def cancel(training_id: int):
-    return _act(trainings.cancel_training, training_id,
-                _("The training is cancelled; everyone registered has been told."))
+    """Cancel the training: every registration ends and everyone registered is told."""
+    db.get_or_404(Training, training_id)
+    trainings.cancel_training(training_id, current_user, request.form.get("reason", "")[:2000])
+    flash(_("The training is cancelled; everyone registered has been told."), "success")
 
 
 @bp.get("/<int:training_id>")
@@ -142,26 +144,23 @@ def participants(training_id: int):
                            taken=sum(1 for r in rows if r.holds_seat), answers_of=answers_of,
                            over=bool(training.ends_at and training.ends_at < utcnow()),
                            attended={(a.registration_id, a.session_id) for r in rows for a in r.attended},
-                           session_days=[(s.id, format_date(s.starts_at)) for s in training.sessions])
+                           session_days=[(s.id, format_date(s.starts_at)) for s in training.sessions],
+                           history=history("training", training.id))
 
 
 @bp.post("/<int:training_id>/attendance")
+@action(_participant_list)
 def attendance(training_id: int):
     """Save the attendance checkboxes (``present`` = "registration:session")."""
+    db.get_or_404(Training, training_id)
     pairs = set()
     for value in request.form.getlist("present"):
         registration_id, _sep, session_id = value.partition(":")
-        if not (registration_id.isdigit() and session_id.isdigit()):
+        if not (registration_id.isdigit() and session_id.isdigit() and len(value) < 24):
             abort(400)
         pairs.add((int(registration_id), int(session_id)))
-    try:
-        count = set_attendance(training_id, pairs)
-    except errors.EventsError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        flash(_("Attendance saved (%(n)s marked).", n=count), "success")
-    return redirect(url_for("trainings.participants", training_id=training_id))
+    count = set_attendance(training_id, pairs, current_user)
+    flash(_("Attendance saved (%(n)s marked).", n=count), "success")
 
 
 @bp.get("/<int:training_id>/participants.csv")
@@ -194,35 +193,43 @@ def sign_in_sheet(session_id: int):
                            rows=rows, number=session.training.sessions.index(session) + 1)
 
 
+@bp.post("/registrations/<int:registration_id>/certificate")
+@action(lambda registration_id: url_for("trainings.certificate", registration_id=registration_id))
+def issue_certificate(registration_id: int):
+    """Issue a certificate of attendance (recorded), then show it to print."""
+    db.get_or_404(Registration, registration_id)
+    participants_module.issue_certificate(registration_id, current_user)
+
+
 @bp.get("/registrations/<int:registration_id>/certificate")
 def certificate(registration_id: int):
-    """A printable certificate of attendance (Teilnahmebescheinigung) for the sessions attended."""
+    """A printable certificate of attendance (Teilnahmebescheinigung) for the sessions attended,
+    once it has been issued from the participant list."""
     registration = db.get_or_404(Registration, registration_id)
-    attended_ids = {a.session_id for a in registration.attended}
-    sessions = [s for s in registration.training.sessions if s.id in attended_ids]
-    if not sessions or registration.anonymised_at:
+    sessions = participants_module.attended_sessions(registration)
+    if not sessions or registration.anonymised_at or not participants_module.certificate_issued(registration):
         abort(404)
     hours = sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600
     return render_template("events/staff/certificate.html", registration=registration,
                            training=registration.training, sessions=sessions, hours=hours)
 
 
-def _registration_action(action, registration_id: int, success: str):
-    registration = db.get_or_404(Registration, registration_id)
-    return _act(action, registration_id, success, training_id=registration.training_id)
-
-
 @bp.post("/registrations/<int:registration_id>/seat")
+@action(_registration_list)
 def give_seat(registration_id: int):
     """Move someone from the waiting list to a free seat."""
-    return _registration_action(registrations.give_seat, registration_id, _("The seat is given; the person is told."))
+    db.get_or_404(Registration, registration_id)
+    registrations.give_seat(registration_id, current_user)
+    flash(_("The seat is given; the person is told."), "success")
 
 
 @bp.post("/registrations/<int:registration_id>/cancel")
+@action(_registration_list)
 def cancel_registration(registration_id: int):
     """Cancel a registration for the person; the waiting list moves up."""
-    return _registration_action(registrations.staff_cancel, registration_id,
-                                _("The registration is cancelled; the person is told."))
+    db.get_or_404(Registration, registration_id)
+    registrations.staff_cancel(registration_id, current_user, request.form.get("reason", "")[:2000])
+    flash(_("The registration is cancelled; the person is told."), "success")
 
 
 @bp.route("/<int:training_id>/message", methods=["GET", "POST"])
@@ -231,37 +238,39 @@ def message(training_id: int):
     training = db.get_or_404(Training, training_id)
     form = MessageForm()
     if form.validate_on_submit():
-        count = message_participants(training.id, form.subject.data.strip(), form.body.data.strip(),
-                                              include_waiting=form.include_waiting.data)
-        flash(_("The message is on its way to %(n)s people.", n=count), "success")
-        return redirect(url_for("trainings.participants", training_id=training.id))
+        with shown_at(form):
+            count = message_participants(training.id, form.subject.data.strip(), form.body.data.strip(),
+                                         current_user, include_waiting=form.include_waiting.data)
+            flash(_("The message is on its way to %(n)s people.", n=count), "success")
+            return redirect(url_for("trainings.participants", training_id=training.id))
     return render_template("events/staff/message.html", training=training, form=form)
 
 
 @bp.get("/people")
 def person():
     """Everything stored about one e-mail address, to export or delete on request."""
-    email = request.args.get("email", "").strip()
+    email = request.args.get("email", "").strip()[:254]
     found = personal_data.person_registrations(email) if email else []
     return render_template("events/staff/person.html", email=email, registrations=found)
 
 
-@bp.get("/people/export.json")
+@bp.post("/people/export.json")
 def person_export():
-    email = request.args.get("email", "").strip()
+    """Everything stored about one address as a JSON file (the export is recorded)."""
+    email = request.form.get("email", "").strip()[:254]
     if not email:
-        abort(404)
-    body = json.dumps(personal_data.person_export(email), ensure_ascii=False, indent=2)
+        abort(400)
+    body = json.dumps(personal_data.person_export(email, current_user), ensure_ascii=False, indent=2)
     return Response(body, content_type="application/json; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="personal-data.json"'})
 
 
 @bp.post("/people/delete")
+@action(lambda: url_for("trainings.person"))
 def person_delete():
     """Erase an address's personal data (registrations stay, anonymised, for the figures)."""
-    email = request.form.get("email", "").strip()
+    email = request.form.get("email", "").strip()[:254]
     if not email:
         abort(400)
-    count = personal_data.delete_person(email)
+    count = personal_data.delete_person(email, current_user)
     flash(_("The personal data of %(n)s registrations is deleted.", n=count), "success")
-    return redirect(url_for("trainings.person"))

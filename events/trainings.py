@@ -8,6 +8,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from accounts.models import User
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.i18n import from_local
 from core.models import utcnow
@@ -40,7 +43,8 @@ def _place(training: Training) -> tuple:
     return (training.format, training.venue, training.address, training.online_link)
 
 
-def save_training(training_id: int | None, data: TrainingInput, editor=None) -> Training:
+@unit_of_work
+def save_training(training_id: int | None, data: TrainingInput, actor: User) -> Training:
     """Create a draft or change a training.
 
     Sessions are updated in place, so each keeps its calendar UID. A change of time or
@@ -60,7 +64,7 @@ def save_training(training_id: int | None, data: TrainingInput, editor=None) -> 
         before_place, before_times = None, None
     else:
         training = lock_training(training_id)
-        if training.status == TrainingStatus.CANCELLED:
+        if not training.can("edit"):
             raise EventsError(_l("A cancelled training cannot be changed."))
         before_place = _place(training)
         before_times = [(s.starts_at, s.ends_at) for s in training.sessions]
@@ -85,13 +89,16 @@ def save_training(training_id: int | None, data: TrainingInput, editor=None) -> 
         training.sequence += 1
     db.session.flush()
     db.session.refresh(training, ["sessions"])
+    if training_id is None:
+        audit.record(actor, "create", training, to_state=training.status, details=training.title)
+    else:
+        Training.states.move(training, "edit", actor, details=training.title)
     if training.status == TrainingStatus.PUBLISHED:
         if changed:
             for registration in registrations_of(training, SEAT_HOLDING):
                 mail_registration(registration, "events/changed", _l("Changed: %(title)s", title=training.title),
-                      attach="REQUEST" if registration.status == RegistrationStatus.CONFIRMED else None)
+                                  attach="REQUEST" if registration.sees_details else None)
         promote(training)
-    db.session.commit()
     return training
 
 
@@ -102,35 +109,39 @@ def registrations_of(training: Training, statuses) -> list[Registration]:
     ))
 
 
-def publish(training_id: int) -> Training:
+@unit_of_work
+def publish(training_id: int, actor: User) -> Training:
+    """A draft becomes public: in the programme, the feeds, open for registration."""
     training = lock_training(training_id)
-    if training.status != TrainingStatus.DRAFT:
+    if not training.can("publish"):
         raise EventsError(_l("Only a draft can be published."))
-    training.status = TrainingStatus.PUBLISHED
+    Training.states.move(training, "publish", actor, details=training.title)
     training.sequence += 1
-    db.session.commit()
     return training
 
 
-def cancel_training(training_id: int) -> int:
-    """Cancel a training: it stays in the feeds as cancelled, and everyone registered is told once.
-
-    Seat holders get a METHOD:CANCEL invitation with a higher SEQUENCE. Returns the mails queued.
-    """
+@unit_of_work
+def cancel_training(training_id: int, actor: User, reason: str = "") -> int:
+    """Cancel a training (DOMAIN rule 10): it stays in the feeds as cancelled, every registration on
+    it ends (no confirmation, no seat from the waiting list any more) and everyone registered is told
+    once; seat holders get a METHOD:CANCEL invitation with a higher SEQUENCE. Returns the mails queued."""
     training = lock_training(training_id)
-    if training.status == TrainingStatus.CANCELLED:
+    if not training.can("cancel"):
         raise EventsError(_l("This training is cancelled already."))
     was_published = training.status == TrainingStatus.PUBLISHED
-    training.status = TrainingStatus.CANCELLED
+    ended = registrations_of(training, ACTIVE)
+    Training.states.move(training, "cancel", actor, reason=reason, refs=ended, details=training.title)
     training.sequence += 1
-    db.session.flush()
     told = 0
-    if was_published:
-        for registration in registrations_of(training, ACTIVE):
-            mail_registration(registration, "events/training_cancelled", _l("Cancelled: %(title)s", title=training.title),
-                  attach="CANCEL" if registration.status == RegistrationStatus.CONFIRMED else None)
+    for registration in ended:
+        held_seat = registration.sees_details
+        Registration.states.move(registration, "end", actor, record=False)
+        registration.hold_expires_at = None
+        if was_published:
+            mail_registration(registration, "events/training_cancelled",
+                              _l("Cancelled: %(title)s", title=training.title),
+                              attach="CANCEL" if held_seat else None)
             told += 1
-    db.session.commit()
     return told
 
 

@@ -5,20 +5,21 @@ import hashlib
 import json
 from datetime import date
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from core.db import writes
-from core.errors import form_error
+from core.errors import action, shown_at
 from core.extensions import db, limiter
 from core.i18n import local_today
 from core.vocabulary import TargetGroup
-from events import errors, feeds, links, notifications, personal_data, seats, trainings
+from events import feeds, links, notifications, personal_data, seats, trainings
+from events.access import key_by_link, registration_by_link, training_for
+from events.errors import EventsError
 from events.forms import EmailForm, RegistrationForm
-from events.models import Training, TrainingFormat, TrainingStatus
+from events.models import Training, TrainingFormat
 from events.registrations import cancel_registration, confirm_registration, register, registration_state
 
 bp = Blueprint("events", __name__, url_prefix="/events")
@@ -27,25 +28,35 @@ my_bp = Blueprint("my", __name__, url_prefix="/my")
 PROGRAMME_PAGE = 20  # trainings a page, programme and archive
 
 
-@bp.get("/registrations/confirm/<token>")
-@writes
+def _link_problem(message):
+    return render_template("events/link_problem.html", message=message), 410
+
+
+@bp.route("/registrations/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str):
-    """The link in the confirmation mail (double opt-in)."""
-    try:
-        registration = confirm_registration(token)
-    except errors.EventsError as error:
-        db.session.rollback()
-        return render_template("events/link_problem.html", message=error.message), 410
-    return render_template("events/manage.html", registration=registration, token=None, confirmed_now=True,
-                           position=seats.waiting_position(registration))
+    """The link in the confirmation mail (double opt-in) opens a page; the button on it confirms.
+    Mail scanners open every link, so opening it changes nothing (DOMAIN rule 12)."""
+    registration = links.by_token(token, confirm=True)
+    if registration is None:
+        return _link_problem(_l("This link is invalid."))
+    if request.method == "POST":
+        try:
+            confirm_registration(token)
+        except EventsError as error:
+            return _link_problem(error.message)
+        return redirect(url_for("events.confirm", token=token))
+    if registration.confirmed_at is not None:
+        return render_template("events/manage.html", registration=registration, token=None, confirmed_now=True,
+                               position=seats.waiting_position(registration))
+    if not registration.can("confirm"):
+        return _link_problem(_l("This registration has expired or was cancelled. Please register again."))
+    return render_template("events/confirm.html", registration=registration)
 
 
 @bp.get("/registrations/<token>")
 def manage(token: str):
     """A registration seen through its secret manage link."""
-    registration = links.by_token(token)
-    if registration is None:
-        abort(404)
+    registration = registration_by_link(token)
     return render_template("events/manage.html", registration=registration, token=token, confirmed_now=False,
                            position=seats.waiting_position(registration))
 
@@ -58,24 +69,11 @@ def archive():
 
 
 @bp.post("/registrations/<token>/cancel")
+@action(lambda token: url_for("events.manage", token=token))
 def cancel(token: str):
     """Cancel through the manage link; the seat goes to the first on the waiting list."""
-    try:
-        cancel_registration(token)
-    except errors.EventsError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        flash(_("Your registration is cancelled."), "success")
-    return redirect(url_for("events.manage", token=token))
-
-
-def get_public_training(training_id: int) -> Training:
-    """A published or cancelled training; drafts only for staff."""
-    training = db.get_or_404(Training, training_id)
-    if training.status == TrainingStatus.DRAFT and not (current_user.is_authenticated and current_user.is_staff):
-        abort(404)
-    return training
+    cancel_registration(token)
+    flash(_("Your registration is cancelled."), "success")
 
 
 @bp.get("/")
@@ -103,17 +101,14 @@ def registration_form(training: Training) -> RegistrationForm:
 @bp.route("/<int:training_id>", methods=["GET", "POST"])
 def detail(training_id: int):
     """A training with its sessions, seats left or the waiting list, calendar links and the registration form."""
-    training = get_public_training(training_id)
+    training = training_for(current_user, training_id)
     form = registration_form(training)
-    if training.status == TrainingStatus.PUBLISHED and form.validate_on_submit():
+    if request.method == "POST" and form.validate_on_submit():
         answers = {key: getattr(form, key).data.strip() for key in ("accessibility", "dietary", "free_answer")
                    if getattr(form, key).data and getattr(form, key).data.strip()}
-        try:
+        with shown_at(form):
             result = register(training.id, form.name.data, form.email.data, form.organisation.data or "",
-                                       form.position.data or "", json.dumps(answers, ensure_ascii=False))
-        except errors.EventsError as error:
-            form_error(form, error)
-        else:
+                              form.position.data or "", json.dumps(answers, ensure_ascii=False))
             return render_template("events/registered.html", training=training, result=result,
                                    position=seats.waiting_position(result.registration))
     taken = seats.seats_taken(training.id)
@@ -156,7 +151,7 @@ def ics_response(feed: tuple, version: tuple, last_modified, load, name):
 @bp.get("/<int:training_id>.ics")
 def training_ics(training_id: int):
     """One training as a calendar (download or subscription)."""
-    training = get_public_training(training_id)
+    training = training_for(current_user, training_id)
     version = feeds.trainings_version()
     return ics_response(("training", training.id), version, version[1], lambda: [training], training.title)
 
@@ -188,31 +183,24 @@ def request_link():
 @my_bp.get("/registrations/<token>")
 def registrations(token: str):
     """Every registration of one address, with links to manage each, and the personal feed."""
-    key = links.key_by_token(token)
-    if key is None:
-        abort(404)
+    key = key_by_link(token)
     rows = personal_data.person_registrations(key.email)
     return render_template("events/my_registrations.html", key=key, token=token, rows=rows,
                            manage_token=links.manage_token, calendar_token=links.calendar_token(key))
 
 
 @my_bp.post("/registrations/<token>/calendar")
+@action(lambda token: url_for("my.registrations", token=token))
 def new_calendar(token: str):
     """Revoke the personal calendar address and make a new one."""
-    key = links.key_by_token(token)
-    if key is None:
-        abort(404)
-    links.new_calendar_address(key)
+    links.new_calendar_address(key_by_link(token).id)
     flash(_("Your calendar has a new address; the old one no longer works."), "success")
-    return redirect(url_for("my.registrations", token=token))
 
 
 @my_bp.get("/calendar/<token>.ics")
 def calendar(token: str):
     """The trainings one person holds a seat for, as a calendar to subscribe to."""
-    key = links.key_by_token(token, calendar=True)
-    if key is None:
-        abort(404)
+    key = key_by_link(token, calendar=True)
     query = feeds.personal_query(key.email)
     version = feeds.personal_feed_version(query)
     return ics_response(("personal", key.id), version, version[1], lambda: feeds.feed_trainings(query),

@@ -1,32 +1,43 @@
 """Bookings of returnable units (DOMAIN rule 1): a unit is never booked twice for overlapping
 periods, buffer days included, and never in two open loans.
 
-The database makes it true (an exclusion constraint on PostgreSQL, a trigger on SQLite, a partial
-unique index for open loans); the code here checks first to give a precise message.
+``overlaps`` is the one overlap rule; every query and check here uses it. The database makes the
+rule true under concurrency (an exclusion constraint on PostgreSQL, a trigger on SQLite, both in
+migration ``7abc98dbceb9``; a partial unique index for open loans); the code checks first to give a
+precise message. Writers lock the edition's row first (``materials.stock.lock_editions``), the one
+canonical lock order, so bookings of one edition queue up instead of waiting on each other's rows.
 """
 
 from datetime import date, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Date, String, cast, func, literal, select, update
+from sqlalchemy import Date, String, cast, func, literal, select
 from sqlalchemy.exc import IntegrityError
 
-from accounts.models import User
+from core.db import unit_of_work
 from core.extensions import db
+from core.i18n import format_date
+from core.states import lock
 from materials.errors import MaterialsError, NotAvailable
-from materials.models import Booking, BookingStatus, Edition, Lending, Material, Unit, UnitCondition
+from materials.models import ACTIVE_BOOKING, Booking, Edition, Lending, Material, Unit, UnitCondition
+from materials.stock import lock_editions
 
-ACTIVE_BOOKING = (BookingStatus.RESERVED, BookingStatus.HANDED_OVER)
+
+def overlaps(starts_on, blocked_until, other_starts_on, other_blocked_until):
+    """The overlap rule: two periods, each with the buffer days after it, share at least one day.
+    Works on dates and on SQL columns alike."""
+    return (starts_on <= other_blocked_until) & (other_starts_on <= blocked_until)
+
+
+def holds_unit(starts_on, blocked_until):
+    """SQL: the booking is active and takes a day of the period (its buffer days included)."""
+    return Booking.status.in_(ACTIVE_BOOKING) & overlaps(Booking.starts_on, Booking.blocked_until,
+                                                         starts_on, blocked_until)
 
 
 def overlapping_bookings(unit_id: int, starts_on: date, blocked_until: date) -> list[Booking]:
     return db.session.scalars(
-        select(Booking).where(
-            Booking.unit_id == unit_id,
-            Booking.status.in_(ACTIVE_BOOKING),
-            Booking.starts_on <= blocked_until,
-            Booking.blocked_until >= starts_on,
-        )
+        select(Booking).where(Booking.unit_id == unit_id, holds_unit(starts_on, blocked_until))
     ).all()
 
 
@@ -81,23 +92,16 @@ def book_free_unit(edition: Edition, starts_on: date, ends_on: date, request_id:
                           start=starts_on.strftime("%d.%m.%Y"), end=ends_on.strftime("%d.%m.%Y")))
 
 
-def hand_over_booking(booking_id: int) -> Booking:
-    """Mark a reserved unit as handed over; a unit can be in one open loan only."""
+def hand_over_booking(booking: Booking) -> None:
+    """Mark a reserved unit as handed over (part of its request's handover, which writes the audit
+    entry); the database refuses a second open loan of the unit."""
     try:
-        with db.session.begin_nested():
-            result = db.session.execute(
-                update(Booking)
-                .where(Booking.id == booking_id, Booking.status == BookingStatus.RESERVED)
-                .values(status=BookingStatus.HANDED_OVER)
-                .execution_options(synchronize_session=False)
-            )
+        with db.session.begin_nested():  # before the change: entering it flushes what is pending
+            Booking.states.move(booking, "hand_over", None, record=False)
+            db.session.flush()
     except IntegrityError:
-        raise NotAvailable(_l("This unit is still out on another loan.")) from None
-    if result.rowcount != 1:
-        raise MaterialsError(_l("This booking cannot be handed over (any more)."))
-    booking = db.session.get(Booking, booking_id)
-    db.session.refresh(booking)
-    return booking
+        raise NotAvailable(_l("Unit %(code)s is still out on another loan.",
+                              code=booking.unit.inventory_code)) from None
 
 
 def days_after(day: date, days):
@@ -112,12 +116,7 @@ def unit_is_free(starts_on: date, ends_on: date):
     active booking touches the period plus the material's buffer days."""
     busy = (
         select(Booking.id)
-        .where(
-            Booking.unit_id == Unit.id,
-            Booking.status.in_(ACTIVE_BOOKING),
-            Booking.starts_on <= days_after(ends_on, Material.buffer_days),
-            Booking.blocked_until >= starts_on,
-        )
+        .where(Booking.unit_id == Unit.id, holds_unit(starts_on, days_after(ends_on, Material.buffer_days)))
         # Unit and Material come from the enclosing query, however deep: left to auto-correlation,
         # a query that correlates Material one level further out got "FROM bookings, materials",
         # every material's buffer for every unit (wrong results, and 3 s a search on PostgreSQL).
@@ -138,17 +137,13 @@ def month_availability(material: Material, month: date) -> list[list[tuple[date,
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     unit_ids = [u.id for e in material.editions for u in e.units if u.bookable]
     bookings = db.session.execute(
-        select(Booking.unit_id, Booking.starts_on, Booking.blocked_until).where(
-            Booking.unit_id.in_(unit_ids),
-            Booking.status.in_(ACTIVE_BOOKING),
-            Booking.starts_on <= last,
-            Booking.blocked_until >= first,
-        )
+        select(Booking.unit_id, Booking.starts_on, Booking.blocked_until)
+        .where(Booking.unit_id.in_(unit_ids), holds_unit(first, last))
     ).all()
     weeks, week = [], [None] * first.weekday()
     current = first
     while current <= last:
-        busy = {b.unit_id for b in bookings if b.starts_on <= current <= b.blocked_until}
+        busy = {b.unit_id for b in bookings if overlaps(b.starts_on, b.blocked_until, current, current)}
         week.append((current, len(unit_ids) - len(busy)))
         if len(week) == 7:
             weeks.append(week)
@@ -159,13 +154,29 @@ def month_availability(material: Material, month: date) -> list[list[tuple[date,
     return weeks
 
 
-def extend_booking(booking_id: int, new_end: date, staff: User) -> Booking:
+def _locked_booking(booking_id: int) -> Booking:
+    """The booking with its edition's row and its own row locked, in the canonical order."""
+    edition_id = db.session.scalar(select(Unit.edition_id).join(Booking, Booking.unit_id == Unit.id)
+                                   .where(Booking.id == booking_id))
+    if edition_id is None:
+        raise MaterialsError(_l("This booking cannot be changed any more."))
+    lock_editions([edition_id])
+    return lock(Booking, booking_id)
+
+
+def _refs(booking: Booking, *units: Unit) -> list:
+    return [booking.request, *(units or (booking.unit,)), booking.unit.edition.material]
+
+
+@unit_of_work
+def extend_booking(booking_id: int, new_end: date, actor) -> Booking:
     """Move a loan's return date later, if no later booking of the unit conflicts."""
-    booking = db.session.get(Booking, booking_id)
-    if booking is None or booking.status not in ACTIVE_BOOKING:
+    booking = _locked_booking(booking_id)
+    if not booking.can("extend"):
         raise MaterialsError(_l("This booking cannot be changed any more."))
     if new_end <= booking.ends_on:
         raise MaterialsError(_l("Choose a date after the current return date."), field="ends_on")
+    old_end = booking.ends_on
     buffer = booking.unit.edition.material.buffer_days
     try:
         with db.session.begin_nested():
@@ -173,11 +184,11 @@ def extend_booking(booking_id: int, new_end: date, staff: User) -> Booking:
             booking.blocked_until = new_end + timedelta(days=buffer)
             booking.reminded_at = None
     except IntegrityError:
-        db.session.rollback()
         raise NotAvailable(
             _l("Unit %(code)s is booked by someone else in that time.", code=booking.unit.inventory_code)
         ) from None
-    db.session.commit()
+    Booking.states.move(booking, "extend", actor, refs=_refs(booking),
+                        details=f"{booking.unit.inventory_code}: {format_date(old_end)} → {format_date(new_end)}")
     return booking
 
 
@@ -189,19 +200,23 @@ def alternative_units(booking: Booking) -> list[Unit]:
     return db.session.scalars(select(Unit).where(Unit.id.in_(free)).order_by(Unit.inventory_code)).all()
 
 
-def reassign_booking(booking_id: int, unit_id: int, staff: User) -> Booking:
+@unit_of_work
+def reassign_booking(booking_id: int, unit_id: int, actor) -> Booking:
     """Give a reserved booking another unit of the same edition; the database refuses a clash."""
-    booking = db.session.get(Booking, booking_id)
+    booking = _locked_booking(booking_id)
     unit = db.session.get(Unit, unit_id)
-    if booking is None or booking.status != BookingStatus.RESERVED:
+    if not booking.can("reassign"):
         raise MaterialsError(_l("This booking cannot be changed any more."))
     if unit is None or unit.edition_id != booking.unit.edition_id or not unit.bookable:
         raise MaterialsError(_l("Choose another unit of the same edition."))
+    old = booking.unit
     try:
         with db.session.begin_nested():
             booking.unit_id = unit.id
     except IntegrityError:
-        db.session.rollback()
-        raise NotAvailable(_l("Unit %(code)s is no longer available for this period.", code=unit.inventory_code)) from None
-    db.session.commit()
+        raise NotAvailable(_l("Unit %(code)s is no longer available for this period.",
+                              code=unit.inventory_code)) from None
+    db.session.refresh(booking, ["unit"])
+    Booking.states.move(booking, "reassign", actor, refs=_refs(booking, old, unit),
+                        details=f"{old.inventory_code} → {unit.inventory_code}")
     return booking

@@ -15,13 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
+from core import audit
 from core.db import unit_of_work
 from core.extensions import db
-from core.i18n import local_today
+from core.i18n import format_date, local_today
 from materials.bookings import book_free_unit
 from materials.errors import MaterialsError, NotAvailable, Shortage
 from materials.lending import notify_submitted
-from materials.models import Delivery, Edition, Material, Request, RequestLine, StockReason
+from materials.models import Delivery, Edition, Material, Request, RequestLine, RequestStatus, StockReason
 from materials.stock import change_stock, lock_editions
 
 
@@ -114,35 +115,34 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
     request = Request(organisation_id=user.organisation_id, created_by_id=user.id, submit_key=submit_key,
                       purpose=purpose.strip(), audience=audience.strip(), delivery=delivery,
                       shipping_address=shipping_address.strip() if delivery == Delivery.SHIPPING else "")
-    db.session.add(request)
     try:
-        db.session.flush()
+        with db.session.begin_nested():
+            db.session.add(request)
     except IntegrityError:  # the same form sent twice at the same moment
-        db.session.rollback()
         existing = _submitted_before(user, submit_key)
         if existing is None:
             raise
         return existing
-    problems = []
+    problems, refs, taken = [], [], []
     for item in items:
         material = item.edition.material
-        if item.returnable:
-            try:
+        try:
+            if item.returnable:
                 check_period(material, item.starts_on, item.ends_on, local_today())
-                book_free_unit(item.edition, item.starts_on, item.ends_on, request.id)
-            except MaterialsError as error:
-                problems.append(_l("%(title)s: %(problem)s", title=material.title, problem=error.message))
-        else:
-            try:
+                booking = book_free_unit(item.edition, item.starts_on, item.ends_on, request.id)
+                refs.append(booking.unit)
+                taken.append(f"{booking.unit.inventory_code} {format_date(item.starts_on)}–{format_date(item.ends_on)}")
+            else:
                 change_stock(item.edition.id, -item.quantity, StockReason.HANDOUT, user, request_id=request.id)
                 request.lines.append(RequestLine(edition_id=item.edition.id, quantity=item.quantity))
-            except MaterialsError as error:
-                problems.append(_l("%(title)s: %(problem)s", title=material.title, problem=error.message))
+                taken.append(f"{item.quantity} × {material.title} ({item.edition.language})")
+            refs.append(material)
+        except MaterialsError as error:
+            problems.append(_l("%(title)s: %(problem)s", title=material.title, problem=error.message))
     if problems:
-        db.session.rollback()
         raise Shortage(problems)
+    audit.record(user, "submit", request, to_state=RequestStatus.SUBMITTED, refs=refs, details="; ".join(taken))
     notify_submitted(request)
-    db.session.commit()
     return request
 
 

@@ -7,8 +7,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from accounts.models import User
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
+from core.states import lock
 from core.vocabulary import TargetGroup
 from materials.bookings import unit_is_free
 from materials.models import Edition, KitContent, Lending, Material, MaterialKind, Topic, Unit, fold
@@ -109,10 +113,10 @@ def topic_for(name: str) -> Topic:
     return topic
 
 
-def save_material(material: Material | None, topics: list[str], languages: list[str], commit: bool = True,
-                  contents: list[tuple[str, int]] | None = None, **fields) -> Material:
-    """Create or update a material with its topics and kit contents; add editions for new
-    languages (never removes one)."""
+def build_material(material: Material | None, topics: list[str], languages: list[str],
+                   contents: list[tuple[str, int]] | None = None, **fields) -> Material:
+    """Create or update a material with its topics and kit contents, in the caller's transaction; add
+    editions for new languages (never removes one)."""
     if material is None:
         material = Material(**fields)
         db.session.add(material)
@@ -127,12 +131,23 @@ def save_material(material: Material | None, topics: list[str], languages: list[
         if language not in present:
             material.editions.append(Edition(language=language))
     material.refresh_search_text()
-    if commit:
-        db.session.commit()
     return material
 
 
-def set_archived(material: Material, archived: bool) -> None:
+@unit_of_work
+def save_material(material_id: int | None, topics: list[str], languages: list[str], actor: User,
+                  contents: list[tuple[str, int]] | None = None, **fields) -> Material:
+    """Staff add a material to the catalogue or change one."""
+    material = lock(Material, material_id) if material_id is not None else None
+    material = build_material(material, topics, languages, contents, **fields)
+    audit.record(actor, "edit" if material_id is not None else "create", material, details=material.title)
+    return material
+
+
+@unit_of_work
+def set_archived(material_id: int, archived: bool, actor: User) -> Material:
     """Archive (hide from the catalogue, keep all history) or restore a material."""
+    material = lock(Material, material_id)
     material.archived_at = utcnow() if archived else None
-    db.session.commit()
+    audit.record(actor, "archive" if archived else "restore", material, details=material.title)
+    return material

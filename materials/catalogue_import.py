@@ -7,9 +7,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.vocabulary import TargetGroup
-from materials.catalogue import save_material
+from materials.catalogue import build_material
 from materials.errors import MaterialsError
 from materials.models import Lending, Material, MaterialKind, StockReason, Unit
 from materials.stock import change_stock
@@ -42,6 +44,7 @@ def _pairs(text: str) -> dict[str, str]:
     return result
 
 
+@unit_of_work
 def import_catalogue(data: bytes, user: User) -> ImportReport:
     """Add materials from a CSV file (comma or semicolon, UTF-8 with or without BOM).
 
@@ -60,24 +63,30 @@ def import_catalogue(data: bytes, user: User) -> ImportReport:
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=";,")
     except csv.Error:
-        raise MaterialsError(_l("This does not look like a CSV file with ; or , between columns."), field="file") from None
+        raise MaterialsError(_l("This does not look like a CSV file with ; or , between columns."),
+                             field="file") from None
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "title" not in header or "kind" not in header:
         raise MaterialsError(_l("The first row must name the columns; title and kind are required."), field="file")
     reader.fieldnames = header
     report = ImportReport()
+    added = []
     for line, row in enumerate(reader, start=2):
         row = {k: (v or "").strip() for k, v in row.items() if k}
         try:
             with db.session.begin_nested():
                 material = _import_row(row, user)
         except (MaterialsError, ValueError, IntegrityError) as error:
-            message = error.message if isinstance(error, MaterialsError) else _l("Invalid value: %(value)s", value=str(error)[:80])
+            message = (error.message if isinstance(error, MaterialsError)
+                       else _l("Invalid value: %(value)s", value=str(error)[:80]))
             report.refused.append((line, str(message)))
         else:
             report.accepted.append((line, material.title))
-    db.session.commit()
+            added.append(material)
+    if added:
+        audit.record(user, "import", added[0], refs=added[1:],
+                     details=f"{len(added)} / {len(added) + len(report.refused)}")
     return report
 
 
@@ -100,8 +109,8 @@ def _import_row(row: dict, user: User) -> Material:
     unknown = [g for g in groups if g not in TargetGroup._value2member_map_]
     if unknown:
         raise MaterialsError(_l("Unknown target group “%(group)s”.", group=unknown[0]))
-    material = save_material(
-        None, [t.strip() for t in row.get("topics", "").split(",")], languages, commit=False,
+    material = build_material(
+        None, [t.strip() for t in row.get("topics", "").split(",")], languages,
         title=title, subtitle=row.get("subtitle", ""), kind=kind,
         lending=Lending.RETURNABLE if returnable else Lending.GIVEAWAY,
         description=row.get("description", ""), target_groups=",".join(groups), publisher=row.get("publisher", ""),

@@ -7,7 +7,10 @@ from pathlib import Path
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from core.extensions import db
+from accounts.models import User
+from core import audit
+from core.db import after_commit, on_rollback, unit_of_work
+from core.states import lock
 from materials.errors import MaterialsError
 from materials.models import Material
 
@@ -26,7 +29,7 @@ def upload_dir() -> Path:
     return path
 
 
-def save_cover(material: Material, data: bytes) -> None:
+def _store_cover(material: Material, data: bytes) -> str:
     """Store a cover image re-encoded (no metadata kept) with a thumbnail; refuse anything else."""
     from PIL import Image, UnidentifiedImageError
 
@@ -47,15 +50,10 @@ def save_cover(material: Material, data: bytes) -> None:
     image.save(directory / f"{name}.jpg", "JPEG", quality=85)
     image.thumbnail(THUMBNAIL_SIZE)
     image.save(directory / f"{name}-thumb.jpg", "JPEG", quality=80)
-    old = material.cover_path
-    material.cover_path = name
-    db.session.commit()
-    if old:
-        for suffix in (".jpg", "-thumb.jpg"):
-            (directory / f"{old}{suffix}").unlink(missing_ok=True)
+    return name
 
 
-def save_pdf(material: Material, data: bytes) -> None:
+def _store_pdf(material: Material, data: bytes) -> str:
     """Store the material's PDF download."""
     if len(data) > PDF_MAX_BYTES:
         raise MaterialsError(_l("The PDF is larger than 15 MB."), field="pdf")
@@ -63,8 +61,34 @@ def save_pdf(material: Material, data: bytes) -> None:
         raise MaterialsError(_l("This is not a PDF file."), field="pdf")
     name = f"pdf-{material.id}-{secrets.token_hex(4)}.pdf"
     (upload_dir() / name).write_bytes(data)
-    old = material.pdf_path
-    material.pdf_path = name
-    db.session.commit()
-    if old:
-        (upload_dir() / old).unlink(missing_ok=True)
+    return name
+
+
+def _remove(*names: str) -> None:
+    for name in names:
+        (upload_dir() / name).unlink(missing_ok=True)
+
+
+@unit_of_work
+def save_files(material_id: int, actor: User, cover: bytes | None = None, pdf: bytes | None = None) -> Material:
+    """Replace a material's cover image and/or PDF. The files replaced are removed once the change is
+    committed; the new ones, if the change is refused."""
+    material = lock(Material, material_id)
+    done = []
+    if cover:
+        name = _store_cover(material, cover)
+        on_rollback(_remove, f"{name}.jpg", f"{name}-thumb.jpg")
+        if material.cover_path:
+            after_commit(_remove, f"{material.cover_path}.jpg", f"{material.cover_path}-thumb.jpg")
+        material.cover_path = name
+        done.append("cover")
+    if pdf:
+        name = _store_pdf(material, pdf)
+        on_rollback(_remove, name)
+        if material.pdf_path:
+            after_commit(_remove, material.pdf_path)
+        material.pdf_path = name
+        done.append("pdf")
+    if done:
+        audit.record(actor, "files", material, details=", ".join(done))
+    return material

@@ -67,12 +67,14 @@ class MaterialForm(FlaskForm):
     )
     publisher = StringField(_l("Publisher"), validators=[Length(max=300)])
     co_publishers = StringField(_l("Co-publishers"), validators=[Length(max=500)])
-    year = IntegerField(_l("Year"), validators=[Optional(), NumberRange(min=1950, max=2100, message=_l("Enter a year between 1950 and 2100."))])
+    year = IntegerField(_l("Year"), validators=[
+        Optional(), NumberRange(min=1950, max=2100, message=_l("Enter a year between 1950 and 2100."))])
     per_request_max = IntegerField(
         _l("Most copies per request"), validators=[Optional(), NumberRange(min=1, message=_l("Enter 1 or more."))]
     )
     low_stock_threshold = IntegerField(
-        _l("Warn when stock falls below"), default=0, validators=[Optional(), NumberRange(min=0, message=_l("Enter 0 or more."))]
+        _l("Warn when stock falls below"), default=0,
+        validators=[Optional(), NumberRange(min=0, message=_l("Enter 0 or more."))]
     )
     loan_days_max = IntegerField(
         _l("Longest loan in days"), validators=[Optional(), NumberRange(min=1, max=365, message=_l("Enter 1 to 365."))]
@@ -80,7 +82,8 @@ class MaterialForm(FlaskForm):
     buffer_days = IntegerField(
         _l("Buffer days after each loan (packing, transport)"),
         default=2,
-        validators=[InputRequired(message=_l("Enter 0 or more.")), NumberRange(min=0, max=30, message=_l("Enter 0 to 30."))],
+        validators=[InputRequired(message=_l("Enter 0 or more.")),
+                    NumberRange(min=0, max=30, message=_l("Enter 0 to 30."))],
     )
     pickup_notes = TextAreaField(_l("Pickup or delivery notes"), validators=[Length(max=2000)])
     contents = TextAreaField(
@@ -137,14 +140,17 @@ class AddQuantityForm(FlaskForm):
 
 class AddPeriodForm(FlaskForm):
     edition_id = SelectField(_l("Language"), coerce=int)
-    starts_on = DateField(_l("Pickup date"), validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
-    ends_on = DateField(_l("Return date"), validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
+    starts_on = DateField(_l("Pickup date"),
+                          validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
+    ends_on = DateField(_l("Return date"),
+                        validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
     submit = SubmitField(_l("Add to request"))
 
 
 class SubmitRequestForm(FlaskForm):
     submit_key = HiddenField()
-    purpose = TextAreaField(_l("What is it for?"), validators=[DataRequired(message=_l("Please tell us what it is for.")), Length(max=2000)])
+    purpose = TextAreaField(_l("What is it for?"), validators=[
+        DataRequired(message=_l("Please tell us what it is for.")), Length(max=2000)])
     audience = StringField(_l("Expected audience"), validators=[Length(max=300)])
     delivery = SelectField(_l("Delivery"), choices=lambda: [SelectChoice("pickup", _l("Pickup at the office")),
                                                             SelectChoice("shipping", _l("Shipping to an address"))])
@@ -166,7 +172,8 @@ class ImportForm(FlaskForm):
 
 class UploadForm(FlaskForm):
     cover = FileField(_l("Cover image (JPEG, PNG or WebP, at most 5 MB)"),
-                      validators=[FileAllowed(["jpg", "jpeg", "png", "webp"], message=_l("Upload a JPEG, PNG or WebP image."))])
+                      validators=[FileAllowed(["jpg", "jpeg", "png", "webp"],
+                                              message=_l("Upload a JPEG, PNG or WebP image."))])
     pdf = FileField(_l("PDF download (at most 15 MB)"),
                     validators=[FileAllowed(["pdf"], message=_l("Upload a PDF file."))])
     submit = SubmitField(_l("Upload"))

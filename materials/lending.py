@@ -1,4 +1,8 @@
-"""A request's way after submission: access, decisions, handover, return, close, and the mails."""
+"""A request's way after submission: decisions, handover, return, close, and the mails about it.
+
+Every step is a move of ``Request.states`` (and of its bookings' and units' states), which locks the
+request's row first: the canonical lock order is the request, then its editions (by id), then units.
+"""
 
 from datetime import date, timedelta
 
@@ -8,11 +12,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from accounts.models import User
+from core import audit
 from core.db import unit_of_work
 from core.extensions import db
 from core.i18n import local_today
 from core.mail import queue_mail
 from core.models import utcnow
+from core.states import IllegalTransition, lock, transition
 from core.urls import external_url
 from materials.bookings import hand_over_booking
 from materials.errors import MaterialsError
@@ -20,110 +26,119 @@ from materials.models import Booking, BookingStatus, Edition, Request, RequestSt
 from materials.stock import change_stock, lock_editions
 
 
-def get_request_for(user: User, request_id: int) -> Request:
-    """The request if ``user`` may see it (staff, or a contact of its organisation), else 404/403."""
-    from flask import abort
-
-    request = db.get_or_404(Request, request_id)
-    if not user.is_staff and request.organisation_id != user.organisation_id:
-        abort(403)
-    return request
+def _refs(request: Request, bookings=()) -> list:
+    """What a request's entry belongs to: its bookings' units and the materials of everything in it."""
+    refs = [item for b in bookings for item in (b, b.unit)]
+    refs += [b.unit.edition.material for b in bookings] + [line.edition.material for line in request.lines]
+    return refs
 
 
-def _decide(request_id: int, allowed: tuple, new_status: RequestStatus) -> Request:
-    """Move a request to ``new_status`` if it is in one of ``allowed``; serialised by a row lock."""
-    request = db.session.scalar(select(Request).where(Request.id == request_id).with_for_update())
-    if request is None or request.status not in allowed:
-        db.session.rollback()
-        raise MaterialsError(_l("This request has changed meanwhile; please look at it again."))
-    request.status = new_status
-    return request
-
-
-def _release(request: Request, user: User) -> None:
-    """Give back what a request held: cancel its bookings, put its copies back into stock."""
-    for booking in request.bookings:
-        if booking.status == BookingStatus.RESERVED:
-            booking.status = BookingStatus.CANCELLED
+def _release(request: Request, actor) -> list[Booking]:
+    """Give back what a request held: cancel its reserved bookings, put its copies back into stock."""
+    released = [b for b in request.bookings if b.can("release")]
+    for booking in released:
+        Booking.states.move(booking, "release", actor, record=False)
     lock_editions(line.edition_id for line in request.lines)
     for line in request.lines:
-        change_stock(line.edition_id, line.quantity, StockReason.CANCELLED, user, request_id=request.id)
+        change_stock(line.edition_id, line.quantity, StockReason.CANCELLED, actor, request_id=request.id)
+    return released
 
 
-def approve_request(request_id: int, staff: User) -> Request:
-    request = _decide(request_id, (RequestStatus.SUBMITTED,), RequestStatus.APPROVED)
-    request.decided_at, request.decided_by_id = utcnow(), staff.id
+@unit_of_work
+def approve_request(request_id: int, actor: User) -> Request:
+    """Staff approve a submitted request; the partner is told."""
+    request = transition(Request, request_id, "approve", actor)
+    request.decided_at, request.decided_by_id = utcnow(), actor.id
     notify_decided(request)
-    db.session.commit()
     return request
 
 
 @unit_of_work
-def reject_request(request_id: int, staff: User, reason: str) -> Request:
-    request = _decide(request_id, (RequestStatus.SUBMITTED, RequestStatus.APPROVED), RequestStatus.REJECTED)
-    request.decided_at, request.decided_by_id, request.reject_reason = utcnow(), staff.id, reason.strip()
-    _release(request, staff)
+def reject_request(request_id: int, actor: User, reason: str) -> Request:
+    """Staff reject a request with a reason; what it held is released and the partner is told."""
+    request = lock(Request, request_id)
+    released = _release(request, actor)
+    Request.states.move(request, "reject", actor, reason=reason, refs=_refs(request, released))
+    request.decided_at, request.decided_by_id, request.reject_reason = utcnow(), actor.id, reason.strip()
     notify_decided(request)
-    db.session.commit()
     return request
 
 
 @unit_of_work
-def cancel_request(request_id: int, user: User) -> Request:
+def cancel_request(request_id: int, actor: User) -> Request:
     """A partner (or staff) cancels until the handover; everything held is released."""
-    request = _decide(request_id, (RequestStatus.SUBMITTED, RequestStatus.APPROVED), RequestStatus.CANCELLED)
-    _release(request, user)
-    db.session.commit()
+    request = lock(Request, request_id)
+    if not request.can("cancel"):
+        raise IllegalTransition(Request.states.refused)
+    released = _release(request, actor)
+    Request.states.move(request, "cancel", actor, refs=_refs(request, released))
     return request
 
 
-def hand_over(request_id: int, booking_ids: list[int], staff: User, contents_checked: bool) -> Request:
+@unit_of_work
+def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_checked: bool) -> Request:
     """Hand over the given units of an approved (or partly handed over) request.
 
-    Kits with a contents list need the checklist ticked. Once every unit is out,
-    the request is handed over; a request of brochures only is closed then.
+    Kits with a contents list need the checklist ticked; a damaged, incomplete or lost unit never
+    leaves the house (DOMAIN rule 9), whatever was booked on it. Once every unit is out, the request
+    is handed over; a request of brochures only is closed then.
     """
-    request = _decide(request_id, (RequestStatus.APPROVED, RequestStatus.HANDED_OVER), RequestStatus.HANDED_OVER)
-    bookings = [b for b in request.bookings if b.id in booking_ids and b.status == BookingStatus.RESERVED]
-    if booking_ids and not bookings:
+    request = lock(Request, request_id)
+    if not request.can("hand_over"):
+        raise IllegalTransition(Request.states.refused)
+    reserved = [b for b in request.bookings if b.can("hand_over")]
+    chosen = [b for b in reserved if b.id in booking_ids]
+    if reserved and not chosen:
         raise MaterialsError(_l("Choose the units to hand over."))
-    if any(b.unit.edition.material.contents for b in bookings) and not contents_checked:
+    blocked = [b.unit for b in chosen if b.unit.blocked]
+    if blocked:
+        unit = blocked[0]
+        raise MaterialsError(_l("Unit %(code)s is %(condition)s (%(note)s) and cannot leave the house until staff "
+                                "clear it. Give the booking another unit of the same edition first.",
+                                code=unit.inventory_code, condition=unit.condition.label, note=unit.condition_note))
+    if any(b.unit.edition.material.contents for b in chosen) and not contents_checked:
         raise MaterialsError(_l("Check the contents list before handing the kit over."), field="contents_checked")
-    for booking in bookings:
-        hand_over_booking(booking.id)
-        db.session.refresh(booking)
-    if not request.bookings:
-        request.status = RequestStatus.CLOSED
-    db.session.commit()
+    lock_editions(b.unit.edition_id for b in chosen)
+    for booking in chosen:
+        hand_over_booking(booking)
+    done = RequestStatus.CLOSED if not request.bookings else RequestStatus.HANDED_OVER
+    Request.states.move(request, "hand_over", actor, to=done, refs=_refs(request, chosen),
+                        details=", ".join(b.unit.inventory_code for b in chosen))
     return request
 
 
-def take_back(booking_id: int, staff: User, condition: UnitCondition, note: str) -> Booking:
+@unit_of_work
+def take_back(booking_id: int, actor: User, condition: UnitCondition, note: str) -> Booking:
     """Record a unit's return with its condition; a damaged, incomplete or lost unit is blocked
-    from new bookings until staff clear it. When all units are back the request is returned."""
-    booking = db.session.scalar(select(Booking).where(Booking.id == booking_id).with_for_update())
-    if booking is None or booking.status != BookingStatus.HANDED_OVER:
-        db.session.rollback()
+    from new bookings until staff clear it (a return never clears it). When all units are back
+    the request is returned."""
+    booking = lock(Booking, booking_id, _l("This unit is not out on loan."))
+    if not booking.can("take_back"):
         raise MaterialsError(_l("This unit is not out on loan."))
     if condition != UnitCondition.GOOD and not note.strip():
         raise MaterialsError(_l("Describe what is damaged or missing."), field="note")
-    booking.status = BookingStatus.RETURNED
-    booking.unit.condition = condition
-    booking.unit.condition_note = note.strip()
+    unit = lock(Unit, booking.unit_id)
     request = booking.request
+    was = unit.condition
+    if unit.blocked and condition == UnitCondition.GOOD:
+        condition = was  # still blocked until staff clear it
+    Booking.states.move(booking, "take_back", actor, record=False)
+    Unit.states.move(unit, "return", actor, to=condition, record=False)
+    if note.strip():
+        unit.condition_note = note.strip()
+    audit.record(actor, "take_back", unit, from_state=was, to_state=condition, reason=note,
+                 refs=[booking, request, unit.edition.material], details=unit.inventory_code)
     if request is not None and all(
         b.status in (BookingStatus.RETURNED, BookingStatus.CANCELLED) for b in request.bookings
     ):
-        request.status = RequestStatus.RETURNED  # staff close it once everything is checked
-    db.session.commit()
+        Request.states.move(request, "return", actor)  # staff close it once everything is checked
     return booking
 
 
-def close_request(request_id: int, staff: User) -> Request:
-    """Close a request whose units are all back (or one of brochures only that was handed over)."""
-    request = _decide(request_id, (RequestStatus.RETURNED,), RequestStatus.CLOSED)
-    db.session.commit()
-    return request
+@unit_of_work
+def close_request(request_id: int, actor: User) -> Request:
+    """Close a request whose units are all back."""
+    return transition(Request, request_id, "close", actor)
 
 
 def notify_submitted(request: Request) -> None:
@@ -142,12 +157,14 @@ def notify_decided(request: Request) -> None:
     subject = _l("Your request has been approved") if request.status == RequestStatus.APPROVED \
         else _l("Your request has been rejected")
     queue_mail(request.created_by.email, subject, "materials/request_decided", locale=request.created_by.locale,
-               request=request, link=external_url("requests.detail", request_id=request.id))
+               request=request, approved=request.status == RequestStatus.APPROVED,
+               link=external_url("requests.detail", request_id=request.id))
 
 
 REMINDER_INTERVAL = timedelta(days=7)
 
 
+@unit_of_work
 def send_overdue_reminders(today: date | None = None) -> int:
     """Remind the partner of each overdue loan, then again every week until it is back."""
     today = today or local_today()
@@ -170,5 +187,4 @@ def send_overdue_reminders(today: date | None = None) -> int:
                    link=external_url("requests.detail", request_id=booking.request_id))
         booking.reminded_at = now
         sent += 1
-    db.session.commit()
     return sent

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from accounts.models import Organisation, User
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
+from core.states import Stateful, StateMachine, moves
 from core.vocabulary import TargetGroup, target_groups
 
 
@@ -120,6 +121,7 @@ BOOKING_STATUS_LABELS = set_labels(BookingStatus, {
     BookingStatus.RETURNED: _l("Returned"),
     BookingStatus.CANCELLED: _l("Cancelled"),
 })
+ACTIVE_BOOKING = (BookingStatus.RESERVED, BookingStatus.HANDED_OVER)  # holding the unit for their period
 
 
 def fold(value: str) -> str:
@@ -258,10 +260,22 @@ class KitContent(db.Model):
     material: Mapped[Material] = relationship(back_populates="contents")
 
 
-class Unit(TimestampMixin, db.Model):
-    """One physical returnable item with an inventory code."""
+BLOCKED = (UnitCondition.DAMAGED, UnitCondition.INCOMPLETE, UnitCondition.LOST)
+
+
+class Unit(Stateful, TimestampMixin, db.Model):
+    """One physical returnable item with an inventory code.
+
+    Its condition is noted at every return; a damaged, incomplete or lost unit is blocked (DOMAIN
+    rule 9) until staff clear it. A return never clears a blocked unit by itself.
+    """
 
     __tablename__ = "units"
+    states = StateMachine("condition", {
+        "return": {UnitCondition.GOOD: frozenset(UnitCondition),
+                   **moves(BLOCKED, BLOCKED)},
+        "clear": moves(BLOCKED, [UnitCondition.GOOD]),
+    }, refused=_l("The unit's condition has changed meanwhile; please look at it again."))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="RESTRICT"), index=True)
@@ -275,17 +289,32 @@ class Unit(TimestampMixin, db.Model):
     edition: Mapped[Edition] = relationship(back_populates="units")
 
     @property
+    def blocked(self) -> bool:
+        """Damaged, incomplete or lost: it stays in the house until staff clear it."""
+        return self.condition in BLOCKED
+
+    @property
     def bookable(self) -> bool:
         """A damaged, incomplete, lost or retired unit takes no new bookings until staff clear it."""
         return self.condition == UnitCondition.GOOD and self.retired_at is None
 
 
-class Request(TimestampMixin, db.Model):
+class Request(Stateful, TimestampMixin, db.Model):
     """What a partner organisation asks for: quantities of brochures and/or bookings of units."""
 
     __tablename__ = "requests"
     # Staff lists filter by status, newest first: a status's requests, not the whole history.
     __table_args__ = (Index("ix_requests_status_id", "status", "id"),)
+    states = StateMachine("status", {
+        "approve": moves([RequestStatus.SUBMITTED], [RequestStatus.APPROVED]),
+        "reject": moves([RequestStatus.SUBMITTED, RequestStatus.APPROVED], [RequestStatus.REJECTED]),
+        "cancel": moves([RequestStatus.SUBMITTED, RequestStatus.APPROVED], [RequestStatus.CANCELLED]),
+        # Units go out one by one; a request of brochures only is done when handed over.
+        "hand_over": moves([RequestStatus.APPROVED, RequestStatus.HANDED_OVER],
+                           [RequestStatus.HANDED_OVER, RequestStatus.CLOSED]),
+        "return": moves([RequestStatus.HANDED_OVER], [RequestStatus.RETURNED]),  # the last unit is back
+        "close": moves([RequestStatus.RETURNED], [RequestStatus.CLOSED]),  # staff checked everything
+    }, refused=_l("This request has changed meanwhile; please look at it again."))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"), index=True)
@@ -313,6 +342,21 @@ class Request(TimestampMixin, db.Model):
     def status_label(self) -> str:
         return self.status.label
 
+    @property
+    def ships(self) -> bool:
+        """Sent to an address rather than picked up."""
+        return self.delivery == Delivery.SHIPPING
+
+    @property
+    def awaiting_handover(self) -> list["Booking"]:
+        """The bookings whose units are still to be handed over."""
+        return [b for b in self.bookings if b.can("hand_over")]
+
+    @property
+    def bookings_in_effect(self) -> list["Booking"]:
+        """The bookings that were not called off (reserved, out or back)."""
+        return [b for b in self.bookings if b.status != BookingStatus.CANCELLED]
+
 
 class RequestLine(db.Model):
     """A quantity of a giveaway edition in a request (taken from stock when submitted)."""
@@ -329,10 +373,17 @@ class RequestLine(db.Model):
     edition: Mapped[Edition] = relationship()
 
 
-class Booking(TimestampMixin, db.Model):
+class Booking(Stateful, TimestampMixin, db.Model):
     """A unit promised to a request for a period; once handed over it is an open loan."""
 
     __tablename__ = "bookings"
+    states = StateMachine("status", {
+        "hand_over": moves([BookingStatus.RESERVED], [BookingStatus.HANDED_OVER]),
+        "take_back": moves([BookingStatus.HANDED_OVER], [BookingStatus.RETURNED]),
+        "release": moves([BookingStatus.RESERVED], [BookingStatus.CANCELLED]),  # its request ended
+        "extend": {state: frozenset([state]) for state in (BookingStatus.RESERVED, BookingStatus.HANDED_OVER)},
+        "reassign": moves([BookingStatus.RESERVED], [BookingStatus.RESERVED]),
+    }, refused=_l("This booking cannot be changed any more."))
     __table_args__ = (
         CheckConstraint("ends_on >= starts_on", name="period_not_reversed"),
         CheckConstraint("blocked_until >= ends_on", name="buffer_after_period"),

@@ -9,37 +9,32 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from accounts.audit_log import history
 from accounts.models import Organisation
 from core.csv_export import csv_bytes
-from core.errors import flash_form_errors, form_error
+from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import local_today
 from core.security import staff_required
-from materials import bookings, errors, exports, lending, staff_lists
+from materials import bookings, exports, lending, staff_lists
+from materials.access import booking_for, material_for, request_for, require_partner, visible_requests
 from materials.cart import add_to_cart, cart_items, submit_request
+from materials.errors import MaterialsError, Shortage
 from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
 from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit, UnitCondition
-from materials.views import edition_choices, get_material
+from materials.views import edition_choices
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
 
 CART = "cart"
 
 
-def partner_only():
-    if not current_user.is_authenticated:
-        return False
-    if current_user.organisation_id is None:
-        abort(403)
-    return True
-
-
 @bp.post("/add/<int:material_id>")
 @login_required
 def add(material_id: int):
     """Put a quantity or a period of a material into the partner's request."""
-    partner_only()
-    material = get_material(material_id)
+    require_partner(current_user)
+    material = material_for(current_user, material_id)
     form = AddPeriodForm() if material.is_returnable else AddQuantityForm()
     form.edition_id.choices = edition_choices(material)
     if form.validate_on_submit():
@@ -47,10 +42,10 @@ def add(material_id: int):
         try:
             if material.is_returnable:
                 cart = add_to_cart(session.get(CART, {}), edition,
-                                            starts_on=form.starts_on.data, ends_on=form.ends_on.data)
+                                   starts_on=form.starts_on.data, ends_on=form.ends_on.data)
             else:
                 cart = add_to_cart(session.get(CART, {}), edition, quantity=form.quantity.data)
-        except errors.MaterialsError as error:
+        except MaterialsError as error:  # checks only: nothing was written
             flash(str(error.message), "error")
         else:
             session[CART] = cart
@@ -64,25 +59,23 @@ def add(material_id: int):
 @login_required
 def cart():
     """The request being put together; submitting checks availability and reserves everything or nothing."""
-    partner_only()
+    require_partner(current_user)
     items = cart_items(session.get(CART, {}))
     form = SubmitRequestForm()
     if request.method == "GET":
         form.submit_key.data = secrets.token_urlsafe(16)
     problems = []
     if form.validate_on_submit():
-        try:
-            created = submit_request(
-                current_user, session.get(CART, {}), form.submit_key.data or secrets.token_urlsafe(16),
-                form.purpose.data, form.audience.data or "", Delivery(form.delivery.data),
-                form.shipping_address.data or "",
-            )
-        except errors.Shortage as error:
-            problems = [str(p) for p in error.problems]
-            flash(str(error.message), "error")
-        except errors.MaterialsError as error:
-            form_error(form, error)
-        else:
+        with shown_at(form):
+            try:
+                created = submit_request(
+                    current_user, session.get(CART, {}), form.submit_key.data or secrets.token_urlsafe(16),
+                    form.purpose.data, form.audience.data or "", Delivery(form.delivery.data),
+                    form.shipping_address.data or "",
+                )
+            except Shortage as error:  # besides the message, what is short is listed item by item
+                problems = [str(p) for p in error.problems]
+                raise
             session.pop(CART, None)
             flash(_("Your request has been sent."), "success")
             return redirect(url_for("requests.detail", request_id=created.id))
@@ -93,7 +86,7 @@ def cart():
 @login_required
 def remove(index: int):
     """Take one item out of the request being put together."""
-    partner_only()
+    require_partner(current_user)
     cart_items = list(session.get(CART, {}).get("items", []))
     if 0 <= index < len(cart_items):
         cart_items.pop(index)
@@ -105,11 +98,9 @@ def remove(index: int):
 @login_required
 def index():
     """Partners: their organisation's requests. Staff: all, newest first, or one organisation's history."""
-    query = select(Request).options(selectinload(Request.organisation)).order_by(Request.id.desc())
     if not current_user.is_staff:
-        if current_user.organisation_id is None:
-            abort(403)
-        query = query.where(Request.organisation_id == current_user.organisation_id)
+        require_partner(current_user)
+    query = visible_requests(current_user).options(selectinload(Request.organisation)).order_by(Request.id.desc())
     status = request.args.get("status", "")
     if status in RequestStatus._value2member_map_:
         query = query.where(Request.status == RequestStatus(status))
@@ -126,7 +117,7 @@ def index():
 @login_required
 def detail(request_id: int):
     """A request with its copies and bookings; the actions its viewer may take."""
-    req = lending.get_request_for(current_user, request_id)
+    req = request_for(current_user, request_id)
     lines = db.session.scalars(
         select(RequestLine).where(RequestLine.request_id == req.id)
         .options(selectinload(RequestLine.edition).selectinload(Edition.material))
@@ -136,90 +127,80 @@ def detail(request_id: int):
         .options(selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material))
         .order_by(Booking.starts_on)
     ).all()
-    alternatives = {}
+    alternatives, past = {}, []
     if current_user.is_staff:
-        alternatives = {b.id: bookings.alternative_units(b) for b in booked if b.status.value == "reserved"}
+        alternatives = {b.id: bookings.alternative_units(b) for b in booked if b.can("reassign")}
+        past = history("request", req.id)
     return render_template("materials/request.html", req=req, lines=lines, bookings=booked,
-                           decision_form=DecisionForm(), conditions=list(UnitCondition), alternatives=alternatives)
+                           decision_form=DecisionForm(), conditions=list(UnitCondition), alternatives=alternatives,
+                           history=past)
+
+
+def _request_page(request_id: int) -> str:
+    return url_for("requests.detail", request_id=request_id)
+
+
+def _booking_request_page(booking_id: int) -> str:
+    return _request_page(db.session.get(Booking, booking_id).request_id)
 
 
 @bp.post("/<int:request_id>/approve")
 @staff_required
+@action(_request_page)
 def approve(request_id: int):
     """Approve a submitted request."""
-    db.get_or_404(Request, request_id)
-    try:
-        lending.approve_request(request_id, current_user)
-    except errors.MaterialsError as error:
-        flash(str(error.message), "error")
-    else:
-        flash(_("Request approved."), "success")
-    return redirect(url_for("requests.detail", request_id=request_id))
+    request_for(current_user, request_id)
+    lending.approve_request(request_id, current_user)
+    flash(_("Request approved."), "success")
 
 
 @bp.post("/<int:request_id>/reject")
 @staff_required
+@action(_request_page)
 def reject(request_id: int):
     """Reject a request with a reason; its copies and units are released."""
-    db.get_or_404(Request, request_id)
+    request_for(current_user, request_id)
     form = DecisionForm()
-    if form.validate_on_submit():
-        try:
-            lending.reject_request(request_id, current_user, form.reason.data or "")
-        except errors.MaterialsError as error:
-            flash(str(error.message), "error")
-        else:
-            flash(_("Request rejected."), "success")
-    return redirect(url_for("requests.detail", request_id=request_id))
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return None
+    lending.reject_request(request_id, current_user, form.reason.data or "")
+    flash(_("Request rejected."), "success")
 
 
 @bp.post("/<int:request_id>/cancel")
 @login_required
+@action(_request_page)
 def cancel(request_id: int):
     """Cancel a request until handover (the partner's organisation or staff)."""
-    lending.get_request_for(current_user, request_id)
-    try:
-        lending.cancel_request(request_id, current_user)
-    except errors.MaterialsError as error:
-        flash(str(error.message), "error")
-    else:
-        flash(_("Request cancelled."), "success")
-    return redirect(url_for("requests.detail", request_id=request_id))
+    request_for(current_user, request_id)
+    lending.cancel_request(request_id, current_user)
+    flash(_("Request cancelled."), "success")
 
 
 @bp.post("/<int:request_id>/hand-over")
 @staff_required
+@action(_request_page)
 def hand_over(request_id: int):
     """Hand over the ticked units (kit contents checked) of an approved request."""
-    db.get_or_404(Request, request_id)
-    booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit()]
-    try:
-        lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y")
-    except errors.MaterialsError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        flash(_("Handed over."), "success")
-    return redirect(url_for("requests.detail", request_id=request_id))
+    request_for(current_user, request_id)
+    booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit() and len(v) < 10]
+    lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y")
+    flash(_("Handed over."), "success")
 
 
 @bp.post("/bookings/<int:booking_id>/return")
 @staff_required
+@action(_booking_request_page)
 def take_back(booking_id: int):
     """Record the return of one unit with its condition."""
-    booking = db.get_or_404(Booking, booking_id)
+    booking_for(current_user, booking_id)
     condition = request.form.get("condition", "")
     if condition not in UnitCondition._value2member_map_:
         flash(_("Choose the condition."), "error")
-    else:
-        try:
-            lending.take_back(booking_id, current_user, UnitCondition(condition), request.form.get("note", ""))
-        except errors.MaterialsError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-        else:
-            flash(_("Return recorded."), "success")
-    return redirect(url_for("requests.detail", request_id=booking.request_id))
+        return None
+    lending.take_back(booking_id, current_user, UnitCondition(condition), request.form.get("note", ""))
+    flash(_("Return recorded."), "success")
 
 
 @bp.get("/overview")
@@ -257,22 +238,17 @@ def low_stock():
 
 @bp.post("/bookings/<int:booking_id>/extend")
 @staff_required
+@action(_booking_request_page)
 def extend(booking_id: int):
     """Give a borrower more time, if no later booking of the unit is in the way."""
-    booking = db.get_or_404(Booking, booking_id)
+    booking_for(current_user, booking_id)
     try:
         new_end = date.fromisoformat(request.form.get("ends_on", ""))
     except ValueError:
         flash(_("“%(value)s” is not a date (YYYY-MM-DD).", value=request.form.get("ends_on", "")), "error")
-    else:
-        try:
-            bookings.extend_booking(booking_id, new_end, current_user)
-        except errors.MaterialsError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-        else:
-            flash(_("The return date is now %(date)s.", date=new_end.strftime("%d.%m.%Y")), "success")
-    return redirect(url_for("requests.detail", request_id=booking.request_id))
+        return None
+    bookings.extend_booking(booking_id, new_end, current_user)
+    flash(_("The return date is now %(date)s.", date=new_end.strftime("%d.%m.%Y")), "success")
 
 
 EXPORTS = ("requests", "loans", "ledger")
@@ -289,7 +265,8 @@ def export(kind: str):
         start = date.fromisoformat(request.args.get("from") or today.replace(month=1, day=1).isoformat())
         end = date.fromisoformat(request.args.get("to") or today.isoformat())
     except ValueError:
-        flash(_("“%(value)s” is not a date (YYYY-MM-DD).", value=request.args.get("from", "") or request.args.get("to", "")), "error")
+        flash(_("“%(value)s” is not a date (YYYY-MM-DD).",
+                value=request.args.get("from", "") or request.args.get("to", "")), "error")
         return redirect(url_for("requests.overview"))
     header, rows = exports.export_rows(kind, start, end)
     filename = f"fundus-{kind}-{start.isoformat()}-{end.isoformat()}.csv"
@@ -301,35 +278,27 @@ def export(kind: str):
 @staff_required
 def slip(request_id: int):
     """Printable handover slip (Leihschein) with items, units, contents, dates and signature lines."""
-    req = db.get_or_404(Request, request_id)
+    req = request_for(current_user, request_id)
     return render_template("materials/slip.html", req=req, today=local_today())
 
 
 @bp.post("/<int:request_id>/close")
 @staff_required
+@action(_request_page)
 def close(request_id: int):
     """Close a request once everything is back and checked."""
-    db.get_or_404(Request, request_id)
-    try:
-        lending.close_request(request_id, current_user)
-    except errors.MaterialsError as error:
-        flash(str(error.message), "error")
-    else:
-        flash(_("Request closed."), "success")
-    return redirect(url_for("requests.detail", request_id=request_id))
+    request_for(current_user, request_id)
+    lending.close_request(request_id, current_user)
+    flash(_("Request closed."), "success")
 
 
 @bp.post("/bookings/<int:booking_id>/reassign")
 @staff_required
+@action(_booking_request_page)
 def reassign(booking_id: int):
     """Hand a reserved booking another unit of the same edition."""
-    booking = db.get_or_404(Booking, booking_id)
+    booking_for(current_user, booking_id)
     unit_id = request.form.get("unit_id", "")
-    try:
-        bookings.reassign_booking(booking_id, int(unit_id) if unit_id.isdigit() else 0, current_user)
-    except errors.MaterialsError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    else:
-        flash(_("Unit changed."), "success")
-    return redirect(url_for("requests.detail", request_id=booking.request_id))
+    bookings.reassign_booking(booking_id, int(unit_id) if unit_id.isdigit() and len(unit_id) < 10 else 0,
+                              current_user)
+    flash(_("Unit changed."), "success")

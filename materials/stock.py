@@ -2,16 +2,20 @@
 
 The CHECK on ``editions.stock_on_hand`` makes the first true under any concurrency; ``change_stock`` is
 the only writer and adds the ledger row in the same transaction.
-"""
 
+Lock order: a transaction that changes several editions (their stock, or bookings of their units)
+locks their rows first with ``lock_editions``, by ascending id, after the request row it works on.
+"""
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from accounts.models import User
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from materials.errors import MaterialsError, NotAvailable
-from materials.models import Edition, StockEntry, StockReason
+from materials.models import Edition, Material, StockEntry, StockReason
 
 
 def change_stock(
@@ -66,3 +70,22 @@ def lock_editions(edition_ids) -> None:
     ids = sorted(set(edition_ids))
     if ids:
         db.session.execute(select(Edition.id).where(Edition.id.in_(ids)).order_by(Edition.id).with_for_update())
+
+
+@unit_of_work
+def correct_stock(edition_id: int, delta: int, reason: StockReason, actor: User, note: str = "") -> StockEntry:
+    """Staff record an intake, a stocktaking correction or the like for one edition."""
+    lock_editions([edition_id])
+    entry = change_stock(edition_id, delta, reason, actor, note)
+    edition = db.session.get(Edition, edition_id)
+    audit.record(actor, "stock", edition, refs=[edition.material], reason=note,
+                 details=f"{edition.language}: {delta:+d} ({reason.label}), {entry.balance_after}")
+    return entry
+
+
+def ledger(material: Material, limit: int = 50) -> list[StockEntry]:
+    """The material's latest stock changes, newest first."""
+    return db.session.scalars(
+        select(StockEntry).join(StockEntry.edition).where(Edition.material_id == material.id)
+        .order_by(StockEntry.id.desc()).limit(limit)
+    ).all()

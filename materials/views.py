@@ -8,15 +8,17 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
-from core.errors import flash_form_errors, form_error
+from accounts.audit_log import history
+from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import local_today
 from core.security import safe_next, staff_required
 from core.urls import external_url
-from materials import bookings, catalogue_import, errors, files, stock, units
+from core.vocabulary import TargetGroup
+from materials import bookings, catalogue_import, files, stock, units
+from materials.access import material_for
 from materials.catalogue import CatalogueQuery, save_material, search_catalogue, set_archived
 from materials.forms import (
     AddPeriodForm,
@@ -29,21 +31,7 @@ from materials.forms import (
     parse_contents,
     split_list,
 )
-from materials.models import (
-    Booking,
-    BookingStatus,
-    Edition,
-    Lending,
-    Material,
-    MaterialKind,
-    Request,
-    StockEntry,
-    StockReason,
-    TargetGroup,
-    Topic,
-    Unit,
-    fold,
-)
+from materials.models import BookingStatus, Edition, Lending, Material, MaterialKind, StockReason, Topic, Unit, fold
 
 bp = Blueprint("materials", __name__, url_prefix="/materials")
 
@@ -56,14 +44,6 @@ def language_name(code: str) -> str:
 
 # A global rather than a context variable, so that imported macros see it too.
 bp.add_app_template_global(language_name)
-
-
-def get_material(material_id: int) -> Material:
-    """A material; archived ones only for staff."""
-    material = db.get_or_404(Material, material_id)
-    if material.archived_at and not (current_user.is_authenticated and current_user.is_staff):
-        abort(404)
-    return material
 
 
 @bp.get("/")
@@ -87,7 +67,7 @@ def catalogue():
 @bp.get("/<int:material_id>")
 def detail(material_id: int):
     """A material with its editions, stock or free units, and a month calendar for returnable ones."""
-    material = get_material(material_id)
+    material = material_for(current_user, material_id)
     weeks, month = None, None
     if material.is_returnable:
         try:
@@ -102,9 +82,9 @@ def detail(material_id: int):
     return render_template("materials/detail.html", material=material, weeks=weeks, month=month, add_form=add_form)
 
 
-def _save(material: Material | None, form: MaterialForm) -> Material:
+def _save(material_id: int | None, form: MaterialForm) -> Material:
     return save_material(
-        material, split_list(form.topics.data), split_list(form.languages.data),
+        material_id, split_list(form.topics.data), split_list(form.languages.data), current_user,
         contents=parse_contents(form.contents.data or ""), **_material_fields(form),
     )
 
@@ -134,9 +114,10 @@ def new():
     """Add a material to the catalogue."""
     form = MaterialForm()
     if form.validate_on_submit():
-        material = _save(None, form)
-        flash(_("“%(title)s” is in the catalogue.", title=material.title), "success")
-        return redirect(url_for("materials.manage", material_id=material.id))
+        with shown_at(form):
+            material = _save(None, form)
+            flash(_("“%(title)s” is in the catalogue.", title=material.title), "success")
+            return redirect(url_for("materials.manage", material_id=material.id))
     return render_template("materials/form.html", form=form, material=None)
 
 
@@ -152,9 +133,10 @@ def edit(material_id: int):
         form.target_groups.data = [t.value for t in material.target_group_list]
         form.contents.data = "\n".join(f"{c.quantity} × {c.name}" for c in material.contents)
     if form.validate_on_submit():
-        _save(material, form)
-        flash(_("Saved."), "success")
-        return redirect(url_for("materials.manage", material_id=material.id))
+        with shown_at(form):
+            _save(material.id, form)
+            flash(_("Saved."), "success")
+            return redirect(url_for("materials.manage", material_id=material.id))
     return render_template("materials/form.html", form=form, material=material)
 
 
@@ -176,61 +158,50 @@ def manage(material_id: int):
     material = db.get_or_404(Material, material_id)
     stock_form, unit_form = StockForm(prefix="stock"), UnitForm(prefix="unit")
     stock_form.edition_id.choices = unit_form.edition_id.choices = edition_choices(material)
-    action = request.form.get("action")
-    if action == "stock" and stock_form.validate_on_submit():
-        edition = db.session.get(Edition, stock_form.edition_id.data)
-        try:
-            stock.change_stock(
-                edition.id, stock_form.quantity.data, StockReason(stock_form.reason.data), current_user,
-                stock_form.note.data or "",
-            )
-            db.session.commit()
-        except errors.MaterialsError as error:
-            form_error(stock_form, error)
-        else:
+    chosen = request.form.get("action")
+    if chosen == "stock" and stock_form.validate_on_submit():
+        with shown_at(stock_form):
+            stock.correct_stock(stock_form.edition_id.data, stock_form.quantity.data,
+                                StockReason(stock_form.reason.data), current_user, stock_form.note.data or "")
             flash(_("Stock recorded."), "success")
             return redirect(url_for("materials.manage", material_id=material.id))
-    if action == "unit" and unit_form.validate_on_submit():
-        edition = db.session.get(Edition, unit_form.edition_id.data)
-        try:
-            unit = units.add_unit(edition, unit_form.inventory_code.data)
-        except errors.MaterialsError as error:
-            form_error(unit_form, error)
-        else:
+    if chosen == "unit" and unit_form.validate_on_submit():
+        with shown_at(unit_form):
+            unit = units.add_unit(unit_form.edition_id.data, unit_form.inventory_code.data, current_user)
             flash(_("Unit %(code)s added.", code=unit.inventory_code), "success")
             return redirect(url_for("materials.manage", material_id=material.id))
-    ledger = db.session.scalars(
-        select(StockEntry)
-        .join(StockEntry.edition)
-        .where(Edition.material_id == material.id)
-        .order_by(StockEntry.id.desc())
-        .limit(50)
-    ).all()
     return render_template(
-        "materials/manage.html", material=material, stock_form=stock_form, unit_form=unit_form, ledger=ledger,
-        upload_form=UploadForm(),
+        "materials/manage.html", material=material, stock_form=stock_form, unit_form=unit_form,
+        ledger=stock.ledger(material), upload_form=UploadForm(), history=history("material", material.id),
     )
+
+
+def _back_to_material(material_id: int) -> str:
+    return url_for("materials.manage", material_id=material_id)
+
+
+def _unit_page(unit_id: int) -> str:
+    return url_for("materials.unit", unit_id=unit_id)
 
 
 @bp.post("/<int:material_id>/archive")
 @staff_required
+@action(_back_to_material)
 def archive(material_id: int):
     """Archive or restore: archived material leaves the catalogue, its history stays."""
-    material = db.get_or_404(Material, material_id)
     archived = request.form.get("archived") == "1"
-    set_archived(material, archived)
+    set_archived(material_id, archived, current_user)
     flash(_("Archived.") if archived else _("Back in the catalogue."), "success")
-    return redirect(url_for("materials.manage", material_id=material.id))
 
 
 @bp.post("/units/<int:unit_id>/clear")
 @staff_required
+@action(lambda unit_id: safe_next(_unit_page(unit_id)))
 def clear_unit(unit_id: int):
     """Mark a repaired or completed unit as good again, so it can be booked."""
-    unit = db.get_or_404(Unit, unit_id)
-    units.clear_unit(unit.id, current_user)
+    db.get_or_404(Unit, unit_id)
+    unit = units.clear_unit(unit_id, current_user)
     flash(_("Unit %(code)s can be booked again.", code=unit.inventory_code), "success")
-    return redirect(safe_next(url_for("materials.manage", material_id=unit.edition.material_id)))
 
 
 @bp.get("/units/<int:unit_id>")
@@ -238,15 +209,11 @@ def clear_unit(unit_id: int):
 def unit(unit_id: int):
     """A unit's staff page (the QR label opens it): condition, what happens next, full history."""
     unit = db.get_or_404(Unit, unit_id)
-    history = db.session.scalars(
-        select(Booking).where(Booking.unit_id == unit.id)
-        .options(selectinload(Booking.request).selectinload(Request.organisation))
-        .order_by(Booking.starts_on.desc())
-    ).all()
-    current = next((b for b in history if b.status == BookingStatus.HANDED_OVER), None)
-    upcoming = sorted((b for b in history if b.status == BookingStatus.RESERVED), key=lambda b: b.starts_on)
-    return render_template("materials/unit.html", unit=unit, history=history, current=current,
-                           upcoming=upcoming[0] if upcoming else None)
+    booked = units.unit_bookings(unit)
+    current = next((b for b in booked if b.status == BookingStatus.HANDED_OVER), None)
+    upcoming = sorted((b for b in booked if b.status == BookingStatus.RESERVED), key=lambda b: b.starts_on)
+    return render_template("materials/unit.html", unit=unit, bookings=booked, current=current,
+                           upcoming=upcoming[0] if upcoming else None, history=history("unit", unit.id))
 
 
 @bp.get("/<int:material_id>/labels")
@@ -268,38 +235,31 @@ def import_csv():
     form = ImportForm()
     report = None
     if form.validate_on_submit():
-        try:
-            report = catalogue_import.import_catalogue(form.file.data.read(catalogue_import.IMPORT_MAX_BYTES + 1), current_user)
-        except errors.MaterialsError as error:
-            form_error(form, error)
+        with shown_at(form):
+            report = catalogue_import.import_catalogue(form.file.data.read(catalogue_import.IMPORT_MAX_BYTES + 1),
+                                                       current_user)
     return render_template("materials/import.html", form=form, report=report, columns=catalogue_import.IMPORT_COLUMNS)
 
 
 @bp.post("/<int:material_id>/files")
 @staff_required
+@action(_back_to_material)
 def upload(material_id: int):
     """Upload a cover image (a thumbnail is made) and/or the PDF download."""
-    material = db.get_or_404(Material, material_id)
     form = UploadForm()
-    if form.validate_on_submit():
-        try:
-            if form.cover.data:
-                files.save_cover(material, form.cover.data.read(files.COVER_MAX_BYTES + 1))
-            if form.pdf.data:
-                files.save_pdf(material, form.pdf.data.read(files.PDF_MAX_BYTES + 1))
-        except errors.MaterialsError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-        else:
-            flash(_("Saved."), "success")
-    flash_form_errors(form)
-    return redirect(url_for("materials.manage", material_id=material.id))
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return None
+    files.save_files(material_id, current_user,
+                     cover=form.cover.data.read(files.COVER_MAX_BYTES + 1) if form.cover.data else None,
+                     pdf=form.pdf.data.read(files.PDF_MAX_BYTES + 1) if form.pdf.data else None)
+    flash(_("Saved."), "success")
 
 
 @bp.get("/<int:material_id>/cover.jpg")
 def cover(material_id: int):
     """The cover image; ``?size=thumb`` for the thumbnail."""
-    material = get_material(material_id)
+    material = material_for(current_user, material_id)
     if not material.cover_path:
         abort(404)
     suffix = "-thumb.jpg" if request.args.get("size") == "thumb" else ".jpg"
@@ -309,7 +269,7 @@ def cover(material_id: int):
 @bp.get("/<int:material_id>/download.pdf")
 def pdf(material_id: int):
     """The material's PDF, for everyone."""
-    material = get_material(material_id)
+    material = material_for(current_user, material_id)
     if not material.pdf_path:
         abort(404)
     return send_from_directory(current_app.config["UPLOAD_FOLDER"], material.pdf_path, mimetype="application/pdf",
@@ -318,13 +278,9 @@ def pdf(material_id: int):
 
 @bp.post("/units/<int:unit_id>/retire")
 @staff_required
+@action(_unit_page)
 def retire_unit(unit_id: int):
     """Take a unit out of service for good (its history stays); reserved future bookings block this."""
-    unit = db.get_or_404(Unit, unit_id)
-    try:
-        units.retire_unit(unit.id)
-    except errors.MaterialsError as error:
-        flash(str(error.message), "error")
-    else:
-        flash(_("Unit %(code)s is retired.", code=unit.inventory_code), "success")
-    return redirect(url_for("materials.unit", unit_id=unit.id))
+    db.get_or_404(Unit, unit_id)
+    unit = units.retire_unit(unit_id, current_user)
+    flash(_("Unit %(code)s is retired.", code=unit.inventory_code), "success")

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from accounts.forms import LanguageForm
 from accounts.users import set_locale
+from core.errors import DomainError
 from core.i18n import set_language_cookie
 from core.security import is_safe_next
 
@@ -69,6 +70,12 @@ def csrf_error(error):
         _("The form was sent without a valid security token, perhaps because it was open too long "
           "or cookies are blocked. Please go back, reload the page and send it again."),
     )
+
+
+@bp.app_errorhandler(DomainError)
+def domain_error(error: DomainError):
+    """A rule was broken and no view showed it at a form or on the page it came from (409 Conflict)."""
+    return render_template("errors/error.html", code=409, title=_("Not possible"), text=str(error.message)), 409
 
 
 @bp.app_errorhandler(HTTPException)

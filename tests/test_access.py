@@ -125,6 +125,8 @@ TABLE = [
     ("POST", "/admin/users/{partner_a}/invite", ADMIN_POST),
     ("GET", "/admin/outbox", ADMIN_ONLY),
     ("POST", "/admin/outbox/{message}/retry", ADMIN_POST),
+    ("GET", "/admin/audit", ADMIN_ONLY),
+    ("GET", "/admin/audit.csv", ADMIN_ONLY),
     ("GET", "/materials/", EVERYONE),
     ("GET", "/materials/{material}", EVERYONE),
     ("GET", "/materials/99999", (404,) * 5),
@@ -166,6 +168,7 @@ TABLE = [
     ("GET", "/materials/{material}/download.pdf", (404,) * 5),
     ("POST", "/materials/import", STAFF_ONLY),
     ("GET", "/events/registrations/confirm/not-a-token", (410,) * 5),
+    ("POST", "/events/registrations/confirm/not-a-token", (410,) * 5),
     ("GET", "/events/99999", (404,) * 5),
     ("POST", "/events/99999", (404,) * 5),
     ("GET", "/events/", EVERYONE),
@@ -189,12 +192,13 @@ TABLE = [
     ("GET", "/events/staff/{training}/participants.csv", STAFF_ONLY),
     ("GET", "/events/staff/sessions/{session}/sign-in-sheet", STAFF_ONLY),
     ("GET", "/events/staff/registrations/{registration}/certificate", (LOGIN, 403, 403, 404, 404)),  # not attended
+    ("POST", "/events/staff/registrations/{registration}/certificate", STAFF_POST),  # not attended: told so
     ("POST", "/events/staff/registrations/{registration}/seat", STAFF_POST),
     ("POST", "/events/staff/registrations/99999/cancel", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/events/staff/{training}/message", STAFF_ONLY),
     ("POST", "/events/staff/{training}/message", STAFF_ONLY),  # empty form: errors shown
     ("GET", "/events/staff/people", STAFF_ONLY),
-    ("GET", "/events/staff/people/export.json?email=w@example.org", STAFF_ONLY),
+    ("POST", "/events/staff/people/export.json", (LOGIN, 403, 403, 400, 400)),  # no address given
     ("POST", "/events/staff/people/delete", (LOGIN, 403, 403, 400, 400)),  # no address given
     ("POST", "/events/staff/{training}/cancel", STAFF_POST),  # admin: cancelled already, told so
     ("GET", "/my/registrations", EVERYONE),

@@ -26,8 +26,8 @@ def test_search_ignores_case_and_accents(client, make_material):
     assert "1 Material gefunden" in titles(client, q="broschure")
 
 
-def test_filters_by_kind_topic_language_and_target_group(client, make_material):
-    save_material(None, ["AGG", "Wohnungssuche"], ["de", "ar"], title="Wegweiser Wohnungssuche",
+def test_filters_by_kind_topic_language_and_target_group(client, make_material, make_user):
+    save_material(None, ["AGG", "Wohnungssuche"], ["de", "ar"], make_user(Role.STAFF), title="Wegweiser Wohnungssuche",
                   kind=MaterialKind.BROCHURE, lending=make_material().lending,
                   target_groups=f"{TargetGroup.COUNSELLING},{TargetGroup.EVERYONE}")
     make_material(title="Vielfalt-Koffer", returnable=True, kind=MaterialKind.METHOD_KIT,

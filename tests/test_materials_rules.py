@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import Role
 from core.extensions import db
+from core.states import IllegalTransition
 from materials.bookings import book_unit, hand_over_booking
 from materials.errors import MaterialsError, NotAvailable
 from materials.models import Booking, BookingStatus, Edition, StockEntry, StockReason, UnitCondition, fold
@@ -147,13 +148,13 @@ def test_a_unit_is_never_in_two_open_loans(make_material):
     first = book_unit(unit.id, day(0), day(2))
     second = book_unit(unit.id, day(3), day(5))
     db.session.commit()
-    hand_over_booking(first.id)
+    hand_over_booking(first)
     db.session.commit()
     with pytest.raises(NotAvailable, match="noch in einer anderen Ausleihe"):
-        hand_over_booking(second.id)  # the first loan has not come back
+        hand_over_booking(second)  # the first loan has not come back
     db.session.rollback()
-    with pytest.raises(MaterialsError, match="nicht \\(mehr\\) ausgegeben"):
-        hand_over_booking(first.id)
+    with pytest.raises(IllegalTransition, match="kann nicht mehr geändert werden"):
+        hand_over_booking(first)  # it is out already
     db.session.rollback()
     statuses = db.session.execute(text("SELECT status FROM bookings ORDER BY id")).scalars().all()
     assert statuses == ["handed_over", "reserved"]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from accounts.models import Role
 from core.extensions import db
 from core.i18n import local_today
+from core.states import IllegalTransition
 from materials.cart import add_to_cart, submit_request
 from materials.errors import MaterialsError, Shortage
 from materials.lending import approve_request, cancel_request, reject_request
@@ -177,7 +178,7 @@ def test_reject_and_cancel_release_stock_and_units(make_material, make_user):
     reject_request(first.id, staff, "Bitte im Frühjahr erneut anfragen.")
     assert db.session.get(Edition, brochure.id).stock_on_hand == 20
     assert [b.status for b in first.bookings] == [BookingStatus.CANCELLED]
-    with pytest.raises(MaterialsError, match="inzwischen geändert"):
+    with pytest.raises(IllegalTransition, match="inzwischen geändert"):
         approve_request(first.id, staff)
 
     second = submit(partner, cart)  # the kit is free again
@@ -187,7 +188,7 @@ def test_reject_and_cancel_release_stock_and_units(make_material, make_user):
     assert db.session.get(Edition, brochure.id).stock_on_hand == 20
     reasons = [e.reason.value for e in db.session.scalars(select(StockEntry).order_by(StockEntry.id))]
     assert reasons == ["handout", "cancelled", "handout", "cancelled"]
-    with pytest.raises(MaterialsError):
+    with pytest.raises(IllegalTransition):
         cancel_request(second.id, partner)
 
 

@@ -209,9 +209,14 @@ def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
 
     sheet = staff.get(f"/events/staff/sessions/{second}/sign-in-sheet").get_data(as_text=True)
     assert "Ayse" in sheet and "Jan" in sheet and "Unterschrift" in sheet
+    assert staff.get(f"/events/staff/registrations/{ayse.id}/certificate").status_code == 404  # not issued yet
+    issued = staff.post(f"/events/staff/registrations/{ayse.id}/certificate")
+    assert issued.headers["Location"].endswith(f"/events/staff/registrations/{ayse.id}/certificate")
     certificate = staff.get(f"/events/staff/registrations/{ayse.id}/certificate").get_data(as_text=True)
     assert "Teilnahmebescheinigung" in certificate and "Ayse" in certificate and "Dauer: 9,0 Stunden" in certificate
-    assert staff.get(f"/events/staff/registrations/{jan.id}/certificate").status_code == 404  # not marked present
+    refused = staff.post(f"/events/staff/registrations/{jan.id}/certificate", follow_redirects=True)
+    assert "nur für Personen, die teilgenommen haben" in refused.get_data(as_text=True)  # not marked present
+    assert staff.get(f"/events/staff/registrations/{jan.id}/certificate").status_code == 404
     csv = staff.get(f"/events/staff/{training.id}/participants.csv")
     text = csv.get_data().decode("utf-8-sig")
     assert text.splitlines()[0].startswith("Name;E-Mail-Adresse;Organisation")
@@ -304,7 +309,7 @@ def test_person_export_and_delete_on_request(staff, make_training):
     registrations.register(training.id, "Next", "next@example.org")
     page = staff.get("/events/staff/people?email=Rita@example.org").get_data(as_text=True)
     assert training.title in page
-    export = json.loads(staff.get("/events/staff/people/export.json?email=rita@example.org").get_data())
+    export = json.loads(staff.post("/events/staff/people/export.json", data={"email": "rita@example.org"}).get_data())
     assert export["registrations"][0]["name"] == "Rita Roth"
     assert export["registrations"][0]["answers"] == {"dietary": "vegan"}
     assert export["mails"][0]["subject"] == "Bitte bestätigen Sie Ihre Anmeldung"
@@ -361,13 +366,15 @@ def test_manage_page_offers_the_calendar_and_hides_the_link_until_confirmed(clie
     assert "https://meet.example.org/x" in client.get(f"/events/registrations/{result.token}").get_data(as_text=True)
 
 
-def test_training_pages_are_accessible(staff, make_training):
+def test_training_pages_are_accessible(staff, make_training, make_user):
     from tests.test_pages import check_page
 
+    staff_user = make_user(Role.STAFF)
     training = make_training(seats=1, ask_accessibility=True, ask_dietary=True, free_question="Ihre Fälle?")
     registration = confirmed(training.id, "a@example.org")
     registrations.register(training.id, "W", "w@example.org")
-    participants.set_attendance(training.id, {(registration.id, training.sessions[0].id)})
+    participants.set_attendance(training.id, {(registration.id, training.sessions[0].id)}, staff_user)
+    participants.issue_certificate(registration.id, staff_user)
     for url in (f"/events/{training.id}", f"/events/staff/{training.id}", f"/events/staff/{training.id}/edit",
                 f"/events/staff/{training.id}/duplicate", f"/events/staff/{training.id}/message",
                 f"/events/staff/sessions/{training.sessions[0].id}/sign-in-sheet",

@@ -20,7 +20,8 @@ except ImportError:  # the chromium fixture says what to install (and fails unde
 
 def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
     """(url, screenshot name) per kind of visitor, from the demo content."""
-    from events import links
+    from accounts.models import User
+    from events import links, participants
     from events.models import Registration, RegistrationStatus, Training, TrainingStatus
     from materials.models import Material, Request, RequestStatus, Unit
 
@@ -34,12 +35,17 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
     attended = db.session.scalar(select(Registration).where(Registration.training_id == past.id))
     confirmed = db.session.scalar(select(Registration).where(Registration.status == RegistrationStatus.CONFIRMED,
                                                              Registration.training_id == full.id))
+    pending = db.session.scalar(select(Registration).where(Registration.status == RegistrationStatus.PENDING)
+                                .order_by(Registration.id))
+    team = db.session.scalar(select(User).where(User.email == "team@fundus.example"))
+    participants.issue_certificate(attended.id, team)
     assert full.status == TrainingStatus.PUBLISHED
     pages = {
         "anonymous": [
             ("/", "home"), ("/materials/", None), (f"/materials/{kit.id}", None), ("/events/", None),
             (f"/events/{full.id}", "registration-form"), ("/events/archive", None), ("/my/registrations", None),
             (f"/events/registrations/{links.manage_token(confirmed)}", "manage-registration"),
+            (f"/events/registrations/confirm/{links.confirm_token(pending)}", "confirm-registration"),
             ("/login", None), ("/apply", None), ("/imprint", None), ("/privacy", None),
         ],
         "partner": [
@@ -55,6 +61,9 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
             (f"/events/staff/{full.id}/edit", None), (f"/events/staff/{full.id}/message", None),
             (f"/events/staff/sessions/{past.sessions[0].id}/sign-in-sheet", "sign-in-sheet"),
             (f"/events/staff/registrations/{attended.id}/certificate", None),
+        ],
+        "admin": [
+            ("/admin/audit", "audit-trail"), (f"/admin/users/{team.id}/edit", None), ("/admin/users", None),
         ],
     }
     release()
@@ -76,12 +85,13 @@ def no_other_language(page, strings: list[str]) -> None:
     assert [s for s in strings if s in text] == [], f"other language left on {page.url}"
 
 
-@pytest.mark.parametrize("visitor", ["anonymous", "partner", "staff"])
+@pytest.mark.parametrize("visitor", ["anonymous", "partner", "staff", "admin"])
 def test_every_page_in_both_languages_at_both_sizes(context, live, visitor):
     pages = demo_pages()
     page = context.new_page()
     if visitor != "anonymous":
-        sign_in(page, "wohnen@partner.example" if visitor == "partner" else "team@fundus.example", DEMO_PASSWORD)
+        accounts = {"partner": "wohnen@partner.example", "staff": "team@fundus.example", "admin": "admin@fundus.example"}
+        sign_in(page, accounts[visitor], DEMO_PASSWORD)
     german, english = german_only_strings(), english_only_strings()
     for url, name in pages[visitor]:
         page.set_viewport_size(DESKTOP)
@@ -122,7 +132,7 @@ def test_printable_pages_print_on_a_sane_number_of_a4_pages(context, live):
     page.goto("/events/staff/")
     page.get_by_role("link", name="Vergangene Fortbildungen").click()
     page.get_by_role("link", name=re.compile("Fachtag Faire Vermietung")).click()
-    page.get_by_role("link", name="Bescheinigung").first.click()
+    page.get_by_role("button", name="Bescheinigung").first.click()
     check(page, "certificate")
     page.emulate_media(media="print")
     assert pdf_pages(page.pdf(format="A4")) == 1

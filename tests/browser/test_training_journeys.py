@@ -39,6 +39,8 @@ def test_trainee_finds_registers_confirms_downloads_and_cancels(page, live, make
     check(page)
 
     page.goto(live.link_in_last_mail("ayse@example.org", r"/events/registrations/confirm/[\w-]+"))
+    check(page)
+    page.get_by_role("button", name="Meine Anmeldung bestätigen").click()
     expect(page.get_by_role("status")).to_contain_text("Ihre E-Mail-Adresse ist bestätigt")
     check(page, "registration-confirmed")
     with page.expect_download() as download:
@@ -117,7 +119,7 @@ def test_staff_create_two_day_training_publish_mark_attendance_and_open_a_certif
     page.get_by_label(re.compile(r"Ayşe Kaya anwesend am")).first.check()
     page.get_by_role("button", name="Anwesenheit speichern").click()
     expect(page.get_by_role("status").or_(page.locator(".alert--success"))).to_contain_text("Anwesenheit gespeichert")
-    page.get_by_role("link", name="Bescheinigung").click()
+    page.get_by_role("button", name="Bescheinigung").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Teilnahmebescheinigung")
     expect(page.locator("main")).to_contain_text("Ayşe Kaya")
     check(page, "certificate")
@@ -167,6 +169,8 @@ def test_keyboard_only_registration_download_and_cancel(page, live, make_trainin
     expect(page.get_by_role("status")).to_contain_text("Wir halten einen Platz für Sie frei")
 
     page.goto(live.link_in_last_mail("kim@example.org", r"/events/registrations/confirm/[\w-]+"))
+    tab_to(page, lambda f: f["text"] == "Meine Anmeldung bestätigen")
+    page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_contain_text("Ihre E-Mail-Adresse ist bestätigt")
     tab_to(page, lambda f: f["text"] == "In meinen Kalender (.ics)")
     with page.expect_download() as download:

@@ -1,0 +1,171 @@
+"""State machines: one table of moves per model; a refused move changes nothing, on both databases;
+seats and blocked units held by the rules, the seats by the database itself."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from accounts.models import Role
+from core.errors import DomainError
+from core.extensions import db
+from core.i18n import local_today
+from core.states import IllegalTransition
+from events import registrations, trainings
+from events.errors import EventsError
+from events.models import Registration, RegistrationStatus, Training, TrainingStatus
+from materials import lending, units
+from materials.cart import add_to_cart, submit_request
+from materials.models import Delivery, Request, RequestStatus, UnitCondition
+from tests.conftest import run_concurrently
+
+
+def submitted(partner, kit, days: int = 10) -> Request:
+    start = local_today() + timedelta(days=days)
+    cart = add_to_cart({}, kit, starts_on=start, ends_on=start + timedelta(days=2))
+    return submit_request(partner, cart, f"key-{days}-{partner.id}", "Fachtag", "", Delivery.PICKUP, "")
+
+
+@pytest.mark.parametrize("action, prepare", [
+    ("approve", lambda req, staff: lending.reject_request(req.id, staff, "nein")),
+    ("close", lambda req, staff: None),  # only a returned request can be closed
+    ("hand_over", lambda req, staff: None),  # not approved yet
+    ("cancel", lambda req, staff: lending.cancel_request(req.id, staff)),
+])
+def test_an_illegal_request_transition_is_refused_and_changes_nothing(make_material, make_user, action, prepare):
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    kit = make_material(returnable=True, units={"de": ["K-1"]}).editions[0]
+    req = submitted(partner, kit)
+    prepare(req, staff)
+    db.session.expire_all()
+    before = (db.session.get(Request, req.id).status, db.session.scalar(text("SELECT count(*) FROM audit_entries")))
+    service = {"approve": lambda: lending.approve_request(req.id, staff),
+               "close": lambda: lending.close_request(req.id, staff),
+               "hand_over": lambda: lending.hand_over(req.id, [b.id for b in req.bookings], staff, True),
+               "cancel": lambda: lending.cancel_request(req.id, staff)}[action]
+    with pytest.raises(IllegalTransition):
+        service()
+    db.session.expire_all()
+    assert (db.session.get(Request, req.id).status,
+            db.session.scalar(text("SELECT count(*) FROM audit_entries"))) == before
+
+
+def test_illegal_training_and_registration_transitions_are_refused(make_training, make_user):
+    staff = make_user(Role.STAFF)
+    training = make_training(seats=1)
+    first = registrations.register(training.id, "Eins", "eins@example.org").registration
+    trainings.cancel_training(training.id, staff)
+    with pytest.raises(EventsError, match="Nur ein Entwurf"):
+        trainings.publish(training.id, staff)
+    with pytest.raises(EventsError, match="bereits abgesagt"):
+        trainings.cancel_training(training.id, staff)
+    with pytest.raises(EventsError):
+        registrations.give_seat(first.id, staff)
+    db.session.expire_all()
+    assert db.session.get(Training, training.id).status == TrainingStatus.CANCELLED
+    assert db.session.get(Registration, first.id).status == RegistrationStatus.CANCELLED
+
+
+def test_a_unit_in_good_condition_cannot_be_cleared_and_a_return_never_clears(make_material, make_user):
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["K-1"]}).editions[0]
+    unit = kit.units[0]
+    with pytest.raises(IllegalTransition):
+        units.clear_unit(unit.id, staff)
+    req = submitted(partner, kit, days=3)
+    lending.approve_request(req.id, staff)
+    lending.hand_over(req.id, [b.id for b in req.bookings], staff, True)
+    lending.take_back(req.bookings[0].id, staff, UnitCondition.DAMAGED, "Rolle geknickt")
+    assert db.session.get(type(unit), unit.id).condition == UnitCondition.DAMAGED
+    units.clear_unit(unit.id, staff)
+    assert db.session.get(type(unit), unit.id).condition == UnitCondition.GOOD
+
+
+def test_a_damaged_unit_never_leaves_the_house_for_an_older_reservation(make_material, make_user):
+    """DOMAIN rule 9: the unit came back damaged from one loan; another request had reserved it for
+    later. Its handover is refused with the reason until staff clear the unit (or give another unit)."""
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["K-1"]}, buffer_days=0).editions[0]
+    first, later = submitted(partner, kit, days=2), submitted(partner, kit, days=20)
+    for req in (first, later):
+        lending.approve_request(req.id, staff)
+    lending.hand_over(first.id, [b.id for b in first.bookings], staff, True)
+    lending.take_back(first.bookings[0].id, staff, UnitCondition.DAMAGED, "Tafel gebrochen")
+    with pytest.raises(DomainError) as refused:
+        lending.hand_over(later.id, [b.id for b in later.bookings], staff, True)
+    assert "Tafel gebrochen" in str(refused.value) and "K-1" in str(refused.value)
+    db.session.expire_all()
+    assert db.session.get(Request, later.id).status == RequestStatus.APPROVED
+
+
+def test_an_overbooking_written_around_the_service_fails_in_the_database(make_training):
+    """DOMAIN rule 3 held by the database: a seat-holding registration beyond the seats, written
+    with plain SQL, is refused, as is a waiting registration moved onto a seat or fewer seats."""
+    training = make_training(seats=1)
+    registrations.register(training.id, "Eins", "eins@example.org")
+    waiting = registrations.register(training.id, "Zwei", "zwei@example.org").registration
+    assert waiting.status == RegistrationStatus.WAITING
+    db.session.commit()
+    insert = text("INSERT INTO registrations (training_id, name, email, organisation, position, answers, locale, "
+                  "status, manage_token_hash, confirm_token_hash, consent_at, created_at, updated_at) VALUES "
+                  "(:t, 'X', 'x@example.org', '', '', '', 'de', 'confirmed', :m, :c, :now, :now, :now)")
+    from core.models import utcnow
+
+    now = utcnow().isoformat(sep=" ") if db.engine.dialect.name == "sqlite" else utcnow()
+    for attempt in (
+        lambda: db.session.execute(insert, {"t": training.id, "m": "m" * 64, "c": "c" * 64, "now": now}),
+        lambda: db.session.execute(update(Registration).where(Registration.id == waiting.id)
+                                   .values(status=RegistrationStatus.PENDING)),
+        lambda: db.session.execute(update(Training).where(Training.id == training.id).values(seats=0)),
+    ):
+        with pytest.raises(IntegrityError):
+            attempt()
+            db.session.flush()
+        db.session.rollback()
+    taken = db.session.scalar(select(Training.seats_taken).where(Training.id == training.id))
+    counted = db.session.scalar(select(func.count()).select_from(Registration).where(
+        Registration.training_id == training.id, Registration.status.in_(("pending", "confirmed"))))
+    assert taken == counted == 1
+
+
+def test_the_seat_counter_follows_every_change_under_concurrency(app, make_training):
+    """Registrations and cancellations at once, on two trainings in opposite order: the database's
+    counter always equals the seat holders, and never exceeds the seats."""
+    first, second = make_training(seats=5), make_training(seats=5)
+    ids = [first.id, second.id]
+
+    def go(i):
+        order = ids if i % 2 else ids[::-1]
+        return [registrations.register(t, f"P{i}", f"p{i}@example.org").registration.status for t in order]
+
+    results = run_concurrently(app, 16, go)
+    assert all(isinstance(r, list) for r in results), results
+    for training_id in ids:
+        taken = db.session.scalar(select(Training.seats_taken).where(Training.id == training_id))
+        holders = db.session.scalar(select(func.count()).select_from(Registration).where(
+            Registration.training_id == training_id, Registration.status.in_(("pending", "confirmed"))))
+        assert taken == holders == 5
+
+
+def test_a_cancelled_training_ends_every_registration(client, make_training, make_user):
+    """DOMAIN rule 10: after staff cancel, the pending registration cannot confirm any more, nobody
+    moves up from the waiting list, and everyone gets exactly one mail: the cancellation."""
+    from core.mail import OutboxMessage
+    from tests.test_registrations import links as mailed_links
+
+    training = make_training(seats=1)
+    registrations.register(training.id, "Offen", "offen@example.org")  # pending, holds the seat
+    registrations.register(training.id, "Wartet", "wartet@example.org")  # waiting list
+    before = {a: db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.to_addr == a))
+              for a in ("offen@example.org", "wartet@example.org")}
+    confirm_path = mailed_links("offen@example.org")["confirm"]
+    assert trainings.cancel_training(training.id, make_user(Role.STAFF), "Raum nicht verfügbar") == 2
+    db.session.expire_all()
+    assert {r.status for r in db.session.scalars(select(Registration))} == {RegistrationStatus.CANCELLED}
+    assert client.post(confirm_path).status_code == 410
+    for address, count in before.items():
+        subjects = db.session.scalars(select(OutboxMessage.subject).where(OutboxMessage.to_addr == address)
+                                      .order_by(OutboxMessage.id)).all()
+        assert len(subjects) == count + 1 and subjects[-1].startswith("Abgesagt")
+    assert db.session.scalar(select(Training.seats_taken).where(Training.id == training.id)) == 0
