@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import i18n
+from core.bounds import IdConverter, refuse_control_characters
 from core.config import load_config
 from core.db import configure_engine, ensure_schema
 from core.extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -36,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["PROXY_COUNT"]:
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    app.url_map.converters["int"] = IdConverter  # every <int:…> of a route fits the database (core.bounds)
     register_extensions(app)
     register_blueprints(app)
     register_hooks(app)
@@ -94,6 +96,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     app.before_request(ensure_schema)
+    app.before_request(refuse_control_characters)
     app.after_request(set_security_headers)
     app.after_request(deliver_after_response)
     app.jinja_env.filters["datetime"] = i18n.format_datetime

@@ -9,6 +9,7 @@ from sqlalchemy import Select, select
 
 from accounts.models import Role, User
 from core.audit import PUBLIC, SYSTEM, AuditEntry, entries_about
+from core.bounds import parse_date
 from core.extensions import db
 from core.i18n import local_tz
 from core.states import state_label
@@ -128,15 +129,12 @@ class AuditFilter:
     def from_args(cls, args) -> "AuditFilter":
         found = cls()
         actor = args.get("actor", "")
-        if actor in ACTORS or (actor.isdigit() and len(actor) < 10):
+        if actor in ACTORS or (actor.isdigit() and len(actor) <= 9):
             found.actor = actor
         if args.get("kind", "") in OBJECT_KINDS:
             found.kind = args["kind"]
         for name in ("start", "end"):
-            try:
-                setattr(found, name, date.fromisoformat(args.get(name, "")))
-            except ValueError:
-                pass
+            setattr(found, name, parse_date(args.get(name, "")))
         return found
 
     def args(self) -> dict:

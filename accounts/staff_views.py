@@ -14,6 +14,7 @@ from accounts.models import AccountApplication, ApplicationStatus, Organisation,
 from accounts.organisations import organisation_for, save_organisation
 from accounts.users import create_user
 from accounts.views import bp, organisation_choices
+from core.bounds import page_number
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.security import staff_required
@@ -42,7 +43,7 @@ def organisations():
         )
     if kind in {k.value for k in OrganisationKind}:
         query = query.where(Organisation.kind == OrganisationKind(kind))
-    page = db.paginate(query, per_page=50, error_out=False)
+    page = db.paginate(query, per_page=50, error_out=False, page=page_number())
     counts = dict(
         db.session.execute(
             select(User.organisation_id, func.count()).where(User.organisation_id.is_not(None))

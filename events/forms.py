@@ -22,6 +22,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
+from core.bounds import DateInRange
 from core.vocabulary import target_group_choices
 from events.models import FORMAT_LABELS, TrainingFormat
 
@@ -51,7 +52,7 @@ class RegistrationForm(FlaskForm):
 class SessionForm(Form):
     """One row of the sessions table; empty rows are ignored."""
 
-    day = DateField(_l("Date"), validators=[Optional()])
+    day = DateField(_l("Date"), validators=[Optional(), DateInRange()])
     starts = TimeField(_l("Start"), validators=[Optional()])
     ends = TimeField(_l("End"), validators=[Optional()])
 
@@ -91,9 +92,9 @@ class TrainingForm(FlaskForm):
     seats = IntegerField(_l("Seats"), validators=[InputRequired(message=_l("Please enter the number of seats.")),
                                                   NumberRange(min=1, max=10000)])
     registration_opens_at = DateTimeLocalField(_l("Registration opens"), format="%Y-%m-%dT%H:%M",
-                                               validators=[Optional()])
+                                               validators=[Optional(), DateInRange()])
     registration_closes_at = DateTimeLocalField(_l("Registration closes"), format="%Y-%m-%dT%H:%M",
-                                                validators=[Optional()])
+                                                validators=[Optional(), DateInRange()])
     sessions = FieldList(FormField(SessionForm), min_entries=3)
     handouts = SelectMultipleField(_l("Handouts from the catalogue"), coerce=int, validators=[Optional()])
     ask_accessibility = BooleanField(_l("Ask about accessibility needs"))

@@ -17,6 +17,7 @@ from core.extensions import db
 from core.i18n import format_date, format_datetime, from_local, to_local
 from core.models import utcnow
 from core.security import staff_required
+from core.text import is_email
 from events import participants as participants_module
 from events import personal_data, registrations, trainings
 from events.forms import MessageForm, TrainingForm
@@ -257,8 +258,8 @@ def person():
 @bp.post("/people/export.json")
 def person_export():
     """Everything stored about one address as a JSON file (the export is recorded)."""
-    email = request.form.get("email", "").strip()[:254]
-    if not email:
+    email = request.form.get("email", "").strip()
+    if not is_email(email):
         abort(400)
     body = json.dumps(personal_data.person_export(email, current_user), ensure_ascii=False, indent=2)
     return Response(body, content_type="application/json; charset=utf-8",
@@ -269,8 +270,8 @@ def person_export():
 @action(lambda: url_for("trainings.person"))
 def person_delete():
     """Erase an address's personal data (registrations stay, anonymised, for the figures)."""
-    email = request.form.get("email", "").strip()[:254]
-    if not email:
+    email = request.form.get("email", "").strip()
+    if not is_email(email):
         abort(400)
     count = personal_data.delete_person(email, current_user)
     flash(_("The personal data of %(n)s registrations is deleted.", n=count), "success")

@@ -3,7 +3,6 @@ and a registration's confirm and manage links."""
 
 import hashlib
 import json
-from datetime import date
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -11,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from core.bounds import page_number, parse_month
 from core.errors import action, shown_at
 from core.extensions import db, limiter
 from core.i18n import local_today
@@ -64,7 +64,7 @@ def manage(token: str):
 @bp.get("/archive")
 def archive():
     """Past trainings, newest first."""
-    page = db.paginate(trainings.archive(), per_page=PROGRAMME_PAGE, error_out=False)
+    page = db.paginate(trainings.archive(), per_page=PROGRAMME_PAGE, error_out=False, page=page_number())
     return render_template("events/archive.html", page=page)
 
 
@@ -82,11 +82,9 @@ def programme():
     group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
     fmt = TrainingFormat._value2member_map_.get(request.args.get("format", ""))
     month = request.args.get("month", "")
-    try:
-        first_day = date.fromisoformat(month + "-01") if len(month) == 7 else None
-    except ValueError:  # not a month: the programme unfiltered, as for an empty field
-        first_day = None
-    page = db.paginate(trainings.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False)
+    first_day = parse_month(month)  # not a month (or out of range): the programme unfiltered
+    page = db.paginate(trainings.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False,
+                       page=page_number())
     return render_template("events/programme.html", page=page, group=group, fmt=fmt,
                            month=month if first_day else "", target_groups=list(TargetGroup),
                            formats=list(TrainingFormat))

@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from accounts.models import User
 from core import audit
+from core.bounds import FIRST_DAY, LAST_DAY, parse_date
 from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
@@ -39,12 +40,13 @@ class CatalogueQuery:
         language = args.get("language", "").strip().lower()
         query.language = language if language.isalpha() and len(language) <= 3 else ""
         for name in ("available_from", "available_to"):
-            raw = args.get(name, "").strip()
+            raw = args.get(name, "").strip()[:40]
             if raw:
-                try:
-                    setattr(query, name, date.fromisoformat(raw))
-                except ValueError:
-                    query.errors.append(_l("“%(value)s” is not a date (YYYY-MM-DD).", value=raw))
+                day = parse_date(raw)
+                if day is None:
+                    query.errors.append(_l("“%(value)s” is not a date from %(first)s to %(last)s (YYYY-MM-DD).",
+                                           value=raw, first=FIRST_DAY.year, last=LAST_DAY.year))
+                setattr(query, name, day)
         if query.available_from and not query.available_to:
             query.available_to = query.available_from
         if query.available_to and not query.available_from:

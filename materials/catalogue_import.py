@@ -1,5 +1,6 @@
 """Adding materials from a CSV file, row by row: good rows go in, bad rows are reported."""
 
+import re
 from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
@@ -8,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
 from core import audit
+from core.bounds import CONTROL, MAX_NUMBER
 from core.db import unit_of_work
 from core.extensions import db
 from core.vocabulary import TargetGroup
@@ -90,7 +92,30 @@ def import_catalogue(data: bytes, user: User) -> ImportReport:
     return report
 
 
+# Longest text per column, as in the material form and the database.
+TEXT_LIMITS = {"title": 300, "subtitle": 300, "description": 10000, "publisher": 300, "topics": 500,
+               "target_groups": 300, "languages": 100, "units": 5000, "stock": 1000, "kind": 32}
+UNIT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,49}$")
+
+
+def _number(row: dict, name: str, low: int, high: int) -> int | None:
+    """An optional whole number of a column, within ``low`` … ``high``."""
+    raw = row.get(name, "")
+    if not raw:
+        return None
+    if not re.fullmatch(r"-?\d{1,10}", raw) or not low <= int(raw) <= high:
+        raise MaterialsError(_l("%(column)s: enter a whole number from %(low)s to %(high)s.", column=name, low=low,
+                                high=high))
+    return int(raw)
+
+
 def _import_row(row: dict, user: User) -> Material:
+    for name, value in row.items():
+        if CONTROL.search(value):
+            raise MaterialsError(_l("%(column)s contains control characters.", column=name))
+        if len(value) > TEXT_LIMITS.get(name, 1000):
+            raise MaterialsError(_l("%(column)s is longer than %(n)s characters.", column=name,
+                                    n=TEXT_LIMITS.get(name, 1000)))
     title = row.get("title", "")
     if not title:
         raise MaterialsError(_l("The title is missing."))
@@ -114,9 +139,9 @@ def _import_row(row: dict, user: User) -> Material:
         title=title, subtitle=row.get("subtitle", ""), kind=kind,
         lending=Lending.RETURNABLE if returnable else Lending.GIVEAWAY,
         description=row.get("description", ""), target_groups=",".join(groups), publisher=row.get("publisher", ""),
-        year=int(row["year"]) if row.get("year") else None,
-        per_request_max=int(row["per_request_max"]) if row.get("per_request_max") else None,
-        loan_days_max=int(row["loan_days_max"]) if row.get("loan_days_max") else None,
+        year=_number(row, "year", 1950, 2100),
+        per_request_max=_number(row, "per_request_max", 1, MAX_NUMBER),
+        loan_days_max=_number(row, "loan_days_max", 1, 365),
     )
     editions = {e.language: e for e in material.editions}
     db.session.flush()
@@ -125,14 +150,15 @@ def _import_row(row: dict, user: User) -> Material:
             if language not in editions:
                 raise MaterialsError(_l("Units for %(code)s, but that language is not listed.", code=language))
             for code in codes.split():
+                if not UNIT_CODE.match(code):
+                    raise MaterialsError(_l("“%(code)s” is not an inventory code (letters, digits and - . _ /, at "
+                                            "most 50).", code=code[:60]))
                 db.session.add(Unit(edition=editions[language], inventory_code=code.upper()))
     else:
         for language, amount in _pairs(row.get("stock", "")).items():
             if language not in editions:
                 raise MaterialsError(_l("Stock for %(code)s, but that language is not listed.", code=language))
-            quantity = int(amount)
-            if quantity < 0:
-                raise MaterialsError(_l("Stock cannot be negative."))
+            quantity = _number({"stock": amount}, "stock", 0, MAX_NUMBER) or 0
             if quantity:
                 change_stock(editions[language].id, quantity, StockReason.INTAKE, user, note="CSV-Import")
     db.session.flush()

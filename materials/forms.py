@@ -16,6 +16,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
+from core.bounds import MAX_NUMBER, DateInRange
 from core.vocabulary import target_group_choices
 from materials.models import MATERIAL_KIND_LABELS, MaterialKind
 
@@ -70,11 +71,12 @@ class MaterialForm(FlaskForm):
     year = IntegerField(_l("Year"), validators=[
         Optional(), NumberRange(min=1950, max=2100, message=_l("Enter a year between 1950 and 2100."))])
     per_request_max = IntegerField(
-        _l("Most copies per request"), validators=[Optional(), NumberRange(min=1, message=_l("Enter 1 or more."))]
+        _l("Most copies per request"),
+        validators=[Optional(), NumberRange(min=1, max=MAX_NUMBER, message=_l("Enter 1 or more."))]
     )
     low_stock_threshold = IntegerField(
         _l("Warn when stock falls below"), default=0,
-        validators=[Optional(), NumberRange(min=0, message=_l("Enter 0 or more."))]
+        validators=[Optional(), NumberRange(min=0, max=MAX_NUMBER, message=_l("Enter 0 or more."))]
     )
     loan_days_max = IntegerField(
         _l("Longest loan in days"), validators=[Optional(), NumberRange(min=1, max=365, message=_l("Enter 1 to 365."))]
@@ -141,9 +143,11 @@ class AddQuantityForm(FlaskForm):
 class AddPeriodForm(FlaskForm):
     edition_id = SelectField(_l("Language"), coerce=int)
     starts_on = DateField(_l("Pickup date"),
-                          validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
+                          validators=[InputRequired(message=_l("Choose the pickup and the return date.")),
+                                      DateInRange()])
     ends_on = DateField(_l("Return date"),
-                        validators=[InputRequired(message=_l("Choose the pickup and the return date."))])
+                        validators=[InputRequired(message=_l("Choose the pickup and the return date.")),
+                                    DateInRange()])
     submit = SubmitField(_l("Add to request"))
 
 

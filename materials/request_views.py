@@ -1,7 +1,6 @@
 """Request pages: partners collect items and submit; everyone of the organisation sees its requests; staff decide."""
 
 import secrets
-from datetime import date
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -11,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from accounts.audit_log import history
 from accounts.models import Organisation
+from core.bounds import FIRST_DAY, LAST_DAY, arg_id, page_number, parse_date
 from core.csv_export import csv_bytes
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
@@ -82,7 +82,7 @@ def cart():
     return render_template("materials/cart.html", items=items, form=form, problems=problems)
 
 
-@bp.post("/cart/remove/<int:index>")
+@bp.post("/cart/remove/<int(min=0):index>")
 @login_required
 def remove(index: int):
     """Take one item out of the request being put together."""
@@ -105,10 +105,10 @@ def index():
     if status in RequestStatus._value2member_map_:
         query = query.where(Request.status == RequestStatus(status))
     organisation = None
-    if current_user.is_staff and request.args.get("organisation", "").isdigit():
-        organisation = db.get_or_404(Organisation, int(request.args["organisation"]))
+    if current_user.is_staff and arg_id("organisation"):
+        organisation = db.get_or_404(Organisation, arg_id("organisation"))
         query = query.where(Request.organisation_id == organisation.id)
-    page = db.paginate(query, per_page=30, error_out=False)
+    page = db.paginate(query, per_page=30, error_out=False, page=page_number())
     return render_template("materials/requests.html", page=page, status=status, statuses=list(RequestStatus),
                            organisation=organisation)
 
@@ -223,7 +223,8 @@ def loans(kind: str):
     """One of the overview's loan lists in full, 50 to a page (overdue: the longest overdue first)."""
     if kind not in LOAN_PAGES:
         abort(404)
-    page = staff_lists.StaffPage(per_page=50, error_out=False, staff_list=staff_lists.loans_list(kind, local_today()))
+    page = staff_lists.StaffPage(page=page_number(), per_page=50, error_out=False,
+                                 staff_list=staff_lists.loans_list(kind, local_today()))
     title, empty = LOAN_PAGES[kind]
     return render_template("materials/loans.html", kind=kind, page=page, title=title(), empty=empty())
 
@@ -232,7 +233,8 @@ def loans(kind: str):
 @staff_required
 def low_stock():
     """The overview's low-stock list in full, 50 to a page, the emptiest first."""
-    page = staff_lists.StaffPage(per_page=50, error_out=False, staff_list=staff_lists.low_stock_list())
+    page = staff_lists.StaffPage(page=page_number(), per_page=50, error_out=False,
+                                 staff_list=staff_lists.low_stock_list())
     return render_template("materials/low_stock.html", page=page)
 
 
@@ -242,10 +244,10 @@ def low_stock():
 def extend(booking_id: int):
     """Give a borrower more time, if no later booking of the unit is in the way."""
     booking_for(current_user, booking_id)
-    try:
-        new_end = date.fromisoformat(request.form.get("ends_on", ""))
-    except ValueError:
-        flash(_("“%(value)s” is not a date (YYYY-MM-DD).", value=request.form.get("ends_on", "")), "error")
+    new_end = parse_date(request.form.get("ends_on", ""))
+    if new_end is None:
+        flash(_("“%(value)s” is not a date from %(first)s to %(last)s (YYYY-MM-DD).",
+                value=request.form.get("ends_on", "")[:40], first=FIRST_DAY.year, last=LAST_DAY.year), "error")
         return None
     bookings.extend_booking(booking_id, new_end, current_user)
     flash(_("The return date is now %(date)s.", date=new_end.strftime("%d.%m.%Y")), "success")
@@ -261,12 +263,12 @@ def export(kind: str):
     if kind not in EXPORTS:
         abort(404)
     today = local_today()
-    try:
-        start = date.fromisoformat(request.args.get("from") or today.replace(month=1, day=1).isoformat())
-        end = date.fromisoformat(request.args.get("to") or today.isoformat())
-    except ValueError:
-        flash(_("“%(value)s” is not a date (YYYY-MM-DD).",
-                value=request.args.get("from", "") or request.args.get("to", "")), "error")
+    start = parse_date(request.args.get("from") or today.replace(month=1, day=1).isoformat())
+    end = parse_date(request.args.get("to") or today.isoformat())
+    if start is None or end is None:
+        flash(_("“%(value)s” is not a date from %(first)s to %(last)s (YYYY-MM-DD).",
+                value=(request.args.get("from", "") if start is None else request.args.get("to", ""))[:40],
+                first=FIRST_DAY.year, last=LAST_DAY.year), "error")
         return redirect(url_for("requests.overview"))
     header, rows = exports.export_rows(kind, start, end)
     filename = f"fundus-{kind}-{start.isoformat()}-{end.isoformat()}.csv"

@@ -1,6 +1,5 @@
 """Catalogue pages for everyone, and the staff pages to keep materials, stock and units."""
 
-from datetime import date
 
 import segno
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from accounts.audit_log import history
+from core.bounds import page_number, parse_month
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import local_today
@@ -55,6 +55,7 @@ def catalogue():
         search_catalogue(query, include_archived=staff and request.args.get("archived") == "1"),
         per_page=20,
         error_out=False,
+        page=page_number(),
     )
     topics = db.session.scalars(select(Topic).order_by(Topic.name)).all()
     languages = sorted(set(db.session.scalars(select(Edition.language).distinct())), key=language_name)
@@ -70,10 +71,7 @@ def detail(material_id: int):
     material = material_for(current_user, material_id)
     weeks, month = None, None
     if material.is_returnable:
-        try:
-            month = date.fromisoformat(request.args.get("month", "") + "-01")
-        except ValueError:
-            month = local_today().replace(day=1)
+        month = parse_month(request.args.get("month", "")) or local_today().replace(day=1)
         weeks = bookings.month_availability(material, month)
     add_form = None
     if current_user.is_authenticated and current_user.organisation_id and not material.archived_at:

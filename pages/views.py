@@ -82,7 +82,8 @@ def domain_error(error: DomainError):
 def http_error(error: HTTPException):
     if error.code is None or error.code < 400:
         return error
-    return render_error(error.code)
+    message = getattr(error, "user_message", None)
+    return render_error(error.code, str(message) if message else None)
 
 
 @bp.app_errorhandler(Exception)

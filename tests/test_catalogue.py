@@ -85,7 +85,8 @@ def test_giveaway_material_counts_as_free_only_with_stock(client, make_material)
 def test_bad_dates_get_a_message(client, make_material):
     make_material(title="Irgendwas")
     page = titles(client, available_from="31.02.2027")
-    assert "„31.02.2027“ ist kein Datum (JJJJ-MM-TT)." in page
+    assert "„31.02.2027“ ist kein Datum zwischen 2000 und 2099 (JJJJ-MM-TT)." in page
+    assert "ist kein Datum zwischen 2000 und 2099" in titles(client, available_from="9999-12-31")
     page = titles(client, available_from="2027-03-10", available_to="2027-03-01")
     assert "Das Ende des Zeitraums liegt vor seinem Beginn." in page and "Irgendwas" in page
 
@@ -217,7 +218,8 @@ def test_csv_import_reports_accepted_and_refused_rows(client, make_user, login):
     page = upload(client, IMPORT_CSV.encode("utf-8")).get_data(as_text=True)
     assert "2 Zeilen übernommen, 6 Zeilen abgewiesen." in page
     for reason in ("Der Titel fehlt.", "„Ratgeber Mietvertrag“ ist schon im Katalog.", "Unbekannte Art „castle“",
-                   "Bestand für en, aber diese Sprache ist nicht aufgeführt.", "Ungültiger Wert"):
+                   "Bestand für en, aber diese Sprache ist nicht aufgeführt.",
+                   "stock: Geben Sie eine ganze Zahl von 0 bis 1000000 ein."):
         assert reason in page, reason
     brochure = db.session.scalar(select(Material).where(Material.title == "Ratgeber Mietvertrag"))
     assert {e.language: e.stock_on_hand for e in brochure.editions} == {"de": 300, "tr": 50}
@@ -225,6 +227,21 @@ def test_csv_import_reports_accepted_and_refused_rows(client, make_user, login):
     kit = db.session.scalar(select(Material).where(Material.title == "Ausstellung Nachbarn"))
     assert sorted(u.inventory_code for u in kit.editions[0].units) == ["AN-01", "AN-02"]
     assert db.session.scalar(select(func.count()).select_from(Material)) == 2  # refused rows left nothing
+
+
+def test_csv_import_refuses_extreme_values_row_by_row(client, make_user, login):
+    """Values beyond what the columns hold are refused with a reason (PostgreSQL refused them with a 500)."""
+    login(make_user(Role.STAFF))
+    rows = ["title;kind;year;stock;units;loan_days_max;per_request_max",
+            "Jahr;brochure;99999999999;;;;", "Bestand;brochure;;de=99999999999;;;", "Leihe;exhibition;;;;99999999;",
+            "Menge;brochure;;;;;3000000000", "Nul\x00l;brochure;;;;;", f"{'T' * 301};brochure;;;;;",
+            f"Code;exhibition;;;de={'C' * 51};;", "Gut;brochure;2024;de=10;;;5"]
+    page = upload(client, "\n".join(rows).encode()).get_data(as_text=True)
+    assert "1 Zeilen übernommen, 7 Zeilen abgewiesen." in page or "1 Zeile übernommen, 7 Zeilen abgewiesen." in page
+    for reason in ("year: Geben Sie eine ganze Zahl von 1950 bis 2100 ein.", "Steuerzeichen", "länger als 300 Zeichen",
+                   "ist keine Inventarnummer", "loan_days_max: Geben Sie eine ganze Zahl von 1 bis 365 ein."):
+        assert reason in page, reason
+    assert db.session.scalars(select(Material.title)).all() == ["Gut"]
 
 
 def test_csv_import_refuses_broken_files_whole(client, make_user, login, monkeypatch):
