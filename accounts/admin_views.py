@@ -93,7 +93,7 @@ def outbox():
 def outbox_retry(message_id: int):
     """Queue a mail that gave up once more."""
     db.get_or_404(OutboxMessage, message_id)
-    if ActionForm().validate_on_submit() and retry_failed(message_id):
+    if ActionForm().validate_on_submit() and retry_failed(message_id, current_user):
         flash(_("The mail is queued again."), "success")
 
 

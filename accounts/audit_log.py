@@ -1,15 +1,16 @@
 """The audit trail as people read it: an object's history on its page, and the admins' list with
 filters and a CSV file. The entries themselves are written by ``core.audit``."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 
 from accounts.models import Role, User
-from core.audit import PUBLIC, SYSTEM, AuditEntry, entries_about
-from core.bounds import parse_date
+from core.audit import NAMES, PUBLIC, SYSTEM, AuditEntry, entries_about
+from core.bounds import FIRST_DAY, LAST_DAY, parse_date
 from core.extensions import db
 from core.i18n import local_tz
 from core.states import state_label
@@ -26,6 +27,7 @@ OBJECT_KINDS = {
     "user": _l("Account"),
     "organisation": _l("Organisation"),
     "application": _l("Application"),
+    "mail": _l("Mail"),
 }
 
 ACTIONS = {
@@ -63,7 +65,19 @@ ACTIONS = {
     "delete": _l("data deleted"),
     "invite": _l("invitation sent"),
     "password": _l("password changed"),
+    "retry": _l("queued again"),
 }
+# Where an object type needs its own word for an action.
+TYPED_ACTIONS = {("training", "cancel"): _l("training cancelled")}
+# Names of the fields an "edit" of an account or organisation lists.
+FIELDS = {"email": _l("e-mail address"), "name": _l("name"), "role": _l("role"), "locale": _l("language"),
+          "organisation": _l("organisation"), "active": _l("active"), "profile": _l("own profile"),
+          "kind": _l("kind"), "street": _l("street"), "postcode": _l("postcode"), "city": _l("city"),
+          "phone": _l("phone"), "notes": _l("notes")}
+# What a number in ``details`` counts, per action.
+COUNTS = {"attendance": _l("%(n)s marked present"), "message": _l("to %(n)s people"),
+          "certificate": _l("%(n)s sessions"), "export": _l("%(n)s registrations"),
+          "delete": _l("%(n)s registrations")}
 
 ACTORS = {PUBLIC: _l("Someone without an account"), SYSTEM: _l("Automatic (jobs)")}
 
@@ -82,28 +96,79 @@ class HistoryRow:
         role = Role._value2member_map_.get(self.entry.actor_role)
         return role.label if role else self.entry.actor_role
 
+    object_name: str = ""
+
     @property
     def kind(self) -> str:
         kind = OBJECT_KINDS.get(self.entry.object_type)
         label = str(kind) if kind else self.entry.object_type
+        if self.object_name:
+            return f"{label} {self.object_name}"
         return f"{label} #{self.entry.object_id}" if self.entry.object_id else label
 
     @property
+    def link(self) -> str | None:
+        """The object's page, where there is one."""
+        entry = self.entry
+        pages = {"request": ("requests.detail", "request_id"), "unit": ("materials.unit", "unit_id"),
+                 "material": ("materials.manage", "material_id"), "training": ("trainings.participants", "training_id"),
+                 "organisation": ("accounts.organisation_detail", "organisation_id"),
+                 "user": ("accounts.user_edit", "user_id"), "application": ("accounts.application_detail",
+                                                                            "application_id")}
+        if entry.object_type not in pages or not entry.object_id:
+            return None
+        endpoint, arg = pages[entry.object_type]
+        return url_for(endpoint, **{arg: entry.object_id})
+
+    @property
     def what(self) -> str:
-        action = ACTIONS.get(self.entry.action)
+        action = TYPED_ACTIONS.get((self.entry.object_type, self.entry.action)) or ACTIONS.get(self.entry.action)
         return str(action) if action else self.entry.action
 
     @property
     def change(self) -> str:
         entry = self.entry
-        before, after = (state_label(entry.object_type, s) for s in (entry.from_state, entry.to_state))
+        before, after = (self._state(s) for s in (entry.from_state, entry.to_state))
         if before and after and before != after:
             return f"{before} → {after}"
         return after if after and not before else ""
 
+    def _state(self, value: str) -> str:
+        role = Role._value2member_map_.get(value) if self.entry.object_type == "user" else None
+        return role.label if role else state_label(self.entry.object_type, value)
+
+    @property
+    def details(self) -> str:
+        """What changed, in the reader's language: counts and field names are words, not codes."""
+        entry = self.entry
+        if entry.action in COUNTS and entry.details.isdigit():
+            return str(COUNTS[entry.action] % {"n": entry.details})
+        if entry.action == "edit" and entry.object_type in ("user", "organisation") and entry.details:
+            return ", ".join(str(FIELDS.get(code, code)) for code in entry.details.split(", "))
+        if entry.action == "import" and " / " in entry.details:
+            added, rows = entry.details.split(" / ", 1)
+            return str(_l("%(added)s of %(rows)s rows", added=added, rows=rows))
+        return entry.details
+
+    @property
+    def role(self) -> str:
+        if self.entry.actor_role in ACTORS:
+            return str(ACTORS[self.entry.actor_role])
+        role = Role._value2member_map_.get(self.entry.actor_role)
+        return role.label if role else self.entry.actor_role
+
 
 def _rows(query: Select) -> list[HistoryRow]:
-    return [HistoryRow(entry, name) for entry, name in db.session.execute(query)]
+    """The entries with their actors' names and the names of what they are about (one query a kind)."""
+    rows = [HistoryRow(entry, name) for entry, name in db.session.execute(query)]
+    wanted: dict[str, set[int]] = {}
+    for row in rows:
+        if row.entry.object_id and row.entry.object_type in NAMES:
+            wanted.setdefault(row.entry.object_type, set()).add(row.entry.object_id)
+    found = {kind: NAMES[kind](sorted(ids)) for kind, ids in wanted.items()}
+    for row in rows:
+        row.object_name = str(found.get(row.entry.object_type, {}).get(row.entry.object_id, ""))
+    return rows
 
 
 def _entries() -> Select:
@@ -124,6 +189,7 @@ class AuditFilter:
     kind: str = ""
     start: date | None = None
     end: date | None = None
+    errors: list = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args) -> "AuditFilter":
@@ -134,7 +200,11 @@ class AuditFilter:
         if args.get("kind", "") in OBJECT_KINDS:
             found.kind = args["kind"]
         for name in ("start", "end"):
-            setattr(found, name, parse_date(args.get(name, "")))
+            raw = args.get(name, "").strip()[:40]
+            setattr(found, name, parse_date(raw))
+            if raw and getattr(found, name) is None:
+                found.errors.append(_l("“%(value)s” is not a date from %(first)s to %(last)s (YYYY-MM-DD).",
+                                       value=raw, first=FIRST_DAY.year, last=LAST_DAY.year))
         return found
 
     def args(self) -> dict:
@@ -168,13 +238,14 @@ def csv_table(found: AuditFilter) -> tuple[list[str], list[list]]:
     """Header and rows of the filtered trail for a CSV file."""
     header = [str(h) for h in (_l("When"), _l("Who"), _l("Role"), _l("Object"), _l("What"), _l("Change"),
                                _l("Reason"), _l("Details"))]
-    rows = [[r.entry.created_at, r.who, r.entry.actor_role, r.kind, r.what, r.change, r.entry.reason, r.entry.details]
+    rows = [[r.entry.created_at, r.who, r.role, r.kind, r.what, r.change, r.entry.reason, r.details]
             for r in _rows(found.query())]
     return header, rows
 
 
 def actors() -> list[tuple[str, str]]:
-    """The choices of the "who" filter: staff and admin accounts, then the two kinds without one."""
-    people = db.session.execute(select(User.id, User.name).where(User.role.in_((Role.STAFF, Role.ADMIN)))
-                                .order_by(User.name))
+    """The choices of the "who" filter: every account that has acted, then the two kinds without one."""
+    people = db.session.execute(select(User.id, User.name).where(
+        User.id.in_(select(AuditEntry.actor_id).where(AuditEntry.actor_id.is_not(None)).distinct()))
+        .order_by(User.name))
     return [(str(row.id), row.name) for row in people] + [(key, str(label)) for key, label in ACTORS.items()]

@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from core import audit
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
 from core.states import Stateful, StateMachine, moves
@@ -211,3 +212,8 @@ class UserToken(db.Model):
     used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+audit.names("user", User.name)
+audit.names("organisation", Organisation.name)
+audit.names("application", AccountApplication.name)

@@ -9,7 +9,7 @@ text (when the retention rules of DOMAIN rule 7 remove personal data).
 """
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +62,24 @@ class Subject:
     id: int | None = None
 
 
+NAMES: dict[str, Callable[[list[int]], dict[int, str]]] = {}
+
+
+def names(object_type: str, column, *joins) -> None:
+    """Register how the trail names objects of a type for people: by ``column`` (an inventory code, a
+    title) of the type's model, reached through ``joins``. Features register their own, so core needs
+    none of their models."""
+    model = joins[0] if joins else column.class_
+
+    def lookup(ids: list[int]) -> dict[int, str]:
+        query = select(model.id, column)
+        for target in joins[1:]:
+            query = query.join(target)
+        return dict(db.session.execute(query.where(model.id.in_(ids))).all())
+
+    NAMES[object_type] = lookup
+
+
 def type_of(obj) -> str:
     """The name an object goes by in the trail: its ``audit_type``, else its class name."""
     cls = obj if isinstance(obj, type) else type(obj)
@@ -105,10 +123,12 @@ def entries_about(obj_type: str, object_ids):
 
 
 def forget_text(obj_type: str, object_ids) -> None:
-    """Remove what people typed (the reasons) from the entries about these objects, whose personal data
-    is being removed. ``details`` are written by the code from codes, numbers and titles, never from
+    """Remove what people typed (the reasons) from the entries whose object is one of these, whose
+    personal data is being removed. Entries that only refer to them (a training's cancellation) keep
+    their reason; ``details`` are written by the code from codes, numbers and titles, never from
     personal data, and stay."""
     ids = list(object_ids)
     if ids:
-        db.session.execute(update(AuditEntry).where(AuditEntry.id.in_(entries_about(obj_type, ids)))
+        db.session.execute(update(AuditEntry).where(AuditEntry.object_type == obj_type,
+                                                    AuditEntry.object_id.in_(ids), AuditEntry.reason != "")
                            .values(reason="").execution_options(synchronize_session=False))

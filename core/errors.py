@@ -40,20 +40,21 @@ def shown_at(form):
             flash(str(error.message), "error")
 
 
-def action(back):
+def action(back, refused=None):
     """For a view behind a button: it calls its service and flashes what happened; a domain error is
-    flashed instead. Either way the browser then goes to ``back(**view_args)``,
-    unless the view returned a response of its own."""
+    flashed instead. Then the browser goes to ``back(**view_args)`` (after a refusal to
+    ``refused(**view_args)`` if given), unless the view returned a response of its own."""
 
     def decorator(view):
         @wraps(view)
         def run(**kwargs):
+            target = back
             try:
                 response = view(**kwargs)
             except DomainError as error:
                 flash(str(error.message), "error")
-                response = None
-            return response if response is not None else redirect(back(**kwargs))
+                response, target = None, refused or back
+            return response if response is not None else redirect(target(**kwargs))
 
         return run
 

@@ -26,6 +26,8 @@ from flask_babel import force_locale
 from sqlalchemy import Enum, Index, LargeBinary, String, Text, or_, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core import audit
+from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
 
@@ -228,15 +230,18 @@ def deliver_pending(ids: list[int] | None = None, limit: int = 200) -> DeliveryR
     return report
 
 
-def retry_failed(message_id: int) -> bool:
-    """Put a message that gave up back into the queue."""
+@unit_of_work
+def retry_failed(message_id: int, actor) -> bool:
+    """An admin puts a message that gave up back into the queue (recorded)."""
     result = db.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.FAILED)
         .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_until=None)
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
+    if result.rowcount == 1:
+        audit.record(actor, "retry", audit.Subject("mail", message_id), from_state=OutboxStatus.FAILED,
+                     to_state=OutboxStatus.PENDING)
     return result.rowcount == 1
 
 

@@ -74,6 +74,11 @@ class Stateful:
     def can(self, action: str) -> bool:
         return self.states.allows(self, action)
 
+    @property
+    def state(self) -> str:
+        """The current state's value, which action forms send back as ``seen`` (see ``seen_state``)."""
+        return getattr(self, self.states.attribute).value
+
 
 def state_label(object_type: str, value: str) -> str:
     """The translated name of a state recorded in the audit trail (the value itself if unknown)."""
@@ -103,3 +108,9 @@ def transition(model, object_id: int, action: str, actor, to=None, **entry):
     obj = lock(model, object_id)
     model.states.move(obj, action, actor, to=to, **entry)
     return obj
+
+
+def seen_state(form) -> str | None:
+    """The state an action form was shown in (its hidden ``seen`` field), or None if it sent none."""
+    value = form.get("seen", "")
+    return value if value.isidentifier() and len(value) <= 40 else None

@@ -63,9 +63,11 @@ def personal_feed_version(query) -> tuple:
 
 
 def personal_query(email: str):
-    """Trainings the address holds a seat for, for the personal feed (cancelled trainings stay in it)."""
+    """Trainings the address holds a seat for, for the personal feed; a training cancelled while the
+    person held a seat stays in it, marked cancelled, so their calendar shows the cancellation."""
     return (select(Training).join(Registration, Registration.training_id == Training.id)
-            .where(Registration.email == email, Registration.status.in_(SEAT_HOLDING),
+            .where(Registration.email == email,
+                   Registration.status.in_(SEAT_HOLDING) | Registration.ended_with_seat_at.is_not(None),
                    Training.status != TrainingStatus.DRAFT))
 
 

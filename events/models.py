@@ -14,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, event, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from core import audit
 from core.changes import bump
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum
@@ -225,6 +226,9 @@ class Registration(Stateful, TimestampMixin, db.Model):
     link_salt: Mapped[str | None] = mapped_column(String(64))
     reminded_at: Mapped[datetime | None]  # the reminder two days before was sent
     anonymised_at: Mapped[datetime | None]  # personal data removed; the row stays for statistics
+    # When the training's cancellation ended it while it held a seat: the person's calendar keeps the
+    # training, as cancelled, instead of losing it.
+    ended_with_seat_at: Mapped[datetime | None]
 
     training: Mapped[Training] = relationship(back_populates="registrations")
     attended: Mapped[list["Attendance"]] = relationship(back_populates="registration", cascade="all, delete-orphan")
@@ -278,3 +282,7 @@ class TraineeKey(TimestampMixin, db.Model):
     list_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     calendar_salt: Mapped[str] = mapped_column(String(64))
     calendar_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+audit.names("training", Training.title)
+audit.names("registration", Registration.name)

@@ -62,7 +62,7 @@ def message_participants(training_id: int, subject: str, body: str, actor: User,
     recipients = registrations_of(training, statuses)
     for registration in recipients:
         mail_registration(registration, "events/message", subject, message=body)
-    audit.record(actor, "message", training, details=f"{len(recipients)}: {subject}")
+    audit.record(actor, "message", training, reason=subject, details=str(len(recipients)))
     return len(recipients)
 
 

@@ -17,6 +17,7 @@ from core.extensions import db
 from core.i18n import format_date, format_datetime, from_local, to_local
 from core.models import utcnow
 from core.security import staff_required
+from core.states import seen_state
 from core.text import is_email
 from events import participants as participants_module
 from events import personal_data, registrations, trainings
@@ -123,7 +124,7 @@ def _registration_list(registration_id: int) -> str:
 def publish(training_id: int):
     """Publish a draft: it appears in the programme and the feeds, registration opens."""
     db.get_or_404(Training, training_id)
-    trainings.publish(training_id, current_user)
+    trainings.publish(training_id, current_user, seen=seen_state(request.form))
     flash(_("The training is published."), "success")
 
 
@@ -132,7 +133,8 @@ def publish(training_id: int):
 def cancel(training_id: int):
     """Cancel the training: every registration ends and everyone registered is told."""
     db.get_or_404(Training, training_id)
-    trainings.cancel_training(training_id, current_user, request.form.get("reason", "")[:2000])
+    trainings.cancel_training(training_id, current_user, request.form.get("reason", "")[:2000],
+                              seen=seen_state(request.form))
     flash(_("The training is cancelled; everyone registered has been told."), "success")
 
 
@@ -195,7 +197,8 @@ def sign_in_sheet(session_id: int):
 
 
 @bp.post("/registrations/<int:registration_id>/certificate")
-@action(lambda registration_id: url_for("trainings.certificate", registration_id=registration_id))
+@action(lambda registration_id: url_for("trainings.certificate", registration_id=registration_id),
+        refused=lambda registration_id: _registration_list(registration_id))
 def issue_certificate(registration_id: int):
     """Issue a certificate of attendance (recorded), then show it to print."""
     db.get_or_404(Registration, registration_id)

@@ -109,10 +109,18 @@ def registrations_of(training: Training, statuses) -> list[Registration]:
     ))
 
 
-@unit_of_work
-def publish(training_id: int, actor: User) -> Training:
-    """A draft becomes public: in the programme, the feeds, open for registration."""
+def _lock_seen(training_id: int, seen: str | None) -> Training:
+    """The training, locked; refused if it is no longer in the state the acting person's page showed."""
     training = lock_training(training_id)
+    if seen is not None and training.state != seen:
+        raise EventsError(Training.states.refused)
+    return training
+
+
+@unit_of_work
+def publish(training_id: int, actor: User, seen: str | None = None) -> Training:
+    """A draft becomes public: in the programme, the feeds, open for registration."""
+    training = _lock_seen(training_id, seen)
     if not training.can("publish"):
         raise EventsError(_l("Only a draft can be published."))
     Training.states.move(training, "publish", actor, details=training.title)
@@ -121,11 +129,11 @@ def publish(training_id: int, actor: User) -> Training:
 
 
 @unit_of_work
-def cancel_training(training_id: int, actor: User, reason: str = "") -> int:
+def cancel_training(training_id: int, actor: User, reason: str = "", seen: str | None = None) -> int:
     """Cancel a training (DOMAIN rule 10): it stays in the feeds as cancelled, every registration on
     it ends (no confirmation, no seat from the waiting list any more) and everyone registered is told
     once; seat holders get a METHOD:CANCEL invitation with a higher SEQUENCE. Returns the mails queued."""
-    training = lock_training(training_id)
+    training = _lock_seen(training_id, seen)
     if not training.can("cancel"):
         raise EventsError(_l("This training is cancelled already."))
     was_published = training.status == TrainingStatus.PUBLISHED
@@ -133,8 +141,11 @@ def cancel_training(training_id: int, actor: User, reason: str = "") -> int:
     Training.states.move(training, "cancel", actor, reason=reason, refs=ended, details=training.title)
     training.sequence += 1
     told = 0
+    now = utcnow()
     for registration in ended:
         held_seat = registration.sees_details
+        if registration.holds_seat:
+            registration.ended_with_seat_at = now
         Registration.states.move(registration, "end", actor, record=False)
         registration.hold_expires_at = None
         if was_published:

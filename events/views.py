@@ -19,7 +19,7 @@ from events import feeds, links, notifications, personal_data, seats, trainings
 from events.access import key_by_link, registration_by_link, training_for
 from events.errors import EventsError
 from events.forms import EmailForm, RegistrationForm
-from events.models import Training, TrainingFormat
+from events.models import ACTIVE, Training, TrainingFormat
 from events.registrations import cancel_registration, confirm_registration, register, registration_state
 
 bp = Blueprint("events", __name__, url_prefix="/events")
@@ -45,7 +45,7 @@ def confirm(token: str):
         except EventsError as error:
             return _link_problem(error.message)
         return redirect(url_for("events.confirm", token=token))
-    if registration.confirmed_at is not None:
+    if registration.confirmed_at is not None and registration.status in ACTIVE:
         return render_template("events/manage.html", registration=registration, token=None, confirmed_now=True,
                                position=seats.waiting_position(registration))
     if not registration.can("confirm"):

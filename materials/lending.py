@@ -1,7 +1,9 @@
 """A request's way after submission: decisions, handover, return, close, and the mails about it.
 
-Every step is a move of ``Request.states`` (and of its bookings' and units' states), which locks the
-request's row first: the canonical lock order is the request, then its editions (by id), then units.
+Every step is a move of ``Request.states`` (and of its bookings' and units' states). The canonical lock
+order: the request's row first, then the editions of what it holds (by id), then the units (by id).
+An action names the state the acting person saw (``seen``): if a colleague changed it meanwhile, it is
+refused instead of silently overriding theirs.
 """
 
 from datetime import date, timedelta
@@ -9,18 +11,19 @@ from datetime import date, timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from accounts.models import User
 from core import audit
 from core.db import unit_of_work
 from core.extensions import db
-from core.i18n import local_today
+from core.i18n import format_date, local_today
 from core.mail import queue_mail
 from core.models import utcnow
-from core.states import IllegalTransition, lock, transition
+from core.states import IllegalTransition, lock
 from core.urls import external_url
-from materials.bookings import hand_over_booking
+from materials.bookings import alternative_units, hand_over_booking
 from materials.errors import MaterialsError
 from materials.models import Booking, BookingStatus, Edition, Request, RequestStatus, StockReason, Unit, UnitCondition
 from materials.stock import change_stock, lock_editions
@@ -33,30 +36,52 @@ def _refs(request: Request, bookings=()) -> list:
     return refs
 
 
+def _lock_request(request_id: int, seen: str | None) -> Request:
+    """The request, locked; ``seen`` is the state the acting person's page showed: if it has changed
+    meanwhile (a colleague acted in another tab), the action is refused instead of overriding theirs."""
+    request = lock(Request, request_id)
+    if seen is not None and request.status.value != seen:
+        raise IllegalTransition(Request.states.refused)
+    return request
+
+
+def _lock_goods(request: Request, bookings=None) -> None:
+    """After the request: the editions of everything it holds (by id), then the units (by id)."""
+    bookings = request.bookings if bookings is None else bookings
+    lock_editions([line.edition_id for line in request.lines] + [b.unit.edition_id for b in bookings])
+    for unit_id in sorted({b.unit_id for b in bookings}):
+        lock(Unit, unit_id)
+
+
 def _release(request: Request, actor) -> list[Booking]:
     """Give back what a request held: cancel its reserved bookings, put its copies back into stock."""
+    _lock_goods(request)
     released = [b for b in request.bookings if b.can("release")]
     for booking in released:
         Booking.states.move(booking, "release", actor, record=False)
-    lock_editions(line.edition_id for line in request.lines)
     for line in request.lines:
         change_stock(line.edition_id, line.quantity, StockReason.CANCELLED, actor, request_id=request.id)
     return released
 
 
 @unit_of_work
-def approve_request(request_id: int, actor: User) -> Request:
+def approve_request(request_id: int, actor: User, seen: str | None = None) -> Request:
     """Staff approve a submitted request; the partner is told."""
-    request = transition(Request, request_id, "approve", actor)
+    request = _lock_request(request_id, seen)
+    Request.states.move(request, "approve", actor)
     request.decided_at, request.decided_by_id = utcnow(), actor.id
     notify_decided(request)
     return request
 
 
 @unit_of_work
-def reject_request(request_id: int, actor: User, reason: str) -> Request:
-    """Staff reject a request with a reason; what it held is released and the partner is told."""
-    request = lock(Request, request_id)
+def reject_request(request_id: int, actor: User, reason: str, seen: str | None = None) -> Request:
+    """Staff reject a request with a reason, which the partner is mailed; what it held is released."""
+    if not reason.strip():
+        raise MaterialsError(_l("Please give the reason; it is sent to the partner."), field="reason")
+    request = _lock_request(request_id, seen)
+    if not request.can("reject"):
+        raise IllegalTransition(Request.states.refused)
     released = _release(request, actor)
     Request.states.move(request, "reject", actor, reason=reason, refs=_refs(request, released))
     request.decided_at, request.decided_by_id, request.reject_reason = utcnow(), actor.id, reason.strip()
@@ -65,9 +90,9 @@ def reject_request(request_id: int, actor: User, reason: str) -> Request:
 
 
 @unit_of_work
-def cancel_request(request_id: int, actor: User) -> Request:
+def cancel_request(request_id: int, actor: User, seen: str | None = None) -> Request:
     """A partner (or staff) cancels until the handover; everything held is released."""
-    request = lock(Request, request_id)
+    request = _lock_request(request_id, seen)
     if not request.can("cancel"):
         raise IllegalTransition(Request.states.refused)
     released = _release(request, actor)
@@ -75,31 +100,62 @@ def cancel_request(request_id: int, actor: User) -> Request:
     return request
 
 
+def _start_today(booking: Booking, today: date) -> None:
+    """A unit handed over before its booked period: the loan starts today, so the unit is blocked from
+    today (else it looks free and is booked for someone else while it is out). The database refuses
+    the move when another booking of the unit lies in between."""
+    if booking.starts_on <= today:
+        return
+    try:
+        with db.session.begin_nested():
+            booking.starts_on = today
+    except IntegrityError:
+        other = db.session.scalars(select(Booking).where(
+            Booking.unit_id == booking.unit_id, Booking.id != booking.id,
+            Booking.status.in_((BookingStatus.RESERVED, BookingStatus.HANDED_OVER)),
+            Booking.starts_on < booking.starts_on, Booking.blocked_until >= today).order_by(Booking.starts_on)).first()
+        raise MaterialsError(_l("Unit %(code)s is booked for someone else until %(day)s; hand it over after that, or "
+                                "give this booking another unit.", code=booking.unit.inventory_code,
+                                day=format_date(other.blocked_until) if other else "")) from None
+
+
 @unit_of_work
-def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_checked: bool) -> Request:
+def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_checked: bool,
+              seen: str | None = None) -> Request:
     """Hand over the given units of an approved (or partly handed over) request.
 
     Kits with a contents list need the checklist ticked; a damaged, incomplete or lost unit never
-    leaves the house (DOMAIN rule 9), whatever was booked on it. Once every unit is out, the request
-    is handed over; a request of brochures only is closed then.
+    leaves the house (DOMAIN rule 9), whatever was booked on it. A unit handed over before its booked
+    start is booked from today. Once every unit is out, the request is handed over; a request of
+    brochures only is closed then.
     """
-    request = lock(Request, request_id)
+    request = _lock_request(request_id, seen)
     if not request.can("hand_over"):
         raise IllegalTransition(Request.states.refused)
-    reserved = [b for b in request.bookings if b.can("hand_over")]
+    reserved = request.awaiting_handover
+    if request.bookings and not reserved:
+        raise IllegalTransition(Request.states.refused)  # everything is out already (a second tab)
     chosen = [b for b in reserved if b.id in booking_ids]
     if reserved and not chosen:
         raise MaterialsError(_l("Choose the units to hand over."))
-    blocked = [b.unit for b in chosen if b.unit.blocked]
+    _lock_goods(request, chosen)
+    blocked = [b for b in chosen if b.unit.blocked]
     if blocked:
-        unit = blocked[0]
-        raise MaterialsError(_l("Unit %(code)s is %(condition)s (%(note)s) and cannot leave the house until staff "
-                                "clear it. Give the booking another unit of the same edition first.",
-                                code=unit.inventory_code, condition=unit.condition.label, note=unit.condition_note))
+        unit = blocked[0].unit
+        message = (_l("Unit %(code)s is %(condition)s (%(note)s) and cannot leave the house until staff clear it. "
+                      "Give the booking another unit of the same edition below.", code=unit.inventory_code,
+                      condition=unit.condition.label, note=unit.condition_note)
+                   if alternative_units(blocked[0]) else
+                   _l("Unit %(code)s is %(condition)s (%(note)s) and cannot leave the house until staff clear it. "
+                      "No other unit of the same edition is free for the period: clear the unit once it is "
+                      "repaired, or tell the partner.", code=unit.inventory_code, condition=unit.condition.label,
+                      note=unit.condition_note))
+        raise MaterialsError(message)
     if any(b.unit.edition.material.contents for b in chosen) and not contents_checked:
         raise MaterialsError(_l("Check the contents list before handing the kit over."), field="contents_checked")
-    lock_editions(b.unit.edition_id for b in chosen)
+    today = local_today()
     for booking in chosen:
+        _start_today(booking, today)
         hand_over_booking(booking)
     done = RequestStatus.CLOSED if not request.bookings else RequestStatus.HANDED_OVER
     Request.states.move(request, "hand_over", actor, to=done, refs=_refs(request, chosen),
@@ -111,14 +167,18 @@ def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_che
 def take_back(booking_id: int, actor: User, condition: UnitCondition, note: str) -> Booking:
     """Record a unit's return with its condition; a damaged, incomplete or lost unit is blocked
     from new bookings until staff clear it (a return never clears it). When all units are back
-    the request is returned."""
-    booking = lock(Booking, booking_id, _l("This unit is not out on loan."))
+    the request is returned. Locks: the request, the unit's edition, the booking, the unit."""
+    found = db.session.get(Booking, booking_id)
+    if found is None:
+        raise MaterialsError(_l("This unit is not out on loan."))
+    request = _lock_request(found.request_id, None) if found.request_id else None
+    lock_editions([found.unit.edition_id])
+    booking = lock(Booking, booking_id)
     if not booking.can("take_back"):
         raise MaterialsError(_l("This unit is not out on loan."))
     if condition != UnitCondition.GOOD and not note.strip():
         raise MaterialsError(_l("Describe what is damaged or missing."), field="note")
     unit = lock(Unit, booking.unit_id)
-    request = booking.request
     was = unit.condition
     if unit.blocked and condition == UnitCondition.GOOD:
         condition = was  # still blocked until staff clear it
@@ -136,9 +196,11 @@ def take_back(booking_id: int, actor: User, condition: UnitCondition, note: str)
 
 
 @unit_of_work
-def close_request(request_id: int, actor: User) -> Request:
+def close_request(request_id: int, actor: User, seen: str | None = None) -> Request:
     """Close a request whose units are all back."""
-    return transition(Request, request_id, "close", actor)
+    request = _lock_request(request_id, seen)
+    Request.states.move(request, "close", actor)
+    return request
 
 
 def notify_submitted(request: Request) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import Organisation, User
+from core import audit
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
 from core.states import Stateful, StateMachine, moves
@@ -415,3 +416,9 @@ class Booking(Stateful, TimestampMixin, db.Model):
 
     unit: Mapped[Unit] = relationship()
     request: Mapped[Request | None] = relationship(back_populates="bookings")
+
+
+audit.names("material", Material.title)
+audit.names("unit", Unit.inventory_code)
+audit.names("edition", Material.title, Edition, Edition.material)
+audit.names("booking", Unit.inventory_code, Booking, Booking.unit)

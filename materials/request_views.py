@@ -16,6 +16,7 @@ from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import local_today
 from core.security import staff_required
+from core.states import seen_state
 from materials import bookings, exports, lending, staff_lists
 from materials.access import booking_for, material_for, request_for, require_partner, visible_requests
 from materials.cart import add_to_cart, cart_items, submit_request
@@ -150,7 +151,7 @@ def _booking_request_page(booking_id: int) -> str:
 def approve(request_id: int):
     """Approve a submitted request."""
     request_for(current_user, request_id)
-    lending.approve_request(request_id, current_user)
+    lending.approve_request(request_id, current_user, seen=seen_state(request.form))
     flash(_("Request approved."), "success")
 
 
@@ -164,7 +165,7 @@ def reject(request_id: int):
     if not form.validate_on_submit():
         flash_form_errors(form)
         return None
-    lending.reject_request(request_id, current_user, form.reason.data or "")
+    lending.reject_request(request_id, current_user, form.reason.data or "", seen=seen_state(request.form))
     flash(_("Request rejected."), "success")
 
 
@@ -174,7 +175,7 @@ def reject(request_id: int):
 def cancel(request_id: int):
     """Cancel a request until handover (the partner's organisation or staff)."""
     request_for(current_user, request_id)
-    lending.cancel_request(request_id, current_user)
+    lending.cancel_request(request_id, current_user, seen=seen_state(request.form))
     flash(_("Request cancelled."), "success")
 
 
@@ -185,7 +186,8 @@ def hand_over(request_id: int):
     """Hand over the ticked units (kit contents checked) of an approved request."""
     request_for(current_user, request_id)
     booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit() and len(v) < 10]
-    lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y")
+    lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y",
+                      seen=seen_state(request.form))
     flash(_("Handed over."), "success")
 
 
@@ -290,7 +292,7 @@ def slip(request_id: int):
 def close(request_id: int):
     """Close a request once everything is back and checked."""
     request_for(current_user, request_id)
-    lending.close_request(request_id, current_user)
+    lending.close_request(request_id, current_user, seen=seen_state(request.form))
     flash(_("Request closed."), "success")
 
 

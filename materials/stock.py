@@ -79,7 +79,7 @@ def correct_stock(edition_id: int, delta: int, reason: StockReason, actor: User,
     entry = change_stock(edition_id, delta, reason, actor, note)
     edition = db.session.get(Edition, edition_id)
     audit.record(actor, "stock", edition, refs=[edition.material], reason=note,
-                 details=f"{edition.language}: {delta:+d} ({reason.label}), {entry.balance_after}")
+                 details=f"{delta:+d} → {entry.balance_after}")
     return entry
 
 

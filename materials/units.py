@@ -43,8 +43,8 @@ def add_unit(edition_id: int, inventory_code: str, actor: User) -> Unit:
 def clear_unit(unit_id: int, actor: User) -> Unit:
     """Staff have repaired or completed a unit: it can be booked again."""
     unit = lock(Unit, unit_id, _l("Unknown unit."))
-    note = unit.condition_note
-    Unit.states.move(unit, "clear", actor, refs=[unit.edition.material], details=note)
+    Unit.states.move(unit, "clear", actor, refs=[unit.edition.material], reason=unit.condition_note,
+                     details=unit.inventory_code)
     unit.condition_note = ""
     return unit
 

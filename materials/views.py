@@ -187,14 +187,20 @@ def _unit_page(unit_id: int) -> str:
 @action(_back_to_material)
 def archive(material_id: int):
     """Archive or restore: archived material leaves the catalogue, its history stays."""
+    db.get_or_404(Material, material_id)
     archived = request.form.get("archived") == "1"
     set_archived(material_id, archived, current_user)
     flash(_("Archived.") if archived else _("Back in the catalogue."), "success")
 
 
+def _unit_material(unit_id: int) -> str:
+    unit = db.session.get(Unit, unit_id)
+    return _back_to_material(unit.edition.material_id) if unit else url_for("materials.catalogue")
+
+
 @bp.post("/units/<int:unit_id>/clear")
 @staff_required
-@action(lambda unit_id: safe_next(_unit_page(unit_id)))
+@action(lambda unit_id: safe_next(_unit_material(unit_id)))
 def clear_unit(unit_id: int):
     """Mark a repaired or completed unit as good again, so it can be booked."""
     db.get_or_404(Unit, unit_id)

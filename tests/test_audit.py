@@ -259,3 +259,28 @@ def test_no_entry_when_the_action_is_refused(world, client, login):
     assert db.session.scalar(select(db.func.count()).select_from(AuditEntry)) == before
     assert db.session.get(Edition, world.brochure.editions[0].id).stock_on_hand == 100
     assert db.session.scalar(select(Organisation.id).where(Organisation.id == world.partner.organisation_id))
+
+
+def test_erasing_a_participant_keeps_the_reason_the_training_was_cancelled(world):
+    from events import trainings
+    from events.personal_data import delete_person
+
+    trainings.cancel_training(world.training.id, world.staff, "Referentin erkrankt")
+    delete_person("erste@example.org", world.staff)
+    reason = db.session.scalar(select(AuditEntry.reason).where(AuditEntry.object_type == "training",
+                                                               AuditEntry.action == "cancel"))
+    assert reason == "Referentin erkrankt"
+
+
+def test_queueing_a_failed_mail_again_is_recorded(world, client, login):
+    from core.mail import OutboxMessage, OutboxStatus
+
+    message = OutboxMessage(message_id="<x@test>", to_addr="x@example.org", subject="S", raw=b"x",
+                            status=OutboxStatus.FAILED)
+    db.session.add(message)
+    db.session.commit()
+    login(world.admin)
+    client.post(f"/admin/outbox/{message.id}/retry")
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "retry"))
+    assert (entry.actor_id, entry.object_type, entry.object_id) == (world.admin.id, "mail", message.id)
+    assert (entry.from_state, entry.to_state) == ("failed", "pending")

@@ -91,3 +91,20 @@ def test_every_personal_feed_holds_exactly_its_trainings(client, make_training, 
         assert summaries(response) == sorted(f"Termin {i}" for i in chosen)
         etags.add(response.headers["ETag"])
     assert len(etags) == 2
+
+
+def test_a_training_cancelled_while_holding_a_seat_stays_in_the_personal_feed_as_cancelled(client, make_training,
+                                                                                             make_user):
+    """The calendar app must show the cancellation, not silently lose the event; a person who had
+    cancelled before, or only waited, does not get it back."""
+    from accounts.models import Role
+    from events import trainings
+
+    training = make_training(title="Fällt aus", seats=1)
+    holder = personal_feed([training])
+    waiting = personal_feed([training])
+    assert summaries(client.get(holder)) == ["Fällt aus"] and summaries(client.get(waiting)) == []
+    trainings.cancel_training(training.id, make_user(Role.STAFF))
+    feed = icalendar.Calendar.from_ical(client.get(holder).get_data())
+    assert [(str(e["summary"]), str(e["status"])) for e in feed.walk("VEVENT")] == [("Fällt aus", "CANCELLED")]
+    assert summaries(client.get(waiting)) == []

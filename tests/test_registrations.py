@@ -51,6 +51,8 @@ def test_register_confirm_and_cancel_through_the_links(client, make_training):
     assert subjects == ["Bitte bestätigen Sie Ihre Anmeldung", "Ihre Anmeldung ist bestätigt"]
     client.post(paths["manage"] + "/cancel")
     assert statuses(training.id) == ["cancelled"]
+    reopened = client.get(paths["confirm"])  # the old confirmation link no longer says "confirmed"
+    assert reopened.status_code == 410 and "bestätigt" not in reopened.get_data(as_text=True)
     assert client.get("/events/registrations/nonsense").status_code == 404
     assert client.get("/events/registrations/confirm/nonsense").status_code == 410
 

@@ -278,7 +278,8 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
                                            "ends_on": (SOON + timedelta(days=22)).isoformat()}]})
     manage = client.get(f"/materials/{kit.id}/manage").get_data(as_text=True)
     assert "Ein Roll-up fehlt" in manage
-    client.post(f"/materials/units/{unit_id}/clear")
+    cleared = client.post(f"/materials/units/{unit_id}/clear")
+    assert cleared.headers["Location"] == f"/materials/{kit.id}/manage"  # back where the button was
     assert db.session.get(Unit, unit_id).bookable
 
 

@@ -169,3 +169,77 @@ def test_a_cancelled_training_ends_every_registration(client, make_training, mak
                                       .order_by(OutboxMessage.id)).all()
         assert len(subjects) == count + 1 and subjects[-1].startswith("Abgesagt")
     assert db.session.scalar(select(Training.seats_taken).where(Training.id == training.id)) == 0
+
+
+def test_a_stale_page_cannot_override_a_colleagues_decision(client, login, make_material, make_user):
+    """Tab A approves; tab B, still showing "submitted", rejects: refused, the partner gets one mail."""
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    kit = make_material(returnable=True, units={"de": ["K-1"]}).editions[0]
+    req = submitted(partner, kit)
+    login(staff)
+    assert client.post(f"/requests/{req.id}/approve", data={"seen": "submitted"}).status_code == 302
+    page = client.post(f"/requests/{req.id}/reject", data={"seen": "submitted", "reason": "Nein"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "inzwischen geändert" in page
+    db.session.expire_all()
+    assert db.session.get(Request, req.id).status == RequestStatus.APPROVED
+    page = client.post(f"/requests/{req.id}/reject", data={"seen": "approved", "reason": " "},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Bitte geben Sie den Grund an" in page  # the reason goes to the partner: it is needed
+    assert db.session.get(Request, req.id).status == RequestStatus.APPROVED
+
+
+def test_a_unit_handed_over_early_is_booked_from_that_day(make_material, make_user):
+    """Handed over before its booked start, the loan starts today: the unit no longer looks free in
+    between, and a request for that time gets another unit or nothing."""
+    from materials.errors import Shortage
+
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["BU-10"]}, buffer_days=0).editions[0]
+    later = submitted(partner, kit, days=20)
+    lending.approve_request(later.id, staff)
+    lending.hand_over(later.id, [b.id for b in later.bookings], staff, True)
+    db.session.expire_all()
+    assert db.session.get(Request, later.id).bookings[0].starts_on == local_today()
+    with pytest.raises(Shortage):
+        submitted(partner, kit, days=3)
+
+
+def test_an_early_handover_is_refused_when_the_unit_is_booked_in_between(make_material, make_user):
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["BU-10"]}, buffer_days=0).editions[0]
+    soon, later = submitted(partner, kit, days=3), submitted(partner, kit, days=20)
+    for req in (soon, later):
+        lending.approve_request(req.id, staff)
+    with pytest.raises(DomainError, match="für jemand anderen gebucht"):
+        lending.hand_over(later.id, [b.id for b in later.bookings], staff, True)
+    db.session.expire_all()
+    assert db.session.get(Request, later.id).status == RequestStatus.APPROVED
+
+
+def test_the_last_two_units_taken_back_at_once_return_the_request(app, make_material, make_user):
+    """Two staff take back the last two units of one request at the same moment, ten times: the
+    request's row is locked first, so the second sees the first's return and the request is back."""
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["Z-1", "Z-2"]}, buffer_days=0).editions[0]
+    for round_ in range(10):
+        start = local_today() + timedelta(days=1 + 5 * round_)
+        cart = add_to_cart(add_to_cart({}, kit, starts_on=start, ends_on=start + timedelta(days=2)), kit,
+                           starts_on=start, ends_on=start + timedelta(days=2))
+        req = submit_request(partner, cart, f"two-{round_}", "Fachtag", "", Delivery.PICKUP, "")
+        lending.approve_request(req.id, staff)
+        lending.hand_over(req.id, [b.id for b in req.bookings], staff, True)
+        booking_ids, staff_id = [b.id for b in req.bookings], staff.id
+
+        def back(i, booking_ids=booking_ids, staff_id=staff_id):
+            return lending.take_back(booking_ids[i], staff_again(staff_id), UnitCondition.GOOD, "").id
+
+        results = run_concurrently(app, 2, back)
+        assert all(isinstance(r, int) for r in results), results
+        assert db.session.get(Request, req.id).status == RequestStatus.RETURNED, round_
+
+
+def staff_again(user_id: int):
+    from accounts.models import User
+
+    return db.session.get(User, user_id)
