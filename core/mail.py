@@ -12,6 +12,7 @@ import enum
 import logging
 import os
 import queue
+import re
 import smtplib
 import ssl
 import threading
@@ -92,15 +93,15 @@ def queue_mail(to: str, subject, template: str, locale: str = "de", attachments:
     """
     cfg = current_app.config
     with force_locale(locale):
-        subject_text = str(subject)
+        subject_text = header_text(str(subject))
         context.update(subject=subject_text, signature=cfg["MAIL_SIGNATURE"])
         body_text = render_template(f"mail/{template}.txt", **context)
         body_html = render_template(f"mail/{template}.html", **context)
 
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = subject_text
-    msg["From"] = formataddr((cfg["ORG_NAME"], cfg["MAIL_FROM"]))
-    msg["To"] = to
+    msg["From"] = formataddr((header_text(cfg["ORG_NAME"]), cfg["MAIL_FROM"]))
+    msg["To"] = header_text(to)
     msg["Message-ID"] = make_msgid(domain=cfg["MAIL_FROM"].rpartition("@")[2] or None)
     msg["Content-Language"] = locale
     msg.set_content(body_text)
@@ -123,6 +124,16 @@ def queue_mail(to: str, subject, template: str, locale: str = "de", attachments:
     return row
 
 
+# Characters that end a line in a header (or in Python's idea of one), and other controls: a title
+# with a line feed made the subject header refuse the whole mail, and the action that queued it.
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def header_text(value: str) -> str:
+    """A value fit for a mail header: one line, no control characters."""
+    return _LINE_BREAKS.sub(" ", value).strip()
+
+
 @dataclass
 class DeliveryReport:
     sent: int = 0
@@ -137,10 +148,23 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
 
 
-def _claim(message_id: int, now: datetime) -> bool:
-    """Take one due message for this run; False if another run has it or it is not due."""
+@dataclass
+class _Claimed:
+    id: int
+    to_addr: str
+    raw: bytes
+    attempts: int
+
+
+def _claim(message_id: int) -> _Claimed | None:
+    """Take one due message for this run, right before sending it, and read what to send; None if
+    another run has it or it is not due. The lease counts from now, not from the start of the run:
+    a slow run's claims were born expired, and a second run sent the same messages again. The claim
+    commits at once: no transaction stays open while the mail server is talked to (on SQLite it
+    would hold the write lock, and every other writer would wait for the mail server)."""
+    now = utcnow()
     lease = timedelta(seconds=current_app.config["MAIL_CLAIM_SECONDS"])
-    result = db.session.execute(
+    row = db.session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.id == message_id,
@@ -149,10 +173,18 @@ def _claim(message_id: int, now: datetime) -> bool:
             or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
         )
         .values(claimed_until=now + lease, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage.id, OutboxMessage.to_addr, OutboxMessage.raw, OutboxMessage.attempts)
         .execution_options(synchronize_session=False)
-    )
+    ).first()
     db.session.commit()
-    return result.rowcount == 1
+    return _Claimed(*row) if row else None
+
+
+def _settle(message_id: int, **values) -> None:
+    """Record how the attempt went, in a transaction of its own."""
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                       .values(claimed_until=None, **values).execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 class _Transport:
@@ -162,10 +194,10 @@ class _Transport:
         self.cfg = cfg
         self.smtp: smtplib.SMTP | None = None
 
-    def send(self, row: OutboxMessage) -> None:
+    def send(self, row: "_Claimed") -> None:
         cfg = self.cfg
         if not cfg["MAIL_SERVER"]:
-            log.info("No MAIL_SERVER configured; mail to %s:\n%s", row.to_addr, row.raw.decode())
+            log.info("No MAIL_SERVER configured; mail to %s:\n%s", row.to_addr, row.raw.decode(errors="replace"))
             return
         if self.smtp is None:
             smtp = smtplib.SMTP(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"])
@@ -174,7 +206,10 @@ class _Transport:
             if cfg["MAIL_USERNAME"]:
                 smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"])
             self.smtp = smtp
-        self.smtp.sendmail(cfg["MAIL_FROM"], [row.to_addr], row.raw)
+        if _LINE_BREAKS.search(row.to_addr):
+            raise ValueError(f"the address {row.to_addr!r} holds a line break")
+        options = ["SMTPUTF8"] if not row.to_addr.isascii() and self.smtp.has_extn("smtputf8") else []
+        self.smtp.sendmail(cfg["MAIL_FROM"], [row.to_addr], row.raw, mail_options=options)
 
     def close(self) -> None:
         if self.smtp is not None:
@@ -203,28 +238,30 @@ def deliver_pending(ids: list[int] | None = None, limit: int = 200) -> DeliveryR
     transport = _Transport(cfg)
     try:
         for message_id in due:
-            if not _claim(message_id, now):
+            claimed = _claim(message_id)
+            if claimed is None:
                 continue
-            row = db.session.get(OutboxMessage, message_id)
             try:
-                transport.send(row)
-            except (smtplib.SMTPException, OSError) as exc:
+                transport.send(claimed)
+            except (smtplib.SMTPException, OSError) as exc:  # perhaps temporary: try again later
                 transport.close()
                 transport.smtp = None
-                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                row.claimed_until = None
-                row.next_attempt_at = utcnow() + backoff(row.attempts)
-                if row.attempts >= cfg["MAIL_MAX_ATTEMPTS"]:
-                    row.status = OutboxStatus.FAILED
-                log.warning("Mail %s to %s not delivered: %s", row.id, row.to_addr, row.last_error)
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                gave_up = claimed.attempts >= cfg["MAIL_MAX_ATTEMPTS"]
+                _settle(claimed.id, last_error=error, next_attempt_at=utcnow() + backoff(claimed.attempts),
+                        **({"status": OutboxStatus.FAILED} if gave_up else {}))
+                log.warning("Mail %s to %s not delivered: %s", claimed.id, claimed.to_addr, error)
+                report.failed += 1
+            except Exception as exc:  # a message that can never be sent: failed with its reason, not retried
+                transport.close()
+                transport.smtp = None
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                _settle(claimed.id, status=OutboxStatus.FAILED, last_error=error)
+                log.error("Mail %s to %s cannot be sent: %s", claimed.id, claimed.to_addr, error)
                 report.failed += 1
             else:
-                row.status = OutboxStatus.SENT
-                row.sent_at = utcnow()
-                row.claimed_until = None
-                row.last_error = ""
+                _settle(claimed.id, status=OutboxStatus.SENT, sent_at=utcnow(), last_error="")
                 report.sent += 1
-            db.session.commit()
     finally:
         transport.close()
     return report

@@ -5,6 +5,7 @@ import email
 import email.policy
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -178,3 +179,106 @@ def test_back_off_grows_and_gives_up_after_the_limit(app, client, make_user, smt
     smtp_down.start()
     assert deliver_pending().sent == 1
     assert len(smtp_down.wait_for(1)) == 1
+
+
+def test_a_title_with_line_breaks_never_breaks_the_action_or_the_mail(app, make_training, make_user):
+    """A line feed in a title made the subject header refuse the mail and the action that queued it
+    answered 500; a U+2028 left its mail pending for ever."""
+    from events import registrations, trainings
+
+    training = make_training(title="Fachtag\nWohnen\u20282027")
+    registrations.register(training.id, "Rita", "rita@example.org")
+    assert trainings.cancel_training(training.id, make_user(Role.STAFF)) == 1
+    subject = db.session.scalar(db.select(OutboxMessage.subject).where(OutboxMessage.subject.like("Abgesagt%")))
+    assert subject == "Abgesagt: Fachtag Wohnen 2027"
+    assert deliver_pending().sent == 2  # in the log, without a mail server
+
+
+def test_a_message_that_can_never_be_sent_fails_with_its_reason_and_blocks_nothing(app, make_user, smtp_server):
+    """An address the mail server cannot take (non-ASCII without SMTPUTF8) raised out of the delivery
+    run on every run, so the mails after it waited too."""
+    poison = queue_mail("jürgen@müller.example", "Gift", "accounts/reset_password", user=make_user(), link="x",
+                        hours=2)
+    queue_mail("ok@example.org", "Gut", "accounts/reset_password", user=make_user(), link="x", hours=2)
+    db.session.commit()
+    report = deliver_pending()
+    assert (report.sent, report.failed) == (1, 1)
+    db.session.expire_all()
+    failed = db.session.get(OutboxMessage, poison.id)
+    assert failed.status == OutboxStatus.FAILED and "UnicodeEncodeError" in failed.last_error
+    assert [parse(m)["Subject"] for m in smtp_server.wait_for(1)] == ["Gut"]
+    make_due()
+    assert deliver_pending().failed == 0  # not tried again and again
+
+
+def test_two_overlapping_runs_with_a_slow_server_send_every_mail_once(app, make_user):
+    """The lease counted from the start of a run: a slow run's claims were born expired and a second
+    run sent the same messages again (12 of 200 with a 300 s lease, 72 of 101 with 3 s)."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+
+    received = []
+
+    class Slow:
+        async def handle_DATA(self, server, session, envelope):
+            await asyncio.sleep(0.15)
+            received.append(parse(envelope)["Message-ID"])
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Slow(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_CLAIM_SECONDS=1)
+        user = make_user()
+        for n in range(16):
+            queue_mail(f"r{n}@example.org", f"Nachricht {n}", "accounts/reset_password", user=user, link="x", hours=2)
+        db.session.commit()
+        errors = []
+
+        def run(delay):
+            time.sleep(delay)
+            try:
+                with app.app_context():
+                    deliver_pending()
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(delay,)) for delay in (0, 1.3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        controller.stop()
+    assert errors == []
+    assert len(received) == 16 and len(set(received)) == 16
+
+
+def test_a_hung_mail_server_never_holds_up_the_request_or_the_next_page(app, client, make_user):
+    """The server accepts the connection and never answers: the request that queued mail and every
+    page after it answer at once; the mail waits for the next run."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=listener.getsockname()[1], MAIL_TIMEOUT=4,
+                          MAIL_SEND_AFTER_REQUEST=True)
+        email_address = make_user().email
+        started = time.monotonic()
+        client.post("/password/forgot", data={"email": email_address}).close()
+        time.sleep(0.3)  # the sender thread is talking to the hung server now
+        for _ in range(3):
+            assert client.get("/imprint").status_code == 200
+        # Another request that writes is not held up either (no transaction stays open during the send).
+        assert client.post("/my/registrations", data={"email": "x@example.org"}).status_code == 200
+        assert time.monotonic() - started < 2
+    finally:
+        sender.wait()  # the thread gives up after the timeout; the mail stays pending
+        listener.close()
+    assert rows()[0].status == OutboxStatus.PENDING and rows()[0].attempts == 1  # tried again later
