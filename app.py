@@ -47,6 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     # Import every model module so metadata (and Alembic) sees all tables.
+    import accounts.jobs  # noqa: F401  (registers the sign-in housekeeping)
     import accounts.models  # noqa: F401
     import core.changes  # noqa: F401
     import core.mail  # noqa: F401
@@ -70,7 +71,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = _l("Please sign in to see this page.")
     login_manager.login_message_category = "info"
 
-    from accounts.signin import load_user
+    from accounts.sessions import load_user
 
     login_manager.user_loader(load_user)
 

@@ -107,20 +107,20 @@ class User(UserMixin, TimestampMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     locale: Mapped[str] = mapped_column(String(5), default="de")
     active: Mapped[bool] = mapped_column(default=True)
-    # Bumped on password change: every session issued before then stops working.
-    session_version: Mapped[int] = mapped_column(default=1)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
 
+    # The sign-in this object was loaded for (``accounts.signin``); not a column.
+    session_token = None
+
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email} {self.role}>"
 
-    # Flask-Login
+    # Flask-Login keeps this in the session and the remember cookie: the account and the sign-in,
+    # which the server can end (sign-out, password change) whatever the browser still holds.
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        return f"{self.id}:{self.session_token}"
 
     @property
     def is_active(self) -> bool:
@@ -128,7 +128,6 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
-        self.session_version = (self.session_version or 0) + 1
 
     def check_password(self, password: str) -> bool:
         if not self.password_hash:
@@ -147,6 +146,32 @@ class User(UserMixin, TimestampMixin, db.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+
+class UserSession(db.Model):
+    """One sign-in of an account: the browser holds its token (in the session and the remember
+    cookie), the server its hash. Signing out, a password change or a deactivation revokes it."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class SignInThrottle(db.Model):
+    """Failed sign-ins for one address (its hash, whether an account has it or not), from one client
+    (``client`` "*": from everywhere), since the window began. Counted in the database with one
+    atomic statement, so the limit holds across processes and concurrent attempts."""
+
+    __tablename__ = "sign_in_throttles"
+
+    account_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AccountApplication(Stateful, TimestampMixin, db.Model):

@@ -8,10 +8,11 @@ from sqlalchemy import select, update
 
 from accounts.errors import AccountError
 from accounts.models import TokenPurpose, User, UserToken
+from accounts.sessions import open_session, revoke_sessions
 from core import audit
 from core.db import unit_of_work
 from core.extensions import db
-from core.mail import queue_mail
+from core.mail import build_message, queue_mail
 from core.models import utcnow
 from core.security import hash_token, new_token
 from core.states import lock
@@ -68,6 +69,12 @@ def request_password_reset(email: str) -> None:
     """Mail a reset link if an active account has this address; say nothing either way."""
     user = user_by_email(email)
     if user is None or not user.active:
+        # The same work as for an account (a token and the mail, made but not kept), so the answer
+        # takes as long and tells nobody whether the address has an account.
+        new_token()
+        build_message(email, _l("Reset your Fundus password"), "accounts/reset_password", user=User(name=""),
+                      link=external_url("accounts.reset_password", token="x" * 43),
+                      hours=current_app.config["PASSWORD_RESET_HOURS"]).as_bytes()
         return
     _mail_token_link(
         user, TokenPurpose.RESET_PASSWORD, _l("Reset your Fundus password"), "accounts/reset_password",
@@ -83,9 +90,16 @@ def valid_token(token: str) -> UserToken | None:
     return row
 
 
+def _void_links(user: User) -> None:
+    """Every unused reset or first-password link of the account stops working."""
+    db.session.execute(update(UserToken).where(UserToken.user_id == user.id, UserToken.used_at.is_(None))
+                       .values(used_at=utcnow()).execution_options(synchronize_session=False))
+
+
 @unit_of_work
 def reset_password(token: str, password: str) -> User:
-    """Set a new password through a token; the token is used up exactly once."""
+    """Set a new password through a token, used up exactly once; every earlier sign-in and every other
+    link of the account stops working, and the person is signed in anew."""
     row = valid_token(token)
     if row is None:
         raise AccountError(_l("This link is invalid, used or expired. Please request a new one."))
@@ -100,19 +114,23 @@ def reset_password(token: str, password: str) -> User:
     user = row.user
     check_password_rules(password, user.email)
     user.set_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
+    _void_links(user)
+    revoke_sessions(user)
+    open_session(user)
     audit.record(user, "password", user, details=row.purpose.value)
     return user
 
 
 @unit_of_work
 def change_password(user: User, current: str, new: str) -> None:
-    """Change the password after checking the current one; other sessions are signed out."""
+    """Change the password after checking the current one; the account's other sign-ins end, and
+    reset links sent before stop working."""
     if not user.check_password(current):
         raise AccountError(_l("The current password is wrong."), field="current_password")
     check_password_rules(new, user.email)
     user.set_password(new)
+    _void_links(user)
+    revoke_sessions(user, keep=user.session_token)
     audit.record(user, "password", user)
 
 

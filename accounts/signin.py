@@ -1,33 +1,34 @@
-"""Signing in: the session loader, and authentication with counted failures and a lock."""
+"""Signing in (DOMAIN rule 6): failed attempts slowed down per address and client, the same for
+addresses with and without an account; a success opens a sign-in (``accounts.sessions``).
 
+- Failed attempts are counted per (address, client) and per address from everywhere, atomically,
+  before the password is checked: at most ``LOGIN_MAX_FAILURES`` checks per address and client in
+  ``LOGIN_LOCK_MINUTES`` however many arrive at once, and nobody locks an account for everyone else.
+- Unknown addresses, and accounts without a password yet, cost the same scrypt check as real ones.
+"""
+
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import update
+from sqlalchemy import case, delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from accounts.models import User
+from accounts.models import SignInThrottle, User
 from accounts.passwords import user_by_email
+from accounts.sessions import open_session
 from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
+from core.text import normalise_email
 
-
-def load_user(user_id: str) -> User | None:
-    """Flask-Login loader: ``"<id>:<session_version>"``; an older version is signed out."""
-    ident, _, version = user_id.partition(":")
-    if not ident.isdigit() or not version.isdigit():
-        return None
-    user = db.session.get(User, int(ident))
-    if user is None or user.session_version != int(version) or not user.active:
-        return None
-    return user
-
-
+EVERYWHERE = "*"
 LOGIN_FAILED = _l("E-mail address or password is wrong.")
 
 
@@ -36,10 +37,30 @@ def _dummy_hash() -> str:
     return generate_password_hash("no account has this password", method="scrypt")
 
 
+def _client() -> str:
+    return ((request.remote_addr or "") if has_request_context() else "")[:64] or "unknown"
+
+
+def _count_attempt(account_key: str, client: str) -> int:
+    """Add one attempt to the counter and return the new count, in one atomic statement (an upsert);
+    a window that has passed starts again at 1."""
+    now = utcnow()
+    window_start = now - timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stale = SignInThrottle.since < window_start
+    statement = insert(SignInThrottle).values(account_key=account_key, client=client, attempts=1, since=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=[SignInThrottle.account_key, SignInThrottle.client],
+        set_={"attempts": case((stale, 1), else_=SignInThrottle.attempts + 1),
+              "since": case((stale, now), else_=SignInThrottle.since)},
+    ).returning(SignInThrottle.attempts)
+    return db.session.execute(statement).scalar_one()
+
+
 @dataclass
 class SignIn:
-    """The outcome of a sign-in: the account, or why not (a failure is counted, so it is not an error
-    that would roll back)."""
+    """The outcome of a sign-in: the account, or why not (attempts are counted, so a refusal is not
+    an error that would roll the count back)."""
 
     user: User | None = None
     refused: Any = None
@@ -47,27 +68,21 @@ class SignIn:
 
 @unit_of_work
 def authenticate(email: str, password: str) -> SignIn:
-    """The account for these credentials, or the refusal; failures are counted and lock the account."""
+    """The account for these credentials and a new sign-in, or the refusal."""
     cfg = current_app.config
+    account_key = hashlib.sha256(normalise_email(email).encode()).hexdigest()
+    here = _count_attempt(account_key, _client())
+    everywhere = _count_attempt(account_key, EVERYWHERE)
+    if here > cfg["LOGIN_MAX_FAILURES"] or everywhere > cfg["LOGIN_MAX_FAILURES_ANYWHERE"]:
+        return SignIn(refused=_l("Too many attempts for this address. Please wait %(minutes)s minutes or reset "
+                                 "your password.", minutes=cfg["LOGIN_LOCK_MINUTES"]))
     user = user_by_email(email)
-    now = utcnow()
-    if user is None or not user.active:
-        check_password_hash(_dummy_hash(), password)  # same time as for a real account
+    if user is None or not user.active or not user.has_password:
+        check_password_hash(_dummy_hash(), password)  # the same time as for a real account
         return SignIn(refused=LOGIN_FAILED)
-    if user.locked_until and user.locked_until > now:
-        return SignIn(refused=_l("Too many failed attempts. Please wait %(minutes)s minutes or reset your password.",
-                                 minutes=cfg["LOGIN_LOCK_MINUTES"]))
     if not user.check_password(password):
-        # Counted in the database, so the limit holds across all app processes.
-        db.session.execute(
-            update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
-        )
-        db.session.refresh(user)
-        if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
-            user.failed_logins = 0
         return SignIn(refused=LOGIN_FAILED)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    db.session.execute(delete(SignInThrottle).where(SignInThrottle.account_key == account_key))
+    user.last_login_at = utcnow()
+    open_session(user)
     return SignIn(user=user)

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from accounts.errors import AccountError
 from accounts.models import Organisation, Role, User
 from accounts.passwords import check_password_rules, send_set_password_link, user_by_email
+from accounts.sessions import revoke_sessions
 from core import audit
 from core.db import unit_of_work
 from core.extensions import db
@@ -88,7 +89,7 @@ def update_user(
     user.locale = locale
     user.organisation_id = organisation_id if role == Role.PARTNER else None
     if user.active and not active:
-        user.session_version += 1  # sign the account out everywhere
+        revoke_sessions(user)  # sign the account out everywhere
     user.active = active
     audit.record(acting, "edit", user, from_state=before[0] if before[0] != role else None,
                  to_state=role if before[0] != role else None, details=", ".join(changed),

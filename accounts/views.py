@@ -10,7 +10,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
-from accounts import passwords, signin
+from accounts import passwords, sessions, signin
 from accounts.applications import submit_application
 from accounts.forms import (
     ActionForm,
@@ -65,6 +65,8 @@ def login():
 def logout():
     """Sign out (a POST with CSRF token, so no other site can sign you out)."""
     if ActionForm().validate_on_submit():
+        if current_user.is_authenticated:
+            sessions.sign_out(current_user)  # the server forgets this sign-in: no cookie of it works any more
         logout_user()
         flash(_("You are signed out."), "success")
     return redirect(url_for("pages.home"))
@@ -127,7 +129,6 @@ def change_password():
     if form.validate_on_submit():
         with shown_at(form):
             passwords.change_password(current_user, form.current_password.data, form.password.data)
-            login_user(current_user._get_current_object())  # renew with the new session version
             flash(_("Your password is changed."), "success")
             return redirect(url_for("accounts.account"))
     return render_template("accounts/change_password.html", form=form)

@@ -56,7 +56,7 @@ def generate(scale: str, password_hash: str, seed: int = 2026) -> dict:
         for i in range(1, n["organisations"] + 1)])
     _insert(User.__table__, [dict(id=1, email=STAFF_EMAIL, name="Bench Staff", role=Role.STAFF.value,
                                   organisation_id=None, password_hash=password_hash, locale="de", active=True,
-                                  session_version=1, failed_logins=0, created_at=now, updated_at=now)])
+                                  created_at=now, updated_at=now)])
 
     materials, editions, units = [], [], []
     returnable_editions = []

@@ -9,6 +9,7 @@ agency runs its own Fundus by overriding the ``ORG_*``, ``IMPRINT_*`` and
 import os
 import secrets
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from core.urls import check_base_url
@@ -26,8 +27,10 @@ DEFAULTS: dict[str, object] = {
     # Login protection
     "RATELIMIT_STORAGE_URI": "memory://",  # per process; use redis://… with several processes
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",  # per client address
-    "LOGIN_MAX_FAILURES": 5,  # per account, then locked for LOGIN_LOCK_MINUTES
+    "LOGIN_MAX_FAILURES": 5,  # attempts per address from one client in LOGIN_LOCK_MINUTES
+    "LOGIN_MAX_FAILURES_ANYWHERE": 50,  # attempts per address from all clients together
     "LOGIN_LOCK_MINUTES": 15,
+    "REMEMBER_DAYS": 365,  # how long "stay signed in" lasts
     "PASSWORD_RESET_HOURS": 2,
     "SET_PASSWORD_DAYS": 7,
     "REGISTRATION_HOLD_HOURS": 48,  # an unconfirmed training registration holds its seat this long
@@ -113,6 +116,7 @@ def load_config(app, test_config: dict | None) -> None:
     cfg["REMEMBER_COOKIE_HTTPONLY"] = True
     cfg["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
+    cfg["REMEMBER_COOKIE_DURATION"] = timedelta(days=cfg["REMEMBER_DAYS"])
     cfg["PREFERRED_URL_SCHEME"] = "https" if cfg["SESSION_COOKIE_SECURE"] else "http"
     cfg["BABEL_DEFAULT_LOCALE"] = "de"
     cfg["BABEL_DEFAULT_TIMEZONE"] = cfg["TIMEZONE"]

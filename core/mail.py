@@ -84,13 +84,11 @@ class Attachment:
     params: dict[str, str] | None = None  # extra Content-Type parameters, e.g. {"method": "REQUEST"}
 
 
-def queue_mail(to: str, subject, template: str, locale: str = "de", attachments: tuple[Attachment, ...] = (),
-               **context) -> OutboxMessage:
-    """Render ``mail/<template>.txt`` and ``.html`` in ``locale`` and add the message to the session.
+def build_message(to: str, subject, template: str, locale: str = "de", attachments: tuple[Attachment, ...] = (),
+                  **context) -> EmailMessage:
+    """Render ``mail/<template>.txt`` and ``.html`` in ``locale`` into a complete message.
 
-    ``subject`` may be a lazy string; it is evaluated in the recipient's language.
-    The caller commits.
-    """
+    ``subject`` may be a lazy string; it is evaluated in the recipient's language."""
     cfg = current_app.config
     with force_locale(locale):
         subject_text = header_text(str(subject))
@@ -113,9 +111,15 @@ def queue_mail(to: str, subject, template: str, locale: str = "de", attachments:
             params.setdefault("charset", "utf-8")  # our text attachments are UTF-8 (umlauts in calendars)
         msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename,
                            params=params)
+    return msg
 
+
+def queue_mail(to: str, subject, template: str, locale: str = "de", attachments: tuple[Attachment, ...] = (),
+               **context) -> OutboxMessage:
+    """Build the message (``build_message``) and add it to the outbox in the caller's transaction."""
+    msg = build_message(to, subject, template, locale, attachments, **context)
     row = OutboxMessage(
-        message_id=msg["Message-ID"], to_addr=to, subject=subject_text[:255], raw=msg.as_bytes()
+        message_id=msg["Message-ID"], to_addr=to, subject=str(msg["Subject"])[:255], raw=msg.as_bytes()
     )
     db.session.add(row)
     db.session.flush()

@@ -7,7 +7,7 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, request
+from flask import abort, current_app, g, request
 from flask_login import current_user
 
 
@@ -89,9 +89,17 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+# Pages of one person reached through a secret link: no cache on the way may keep them.
+PRIVATE_ENDPOINTS = {"events.manage", "events.confirm", "my.registrations", "accounts.reset_password"}
+
+
 def set_security_headers(response):
-    """Add the headers every response carries."""
+    """Add the headers every response carries; a signed-in person's pages and secret-link pages are
+    never stored by a browser or proxy cache (a shared computer, a company proxy)."""
     headers = response.headers
+    user = g.get("_login_user")  # only if the page looked at who is signed in
+    if request.endpoint in PRIVATE_ENDPOINTS or (user is not None and user.is_authenticated):
+        headers["Cache-Control"] = "no-store"
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")

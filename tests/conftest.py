@@ -184,17 +184,27 @@ def make_user(app, make_org):
         kw.setdefault("name", f"{role.value.title()} Person {n}")
         if role == Role.PARTNER and organisation is None:
             organisation = make_org()
+        without_password = "password_hash" in kw and kw["password_hash"] is None  # invited, never signed in
         user = User(role=role, organisation_id=organisation.id if organisation else None, **kw)
         # Hashing is slow on purpose; hash the shared test password once per run.
         if PASSWORD not in _HASHES:
             user.set_password(PASSWORD)
             _HASHES[PASSWORD] = user.password_hash
-        user.password_hash = _HASHES[PASSWORD]
+        user.password_hash = None if without_password else _HASHES[PASSWORD]
         db.session.add(user)
         db.session.commit()
         return user
 
     return make
+
+
+def signed_in_id(user: User) -> str:
+    """A sign-in for ``user`` made directly in the database; what a session cookie holds for it."""
+    from accounts.sessions import open_session
+
+    open_session(user)
+    db.session.commit()
+    return user.get_id()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from accounts.models import AccountApplication, ApplicationStatus, Organisation,
 from core.extensions import db
 from core.mail import OutboxMessage, OutboxStatus
 from core.models import utcnow
+from tests.conftest import signed_in_id
 
 ROLES = ("anonymous", "partner_a", "partner_b", "staff", "admin")
 
@@ -66,8 +67,9 @@ def world(app, make_org, make_user, make_material, make_training):
 def client_as(app, world: World, role: str):
     client = app.test_client()
     if role != "anonymous":
+        user_id = signed_in_id(world.users[role])
         with client.session_transaction() as session:
-            session["_user_id"] = world.users[role].get_id()
+            session["_user_id"] = user_id
             session["_fresh"] = True
     return client
 

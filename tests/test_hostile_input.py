@@ -12,6 +12,7 @@ from accounts import forms as account_forms
 from core.extensions import db
 from events import forms as event_forms
 from materials import forms as material_forms
+from tests.conftest import signed_in_id
 from tests.test_access import ROLES, World, world  # noqa: F401  (the same objects as the access table)
 
 HOSTILE = [
@@ -89,7 +90,7 @@ def test_no_hostile_value_gives_a_server_error_or_changes_anything_when_refused(
     fuzz = make_app(WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False)
     fields = form_fields()
     failures = []
-    user_id = world.users[role].get_id() if role != "anonymous" else None
+    user_id = signed_in_id(world.users[role]) if role != "anonymous" else None
     routes = list(urls(fuzz, world))
     db.session.rollback()  # the test holds no lock while the requests run
     for method, rule, values in routes:
@@ -164,7 +165,7 @@ def test_each_field_of_each_form_with_each_hostile_value(app, make_app, make_mat
     db.session.commit()
     fuzz = make_app(WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False)
     cases = forms(world, kit.editions[0].id, kit.id, booking.id)
-    user_ids = {role: world.users[role].get_id() for role in ("partner_a", "admin")}
+    user_ids = {role: signed_in_id(world.users[role]) for role in ("partner_a", "admin")}
     db.session.rollback()
     failures = []
     for who, url, valid in cases:
