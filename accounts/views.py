@@ -24,15 +24,12 @@ from accounts.forms import (
 from accounts.models import Organisation
 from accounts.users import update_profile
 from core.errors import shown_at
-from core.extensions import db, limiter
+from core.extensions import db
 from core.i18n import set_language_cookie
+from core.limits import per_address, per_client
 from core.security import safe_next
 
 bp = Blueprint("accounts", __name__)
-
-
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
 
 
 def organisation_choices(empty_label: str) -> list[SelectChoice]:
@@ -44,7 +41,7 @@ def organisation_choices(empty_label: str) -> list[SelectChoice]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@per_client("LOGIN_RATE_LIMIT")
 def login():
     """Sign in with e-mail address and password."""
     if current_user.is_authenticated:
@@ -73,7 +70,8 @@ def logout():
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@per_client("LOGIN_RATE_LIMIT")
+@per_address()
 def forgot_password():
     """Ask for a password-reset link by e-mail."""
     form = ForgotPasswordForm()
@@ -89,7 +87,7 @@ def forgot_password():
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@per_client("LOGIN_RATE_LIMIT")
 def reset_password(token: str):
     """Choose a new (or first) password through a single-use link."""
     row = passwords.valid_token(token)
@@ -135,7 +133,8 @@ def change_password():
 
 
 @bp.route("/apply", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@per_client("LOGIN_RATE_LIMIT")
+@per_address()
 def apply():
     """Apply for a partner account (contact persons of partner organisations)."""
     form = ApplicationForm()

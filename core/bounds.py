@@ -3,7 +3,8 @@ any query runs, so hostile input gets a clear answer and never reaches the datab
 
 - Route ids: the ``int`` converter of every route accepts 1 to 2^31 − 1 (the databases' integer);
   anything else is "not found", like an id that does not exist.
-- Query arguments: ``page_number()``, ``arg_id()``, ``arg_date()``, ``arg_month()``.
+- Query arguments: ``page_number()``, ``arg_id()``, ``parse_date()``, ``parse_month()``; lists of ids
+  in a form: ``form_ids()``.
 - Text: a request whose parameters or form fields carry NUL or other control characters is refused
   as a whole with a message (``refuse_control_characters``); forms bound every field's length to its
   column and every number and date to a range (``materials.forms``, ``events.forms``,
@@ -13,7 +14,7 @@ any query runs, so hostile input gets a clear answer and never reaches the datab
 import re
 from datetime import date, datetime
 
-from flask import request
+from flask import abort, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
@@ -48,6 +49,14 @@ def arg_id(name: str) -> int | None:
     if raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= MAX_ID:
         return int(raw)
     return None
+
+
+def form_ids(name: str) -> list[int]:
+    """Every value of the posted form field ``name`` as a row id (1 to ``MAX_ID``); 400 for anything else."""
+    values = request.form.getlist(name)
+    if len(values) > 10_000 or not all(v.isdigit() and len(v) <= 10 and 0 < int(v) <= MAX_ID for v in values):
+        abort(400)
+    return [int(v) for v in values]
 
 
 def in_range(day: date | None) -> bool:

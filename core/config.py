@@ -27,6 +27,8 @@ DEFAULTS: dict[str, object] = {
     # Login protection
     "RATELIMIT_STORAGE_URI": "memory://",  # per process; use redis://… with several processes
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",  # per client address
+    "REGISTRATION_RATE_LIMIT": "5 per minute;30 per hour",  # training registrations per client address
+    "ADDRESS_RATE_LIMIT": "5 per hour;20 per day",  # public forms naming one e-mail address, from any client
     "LOGIN_MAX_FAILURES": 5,  # attempts per address from one client in LOGIN_LOCK_MINUTES
     "LOGIN_MAX_FAILURES_ANYWHERE": 50,  # attempts per address from all clients together
     "LOGIN_LOCK_MINUTES": 15,
@@ -107,7 +109,8 @@ def load_config(app, test_config: dict | None) -> None:
         # Wait for a writer instead of failing at once with "database is locked".
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     else:
-        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        # A server that does not answer is an outage after 5 s, not a worker waiting for ever.
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}})
 
     cfg["BASE_URL"] = _base_url(cfg)
     cfg["UPLOAD_FOLDER"] = cfg["UPLOAD_FOLDER"] or str(instance / "uploads")

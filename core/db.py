@@ -1,6 +1,8 @@
-"""Database set-up: SQLite pragmas and the automatic migration of the embedded database."""
+"""Database set-up: SQLite pragmas, units of work, outages, and the automatic migration of the
+embedded database."""
 
 import fcntl
+import logging
 import random
 import sqlite3
 import threading
@@ -13,7 +15,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from core.extensions import db, migrate
@@ -36,6 +39,8 @@ def configure_engine(app) -> None:
     """
     with app.app_context():
         engine = db.engine
+    app.extensions["fundus_outage"] = outage = OutageLog()
+    event.listen(engine, "checkout", outage.on_checkout)
     if engine.dialect.name != "sqlite":
         return
 
@@ -147,6 +152,63 @@ def unit_of_work(func):
                 info.pop("unit_of_work", None)
 
     return run
+
+
+# An outage: the database cannot be reached (down, restarting, refusing connections, its pool
+# exhausted) or stays busy beyond the retries. Pages answer 503 with Retry-After instead of 500; the
+# log gets one line when the outage begins and one when a connection works again, not a traceback
+# per request.
+UNREACHABLE_SQLITE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR,
+                            sqlite3.SQLITE_FULL}
+UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")  # connection exceptions; shutdown, crash, starting up
+RETRY_AFTER_SECONDS = 30
+log = logging.getLogger("fundus.database")
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot serve now (as opposed to a wrong statement)."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, OperationalError | InterfaceError):
+        return False
+    if error.connection_invalidated or retryable(error):
+        return True
+    original = error.orig
+    if isinstance(original, sqlite3.Error):
+        return (getattr(original, "sqlite_errorcode", 0) & 0xFF) in UNREACHABLE_SQLITE_CODES
+    state = getattr(original, "sqlstate", None)
+    return state is None or state.startswith(UNREACHABLE_SQLSTATES)  # None: no connection to ask
+
+
+class OutageLog:
+    """The outage of one app's database: logged when it begins and when a connection works again."""
+
+    def __init__(self):
+        self.since: float | None = None
+        self.lock = threading.Lock()
+
+    def begin(self, error: BaseException) -> None:
+        with self.lock:
+            if self.since is not None:
+                return
+            self.since = time.monotonic()
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()
+        log.error("Database unavailable, answering 503 until it is back: %s: %s", type(error).__name__,
+                  cause[0] if cause else "")
+
+    def on_checkout(self, _dbapi_connection, _record, _proxy) -> None:
+        """A connection works (pre-pinged on PostgreSQL): an outage, if there was one, is over."""
+        if self.since is None:
+            return
+        with self.lock:
+            since, self.since = self.since, None
+        if since is not None:
+            log.warning("Database available again after %.0f s", time.monotonic() - since)
+
+
+def note_outage(error: BaseException) -> None:
+    """Log the outage once, when it begins (``OutageLog``)."""
+    current_app.extensions["fundus_outage"].begin(error)
 
 
 def after_commit(func, *args) -> None:

@@ -194,6 +194,8 @@ class Registration(Stateful, TimestampMixin, db.Model):
         "give_seat": moves([RegistrationStatus.WAITING], [RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED]),
         "cancel": moves(ACTIVE, [RegistrationStatus.CANCELLED]),
         "expire": moves([RegistrationStatus.PENDING], [RegistrationStatus.EXPIRED]),
+        # Staff free a held seat before its time (a flood of registrations nobody will confirm).
+        "release": moves([RegistrationStatus.PENDING], [RegistrationStatus.EXPIRED]),
         "end": moves(ACTIVE, [RegistrationStatus.CANCELLED]),  # the training is cancelled
     }, refused=_l("This registration is not active."))
     __table_args__ = (

@@ -148,6 +148,32 @@ def give_seat(registration_id: int, actor: User) -> Registration:
     return registration
 
 
+def unconfirmed_holds(training_id: int) -> list[Registration]:
+    """Registrations holding a seat until their address is confirmed, oldest first."""
+    return list(db.session.scalars(
+        select(Registration).where(Registration.training_id == training_id,
+                                   Registration.status == RegistrationStatus.PENDING).order_by(Registration.id)
+    ))
+
+
+@unit_of_work
+def release_holds(training_id: int, registration_ids, actor: User) -> tuple[int, int]:
+    """Staff free seats held by unconfirmed registrations now instead of after the hold time (after a
+    flood of registrations nobody will confirm, say): they end as expired without a mail, and the
+    waiting list moves up. One confirmed meanwhile keeps its seat. Returns (freed, moved up)."""
+    training = lock_training(training_id)
+    held = db.session.scalars(
+        select(Registration).where(Registration.training_id == training.id,
+                                   Registration.id.in_(sorted(set(registration_ids))),
+                                   Registration.status == RegistrationStatus.PENDING)
+        .order_by(Registration.id).with_for_update().execution_options(populate_existing=True)
+    ).all()
+    for registration in held:
+        Registration.states.move(registration, "release", actor, refs=[training])
+    db.session.flush()
+    return len(held), len(promote(training))
+
+
 @unit_of_work
 def staff_cancel(registration_id: int, actor: User, reason: str = "") -> Registration:
     """Staff cancel a registration (the person is told; the seat goes to the waiting list)."""

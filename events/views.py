@@ -14,6 +14,7 @@ from core.bounds import page_number, parse_month
 from core.errors import action, shown_at
 from core.extensions import db, limiter
 from core.i18n import local_today
+from core.limits import per_address, per_client
 from core.vocabulary import TargetGroup
 from events import feeds, links, notifications, personal_data, seats, trainings
 from events.access import key_by_link, registration_by_link, training_for
@@ -97,6 +98,8 @@ def registration_form(training: Training) -> RegistrationForm:
 
 
 @bp.route("/<int:training_id>", methods=["GET", "POST"])
+@per_client("REGISTRATION_RATE_LIMIT")
+@per_address()
 def detail(training_id: int):
     """A training with its sessions, seats left or the waiting list, calendar links and the registration form."""
     training = training_for(current_user, training_id)
@@ -168,6 +171,7 @@ def calendar_ics():
 
 @my_bp.route("/registrations", methods=["GET", "POST"])
 @limiter.limit("10 per hour", methods=["POST"])
+@per_address()
 def request_link():
     """Enter an e-mail address, get a link to all its registrations and its personal calendar feed."""
     form = EmailForm()

@@ -2,6 +2,7 @@
 
 import io
 import secrets
+import warnings
 from pathlib import Path
 
 from flask import current_app
@@ -15,12 +16,12 @@ from materials.errors import MaterialsError
 from materials.models import Material
 
 COVER_MAX_BYTES = 5 * 1024 * 1024
-
-
-PDF_MAX_BYTES = 15 * 1024 * 1024
-
-
+# Checked from the file's header before any pixel is decoded: a few kilobytes of PNG can describe
+# 169 megapixels (and take most of a gigabyte to decode). 40 megapixels: any camera photo of a cover.
+COVER_MAX_PIXELS = 40_000_000
+COVER_MAX_SIDE = 2400  # the stored cover; the page shows it far smaller
 THUMBNAIL_SIZE = (320, 320)
+PDF_MAX_BYTES = 15 * 1024 * 1024
 
 
 def upload_dir() -> Path:
@@ -30,21 +31,34 @@ def upload_dir() -> Path:
 
 
 def _store_cover(material: Material, data: bytes) -> str:
-    """Store a cover image re-encoded (no metadata kept) with a thumbnail; refuse anything else."""
-    from PIL import Image, UnidentifiedImageError
+    """Store a cover image re-encoded (no metadata kept, turned upright) at most ``COVER_MAX_SIDE``
+    pixels wide and high, with a thumbnail; refuse anything else. The stored names come from the
+    material and a random part, never from the upload."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
+    not_an_image = MaterialsError(_l("This is not an image (JPEG, PNG or WebP)."), field="cover")
     if len(data) > COVER_MAX_BYTES:
         raise MaterialsError(_l("The image is larger than 5 MB."), field="cover")
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        with warnings.catch_warnings():  # Pillow warns of a bomb when opening; the check below refuses it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))  # reads the header only
+        with probe:
+            if probe.format not in ("JPEG", "PNG", "WEBP"):
+                raise not_an_image
+            width, height = probe.size
+            if width * height > COVER_MAX_PIXELS:
+                raise MaterialsError(_l("The image has %(megapixels)s megapixels; at most %(limit)s are accepted. "
+                                        "Please make it smaller.", megapixels=round(width * height / 1e6),
+                                        limit=COVER_MAX_PIXELS // 1_000_000), field="cover")
             probe.verify()
         image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (COVER_MAX_SIDE, COVER_MAX_SIDE))  # a JPEG decodes at a reduced scale
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
-        raise MaterialsError(_l("This is not an image (JPEG, PNG or WebP)."), field="cover") from None
-    if image.format not in ("JPEG", "PNG", "WEBP"):
-        raise MaterialsError(_l("This is not an image (JPEG, PNG or WebP)."), field="cover")
-    image = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise not_an_image from None
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    image.thumbnail((COVER_MAX_SIDE, COVER_MAX_SIDE))
     name = f"cover-{material.id}-{secrets.token_hex(4)}"
     directory = upload_dir()
     image.save(directory / f"{name}.jpg", "JPEG", quality=85)

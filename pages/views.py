@@ -1,6 +1,6 @@
 """Home, imprint, privacy notice, the language switch and the error pages."""
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -8,7 +8,9 @@ from werkzeug.exceptions import HTTPException
 
 from accounts.forms import LanguageForm
 from accounts.users import set_locale
+from core.db import RETRY_AFTER_SECONDS, note_outage, unavailable
 from core.errors import DomainError
+from core.extensions import db
 from core.i18n import set_language_cookie
 from core.security import is_safe_next
 
@@ -55,6 +57,8 @@ ERROR_TEXTS = {
     413: (lambda: _("Too large"), lambda: _("The upload is too large.")),
     429: (lambda: _("Too many requests"), lambda: _("Please wait a moment and try again.")),
     500: (lambda: _("Something went wrong"), lambda: _("The error has been logged. Please try again later.")),
+    503: (lambda: _("Temporarily unavailable"),
+          lambda: _("Fundus cannot reach its database at the moment. Please try again in a minute.")),
 }
 
 
@@ -88,10 +92,17 @@ def http_error(error: HTTPException):
 
 @bp.app_errorhandler(Exception)
 def server_error(error: Exception):
-    from flask import current_app
-
-    from core.extensions import db
-
-    current_app.logger.exception("Unhandled error on %s", request.path)
-    db.session.rollback()
-    return render_error(500)
+    """500 for a fault, logged with its traceback; 503 with Retry-After while the database cannot
+    be reached, logged once per outage (``core.db``)."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001  (the connection is gone; the session is reset anyway)
+        db.session.close()
+    if not unavailable(error):
+        current_app.logger.exception("Unhandled error on %s", request.path)
+        return render_error(500)
+    note_outage(error)
+    g._login_user = current_app.login_manager.anonymous_user()  # the page must not ask the database who this is
+    response = make_response(render_error(503))
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

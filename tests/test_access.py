@@ -197,6 +197,8 @@ TABLE = [
     ("POST", "/events/staff/registrations/{registration}/certificate", STAFF_POST),  # not attended: told so
     ("POST", "/events/staff/registrations/{registration}/seat", STAFF_POST),
     ("POST", "/events/staff/registrations/99999/cancel", (LOGIN, 403, 403, 404, 404)),
+    ("GET", "/events/staff/{training}/holds", STAFF_ONLY),
+    ("POST", "/events/staff/{training}/holds", STAFF_POST),  # nothing chosen: told so
     ("GET", "/events/staff/{training}/message", STAFF_ONLY),
     ("POST", "/events/staff/{training}/message", STAFF_ONLY),  # empty form: errors shown
     ("GET", "/events/staff/people", STAFF_ONLY),

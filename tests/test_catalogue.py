@@ -290,6 +290,49 @@ def test_cover_image_and_pdf_upload(app, client, make_material, make_user, login
     assert 'alt="Titelbild von Wegweiser"' in page and "PDF herunterladen" in page
 
 
+def png_of(width: int, height: int) -> bytes:
+    """A black-and-white PNG of any size in a few kilobytes, made without decoding it (as an attacker would)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    packer, row = zlib.compressobj(9), b"\x00" + bytes((width + 7) // 8)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_before_decoding_and_big_photos_are_scaled(app, client, make_material,
+                                                                                   make_user, login):
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    material = make_material(title="Wegweiser")
+    login(make_user(Role.STAFF))
+    bomb = png_of(13_000, 13_000)
+    assert len(bomb) < 60_000
+
+    def send(content: bytes):
+        data = {"cover": (io.BytesIO(content), "titel.png")}
+        return client.post(f"/materials/{material.id}/files", data=data, content_type="multipart/form-data",
+                           follow_redirects=True)
+
+    page = send(bomb).get_data(as_text=True)
+    assert "Das Bild hat 169 Megapixel; höchstens 40 werden angenommen." in page
+    db.session.refresh(material)
+    uploads = Path(app.config["UPLOAD_FOLDER"])
+    assert material.cover_path == "" and not (uploads.exists() and any(uploads.iterdir()))
+    assert send(png_of(6_400, 4_800)).status_code == 200  # 30.7 megapixels: a camera photo, scaled down
+    db.session.refresh(material)
+    assert material.cover_path.startswith(f"cover-{material.id}-") and "titel" not in material.cover_path
+    with client.get(f"/materials/{material.id}/cover.jpg") as full:
+        assert Image.open(io.BytesIO(full.get_data())).size == (2400, 1800)
+
+
 def test_staff_edit_kit_contents_and_retire_units(client, make_material, make_user, login):
     from materials.bookings import book_unit
     from materials.forms import parse_contents

@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from accounts.models import Role
+from core.audit import AuditEntry
 from core.extensions import db
 from core.mail import OutboxMessage
 from core.models import utcnow
@@ -200,3 +202,78 @@ def test_trainee_finds_registers_confirms_and_cancels(client, make_training):
     client.get(paths["confirm"])
     client.post(paths["manage"] + "/cancel")
     assert statuses(training.id) == ["cancelled", "pending"]  # Eva moved up
+
+
+def _registration(i: int, email: str | None = None) -> dict:
+    return {"name": f"Flut {i}", "email": email or f"flut{i}@example.org", "consent": "y"}
+
+
+def _mails_to(address: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.to_addr == address))
+
+
+def test_a_registration_flood_from_one_client_is_refused_after_the_limit(make_app, make_training):
+    training = make_training(seats=100)
+    client = make_app(RATELIMIT_ENABLED=True, REGISTRATION_RATE_LIMIT="5 per minute").test_client()
+    codes = [client.post(f"/events/{training.id}", data=_registration(i)).status_code for i in range(8)]
+    assert codes == [200] * 5 + [429] * 3
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Registration)) == 5
+    refused = client.post(f"/events/{training.id}", data=_registration(9)).get_data(as_text=True)
+    assert "Zu viele Anfragen" in refused
+    # Another client still registers; looking at the page is never limited.
+    other = client.post(f"/events/{training.id}", data=_registration(10), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert other.status_code == 200
+    assert client.get(f"/events/{training.id}").status_code == 200
+
+
+def test_one_address_is_mailed_a_bounded_number_of_times_from_any_client(make_app, make_training):
+    """Registering an address again re-sends its link; from many clients, only up to the limit."""
+    trainings = [make_training(seats=5), make_training(seats=5)]
+    client = make_app(RATELIMIT_ENABLED=True, ADDRESS_RATE_LIMIT="3 per hour").test_client()
+    codes = [
+        client.post(f"/events/{trainings[i % 2].id}", data=_registration(i, "Opfer@Example.org"),
+                    environ_base={"REMOTE_ADDR": f"10.0.1.{i}"}).status_code
+        for i in range(7)
+    ]
+    assert codes == [200] * 3 + [429] * 4
+    db.session.rollback()
+    assert _mails_to("opfer@example.org") == 3  # two confirmation requests, one link again
+    # The link to "my registrations" counts per address too.
+    asked = [client.post("/my/registrations", data={"email": "opfer@example.org"},
+                         environ_base={"REMOTE_ADDR": f"10.0.2.{i}"}).status_code for i in range(4)]
+    assert asked == [200] * 3 + [429]
+    assert client.post(f"/events/{trainings[0].id}", data=_registration(1, "andere@example.org")).status_code == 200
+
+
+def test_staff_free_the_seats_a_flood_holds_and_the_waiting_list_moves_up(client, login, make_user, make_training):
+    """A flood nobody confirms need not push real people onto the waiting list for the hold time."""
+    training = make_training(seats=3)
+    flood = [register(training.id, f"Flut {i}", f"flut{i}@example.org") for i in range(3)]
+    register(training.id, "Mara Schulz", "mara@example.org")
+    register(training.id, "Jonas Berg", "jonas@example.org")
+    assert statuses(training.id) == ["pending"] * 3 + ["waiting"] * 2
+    confirm_registration(links("flut0@example.org")["confirm"].rsplit("/", 1)[1])  # a real person after all
+    login(make_user(Role.STAFF))
+    listing = client.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert "Unbestätigte Plätze (2)" in listing
+    page = client.get(f"/events/staff/{training.id}/holds").get_data(as_text=True)
+    assert "flut1@example.org" in page and "flut0@example.org" not in page and "erhalten keine Mail" in page
+    db.session.rollback()
+    mails_before = db.session.scalar(select(func.count()).select_from(OutboxMessage))
+    # The post names flut0 too, as a page opened before it confirmed would: it keeps its seat.
+    chosen = [str(result.registration.id) for result in flood]
+    done = client.post(f"/events/staff/{training.id}/holds", data={"registration": chosen}, follow_redirects=True)
+    assert "Freigegebene Plätze: 2. Von der Warteliste nachgerückt: 2." in done.get_data(as_text=True)
+    db.session.rollback()
+    assert statuses(training.id) == ["confirmed", "expired", "expired", "pending", "pending"]
+    recipients = {m.to_addr for m in db.session.scalars(select(OutboxMessage).offset(mails_before))}
+    assert recipients == {"mara@example.org", "jonas@example.org"}  # the flood is not mailed
+    released = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "release")).all()
+    assert len(released) == 2 and all(e.actor_role == "staff" for e in released)
+    # Nothing chosen, or ids that are not this training's held seats: nothing changes.
+    nothing = client.post(f"/events/staff/{training.id}/holds", data={}, follow_redirects=True)
+    assert "Es wurde nichts ausgewählt" in nothing.get_data(as_text=True)
+    assert client.post(f"/events/staff/{training.id}/holds", data={"registration": "x1"}).status_code == 400
+    db.session.rollback()
+    assert statuses(training.id) == ["confirmed", "expired", "expired", "pending", "pending"]

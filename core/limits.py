@@ -1,0 +1,36 @@
+"""Limits on what one client, or one e-mail address, may ask of Fundus (Flask-Limiter).
+
+Public forms that write rows or send mail are limited twice: per client address (``PROXY_COUNT``
+makes that the real client behind a proxy) and per e-mail address the form names, whichever client
+sends it, so nobody floods a training with registrations or an inbox with links. The counts live in
+``RATELIMIT_STORAGE_URI`` (one count per process with ``memory://``; Redis for one count across
+processes). Every limit is a configuration value.
+"""
+
+import hashlib
+
+from flask import current_app, request
+
+from core.extensions import limiter
+from core.text import normalise_email
+
+
+def configured(name: str):
+    """The limit in configuration value ``name``, read per request (tests and instances set their own)."""
+    return lambda: current_app.config[name]
+
+
+def form_address() -> str:
+    """The limiter key of the e-mail address in the posted form (a digest, not the address)."""
+    address = normalise_email(request.form.get("email", "")[:320])
+    return "address:" + hashlib.sha256(address.encode()).hexdigest()
+
+
+def per_client(name: str):
+    """Decorator: the limit ``name`` per client address, counted on POST."""
+    return limiter.limit(configured(name), methods=["POST"])
+
+
+def per_address(name: str = "ADDRESS_RATE_LIMIT"):
+    """Decorator: the limit ``name`` per e-mail address in the form, from any client, counted on POST."""
+    return limiter.limit(configured(name), key_func=form_address, methods=["POST"])
