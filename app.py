@@ -71,9 +71,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = _l("Please sign in to see this page.")
     login_manager.login_message_category = "info"
 
-    from accounts.sessions import load_user
+    from accounts.sessions import load_user, sign_in_needed
 
     login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(sign_in_needed)
 
 
 def register_blueprints(app: Flask) -> None:

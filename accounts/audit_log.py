@@ -75,6 +75,8 @@ FIELDS = {"email": _l("e-mail address"), "name": _l("name"), "role": _l("role"),
           "organisation": _l("organisation"), "active": _l("active"), "profile": _l("own profile"),
           "kind": _l("kind"), "street": _l("street"), "postcode": _l("postcode"), "city": _l("city"),
           "phone": _l("phone"), "notes": _l("notes")}
+# The files an upload replaced.
+FILES = {"cover": _l("cover image"), "pdf": _l("PDF download")}
 # What a number in ``details`` counts, per action.
 COUNTS = {"attendance": _l("%(n)s marked present"), "message": _l("to %(n)s people"),
           "certificate": _l("%(n)s sessions"), "export": _l("%(n)s registrations"),
@@ -146,6 +148,8 @@ class HistoryRow:
             return str(COUNTS[entry.action] % {"n": entry.details})
         if entry.action == "edit" and entry.object_type in ("user", "organisation") and entry.details:
             return ", ".join(str(FIELDS.get(code, code)) for code in entry.details.split(", "))
+        if entry.action == "files" and entry.details:
+            return ", ".join(str(FILES.get(code, code)) for code in entry.details.split(", "))
         if entry.action == "import" and " / " in entry.details:
             added, rows = entry.details.split(" / ", 1)
             return str(_l("%(added)s of %(rows)s rows", added=added, rows=rows))

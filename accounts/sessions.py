@@ -9,7 +9,9 @@ afterwards, whatever the browser kept.
 import secrets
 from datetime import timedelta
 
-from flask import current_app
+from flask import current_app, flash, redirect, request, session
+from flask_babel import lazy_gettext as _l
+from flask_login import login_url
 from sqlalchemy import delete, select, update
 
 from accounts.models import SignInThrottle, User, UserSession
@@ -32,6 +34,17 @@ def load_user(user_id: str) -> User | None:
     if user is not None:
         user.session_token = token
     return user
+
+
+def sign_in_needed():
+    """Flask-Login's answer to a page that needs a sign-in: to the sign-in page, and back afterwards.
+    A browser whose sign-in the server ended (signed out on another device, password changed) is
+    told so, instead of being asked to sign in as if nothing had happened."""
+    ended = session.get("_user_id") is not None
+    flash(_l("Your sign-in has ended (signed out elsewhere, or the password was changed). Please sign in again.")
+          if ended else current_app.login_manager.login_message, "info")
+    session.pop("_user_id", None)
+    return redirect(login_url(current_app.login_manager.login_view, next_url=request.url))
 
 
 def open_session(user: User) -> str:

@@ -3,11 +3,16 @@ addresses with and without an account; a success opens a sign-in (``accounts.ses
 
 - Failed attempts are counted per (address, client) and per address from everywhere, atomically,
   before the password is checked: at most ``LOGIN_MAX_FAILURES`` checks per address and client in
-  ``LOGIN_LOCK_MINUTES`` however many arrive at once, and nobody locks an account for everyone else.
+  ``LOGIN_LOCK_MINUTES`` however many arrive at once.
+- A browser the account signed in from before carries a device cookie for it: its attempts are
+  counted for that browser alone, and the count from everywhere (guessing spread over many client
+  addresses) does not lock it, so nobody can lock the owner out of their own browser. A success
+  clears only its own client's count.
 - Unknown addresses, and accounts without a password yet, cost the same scrypt check as real ones.
 """
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -29,6 +34,8 @@ from core.models import utcnow
 from core.text import normalise_email
 
 EVERYWHERE = "*"
+DEVICE_COOKIE = "device"
+DEVICES_KEPT = 5  # accounts one browser is known for (a shared office computer)
 LOGIN_FAILED = _l("E-mail address or password is wrong.")
 
 
@@ -57,6 +64,31 @@ def _count_attempt(account_key: str, client: str) -> int:
     return db.session.execute(statement).scalar_one()
 
 
+def _device_key(account_key: str) -> str:
+    """What the device cookie holds for one account: a MAC only this site can make."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, b"device:" + account_key.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _known_devices() -> list[str]:
+    raw = request.cookies.get(DEVICE_COOKIE, "") if has_request_context() else ""
+    return [key for key in raw.split(".")[:DEVICES_KEPT] if len(key) == 32]
+
+
+def remember_device(response, user: User):
+    """Mark this browser as one ``user`` signed in from (the cookie keeps the last few accounts)."""
+    key = _device_key(_account_key(user.email))
+    keys = [key] + [k for k in _known_devices() if k != key]
+    cfg = current_app.config
+    response.set_cookie(DEVICE_COOKIE, ".".join(keys[:DEVICES_KEPT]), max_age=cfg["REMEMBER_COOKIE_DURATION"],
+                        secure=cfg["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return response
+
+
+def _account_key(email: str) -> str:
+    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
 @dataclass
 class SignIn:
     """The outcome of a sign-in: the account, or why not (attempts are counted, so a refusal is not
@@ -70,9 +102,12 @@ class SignIn:
 def authenticate(email: str, password: str) -> SignIn:
     """The account for these credentials and a new sign-in, or the refusal."""
     cfg = current_app.config
-    account_key = hashlib.sha256(normalise_email(email).encode()).hexdigest()
-    here = _count_attempt(account_key, _client())
-    everywhere = _count_attempt(account_key, EVERYWHERE)
+    account_key = _account_key(email)
+    device = _device_key(account_key)
+    known = device in _known_devices()
+    client = f"device:{device}" if known else _client()
+    here = _count_attempt(account_key, client)
+    everywhere = 0 if known else _count_attempt(account_key, EVERYWHERE)
     if here > cfg["LOGIN_MAX_FAILURES"] or everywhere > cfg["LOGIN_MAX_FAILURES_ANYWHERE"]:
         return SignIn(refused=_l("Too many attempts for this address. Please wait %(minutes)s minutes or reset "
                                  "your password.", minutes=cfg["LOGIN_LOCK_MINUTES"]))
@@ -82,7 +117,8 @@ def authenticate(email: str, password: str) -> SignIn:
         return SignIn(refused=LOGIN_FAILED)
     if not user.check_password(password):
         return SignIn(refused=LOGIN_FAILED)
-    db.session.execute(delete(SignInThrottle).where(SignInThrottle.account_key == account_key))
+    db.session.execute(delete(SignInThrottle).where(SignInThrottle.account_key == account_key,
+                                                    SignInThrottle.client == client))
     user.last_login_at = utcnow()
     open_session(user)
     return SignIn(user=user)

@@ -27,6 +27,7 @@ from core.errors import shown_at
 from core.extensions import db
 from core.i18n import set_language_cookie
 from core.limits import per_address, per_client
+from core.mail import after_response
 from core.security import safe_next
 
 bp = Blueprint("accounts", __name__)
@@ -54,7 +55,7 @@ def login():
         else:
             login_user(result.user, remember=form.remember.data)
             flash(_("Welcome, %(name)s.", name=result.user.name), "success")
-            return redirect(safe_next(url_for("pages.home")))
+            return signin.remember_device(redirect(safe_next(url_for("pages.home"))), result.user)
     return render_template("accounts/login.html", form=form)
 
 
@@ -76,7 +77,7 @@ def forgot_password():
     """Ask for a password-reset link by e-mail."""
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        passwords.request_password_reset(form.email.data)
+        after_response(passwords.request_password_reset, form.email.data)  # the same answer, at once
         flash(
             _("If an account exists for this address, we have sent a link to it. It is valid for %(hours)s hours.",
               hours=current_app.config["PASSWORD_RESET_HOURS"]),

@@ -125,7 +125,7 @@ def load_config(app, test_config: dict | None) -> None:
     cfg["BABEL_DEFAULT_TIMEZONE"] = cfg["TIMEZONE"]
     cfg["LANGUAGES"] = ("de", "en")
     cfg["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session; a long form must not expire
-    cfg["MAX_CONTENT_LENGTH"] = cfg.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
+    cfg["MAX_CONTENT_LENGTH"] = cfg.get("MAX_CONTENT_LENGTH") or 21 * 1024 * 1024  # a 5 MB cover and a 15 MB PDF
     cfg["RATELIMIT_HEADERS_ENABLED"] = True
     if not cfg["MAIL_SIGNATURE"]:
         lines = [cfg["ORG_NAME"], cfg["ORG_UNIT"], cfg["ORG_STREET"], cfg["ORG_POSTCODE_CITY"]]

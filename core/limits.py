@@ -2,14 +2,15 @@
 
 Public forms that write rows or send mail are limited twice: per client address (``PROXY_COUNT``
 makes that the real client behind a proxy) and per e-mail address the form names, whichever client
-sends it, so nobody floods a training with registrations or an inbox with links. The counts live in
+sends it, so nobody floods a training with registrations or an inbox with links; the count per
+address only grows when a mail goes out. The counts live in
 ``RATELIMIT_STORAGE_URI`` (one count per process with ``memory://``; Redis for one count across
 processes). Every limit is a configuration value.
 """
 
 import hashlib
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from core.extensions import limiter
 from core.text import normalise_email
@@ -31,6 +32,12 @@ def per_client(name: str):
     return limiter.limit(configured(name), methods=["POST"])
 
 
+def _mailed(_response) -> bool:
+    return g.get("mailed", False)
+
+
 def per_address(name: str = "ADDRESS_RATE_LIMIT"):
-    """Decorator: the limit ``name`` per e-mail address in the form, from any client, counted on POST."""
-    return limiter.limit(configured(name), key_func=form_address, methods=["POST"])
+    """Decorator: the limit ``name`` per e-mail address in the form, from any client. Only a request
+    that mails (``core.mail`` marks it) counts, so forms sent invalid on purpose with someone's
+    address cannot use up that person's limit."""
+    return limiter.limit(configured(name), key_func=form_address, methods=["POST"], deduct_when=_mailed)

@@ -123,8 +123,9 @@ def queue_mail(to: str, subject, template: str, locale: str = "de", attachments:
     )
     db.session.add(row)
     db.session.flush()
-    if has_request_context():
+    if has_request_context() or g.get("collect_outbox"):
         g.setdefault("outbox_ids", []).append(row.id)
+        g.mailed = True  # counts against the address's limit (core.limits)
     return row
 
 
@@ -301,23 +302,25 @@ class _Sender:
         self._pid: int | None = None
         self._queue: queue.Queue = queue.Queue()
 
-    def submit(self, app, ids: list[int]) -> None:
+    def submit(self, app, func, *args) -> None:
+        """Run ``func(*args)`` in the thread, in ``app``'s context."""
         with self._lock:
             if self._pid != os.getpid():  # first use in this process (or a forked worker)
                 self._pid = os.getpid()
                 self._queue = queue.Queue()
                 threading.Thread(target=self._run, args=(self._queue,), name="fundus-mail", daemon=True).start()
-            self._queue.put((app, ids))
+            self._queue.put((app, func, args))
 
     @staticmethod
     def _run(jobs: queue.Queue) -> None:
         while True:
-            app, ids = jobs.get()
+            app, func, args = jobs.get()
             try:
                 with app.app_context():
-                    deliver_pending(ids)
-            except Exception:  # never let one batch stop the thread; the job retries
-                log.exception("Delivery right after the request failed; the job will retry")
+                    func(*args)
+            except Exception:  # never let one job stop the thread; mails stay in the outbox for the job
+                log.exception("Work after the response failed (%s); queued mails are retried by jobs run",
+                              getattr(func, "__qualname__", func))
             finally:
                 jobs.task_done()
 
@@ -330,9 +333,34 @@ class _Sender:
 sender = _Sender()
 
 
-def deliver_after_response(response):
-    """Hand the mails this request queued to the sender thread (they are committed by now)."""
+def after_response(func, *args) -> None:
+    """Run ``func(*args)`` after this request's response is out, in the sender thread, and send the
+    mails it queues: for work whose duration must not show in the answer, such as finding out
+    whether an address has an account before mailing it. Outside a request it runs at once. Work
+    that has not run when the process ends is lost: use it only for what the person can simply ask
+    for again (a link by mail), never for what they submitted."""
+    if has_request_context():
+        g.setdefault("after_response", []).append((func, args))
+        g.mailed = True  # counts against the address's limit (core.limits)
+    else:
+        func(*args)
+
+
+def _run_deferred(func, args) -> None:
+    g.collect_outbox = True
+    func(*args)
     ids = g.pop("outbox_ids", None)
     if ids and current_app.config["MAIL_SEND_AFTER_REQUEST"]:
-        sender.submit(current_app._get_current_object(), ids)
+        deliver_pending(ids)
+
+
+def deliver_after_response(response):
+    """Hand the work deferred with ``after_response`` and the mails this request queued (committed
+    by now) to the sender thread."""
+    app = current_app._get_current_object()
+    for func, args in g.pop("after_response", []):
+        sender.submit(app, _run_deferred, func, args)
+    ids = g.pop("outbox_ids", None)
+    if ids and current_app.config["MAIL_SEND_AFTER_REQUEST"]:
+        sender.submit(app, deliver_pending, ids)
     return response

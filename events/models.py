@@ -194,8 +194,9 @@ class Registration(Stateful, TimestampMixin, db.Model):
         "give_seat": moves([RegistrationStatus.WAITING], [RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED]),
         "cancel": moves(ACTIVE, [RegistrationStatus.CANCELLED]),
         "expire": moves([RegistrationStatus.PENDING], [RegistrationStatus.EXPIRED]),
-        # Staff free a held seat before its time (a flood of registrations nobody will confirm).
-        "release": moves([RegistrationStatus.PENDING], [RegistrationStatus.EXPIRED]),
+        # Staff end a registration whose address is unconfirmed before its time (a flood of
+        # registrations nobody will confirm): its held seat or its place on the waiting list.
+        "release": moves([RegistrationStatus.PENDING, RegistrationStatus.WAITING], [RegistrationStatus.EXPIRED]),
         "end": moves(ACTIVE, [RegistrationStatus.CANCELLED]),  # the training is cancelled
     }, refused=_l("This registration is not active."))
     __table_args__ = (
@@ -247,6 +248,11 @@ class Registration(Stateful, TimestampMixin, db.Model):
     def sees_details(self) -> bool:
         """Confirmed participants see the full address and the online link."""
         return self.status == RegistrationStatus.CONFIRMED
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Active, and the address was never confirmed: what staff may free after a flood."""
+        return self.status in ACTIVE and self.confirmed_at is None
 
     @property
     def needs_confirmation(self) -> bool:

@@ -131,7 +131,7 @@ def delete_person(email: str, actor: User) -> int:
         if registration.can("cancel") and training.ends_at and training.ends_at > now:
             Registration.states.move(registration, "cancel", actor, record=False)
             registration.hold_expires_at = None
-            promote(training)
+            promote(training, actor)
         _anonymise(registration, now)
     ids = [r.id for r in registrations]
     audit.forget_text("registration", ids)

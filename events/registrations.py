@@ -133,7 +133,7 @@ def _cancel(training: Training, registration: Registration, actor, reason: str =
     registration.hold_expires_at = None
     mail_registration(registration, "events/registration_cancelled", _l("Your registration is cancelled"),
                       attach="CANCEL" if held_seat else None)
-    promote(training)
+    promote(training, actor)
 
 
 @unit_of_work
@@ -148,30 +148,35 @@ def give_seat(registration_id: int, actor: User) -> Registration:
     return registration
 
 
-def unconfirmed_holds(training_id: int) -> list[Registration]:
-    """Registrations holding a seat until their address is confirmed, oldest first."""
+_UNCONFIRMED = Registration.status.in_(ACTIVE) & Registration.confirmed_at.is_(None)
+
+
+def unconfirmed(training_id: int) -> list[Registration]:
+    """Active registrations whose address was never confirmed (holding a seat until the hold time
+    ends, or on the waiting list), oldest first."""
     return list(db.session.scalars(
-        select(Registration).where(Registration.training_id == training_id,
-                                   Registration.status == RegistrationStatus.PENDING).order_by(Registration.id)
+        select(Registration).where(Registration.training_id == training_id, _UNCONFIRMED).order_by(Registration.id)
     ))
 
 
 @unit_of_work
-def release_holds(training_id: int, registration_ids, actor: User) -> tuple[int, int]:
-    """Staff free seats held by unconfirmed registrations now instead of after the hold time (after a
-    flood of registrations nobody will confirm, say): they end as expired without a mail, and the
-    waiting list moves up. One confirmed meanwhile keeps its seat. Returns (freed, moved up)."""
+def release_unconfirmed(training_id: int, registration_ids, actor: User) -> tuple[int, int]:
+    """Staff end registrations whose address was never confirmed, instead of waiting for the hold
+    time (after a flood of registrations nobody will confirm, say): held seats and places on the
+    waiting list alike, so the flood's waiting entries do not move up into the freed seats. They end
+    as expired without a mail; one confirmed meanwhile is kept. The freed seats go to the waiting
+    list. Returns (ended, moved up)."""
     training = lock_training(training_id)
-    held = db.session.scalars(
-        select(Registration).where(Registration.training_id == training.id,
-                                   Registration.id.in_(sorted(set(registration_ids))),
-                                   Registration.status == RegistrationStatus.PENDING)
+    ended = db.session.scalars(
+        select(Registration).where(Registration.training_id == training.id, _UNCONFIRMED,
+                                   Registration.id.in_(sorted(set(registration_ids))))
         .order_by(Registration.id).with_for_update().execution_options(populate_existing=True)
     ).all()
-    for registration in held:
+    for registration in ended:
         Registration.states.move(registration, "release", actor, refs=[training])
+        registration.hold_expires_at = None
     db.session.flush()
-    return len(held), len(promote(training))
+    return len(ended), len(promote(training, actor))
 
 
 @unit_of_work

@@ -69,9 +69,10 @@ def hold_time() -> timedelta:
     return timedelta(hours=current_app.config["REGISTRATION_HOLD_HOURS"])
 
 
-def promote(training: Training) -> list[Registration]:
-    """Give free seats to the waiting list in order (the training's row must be locked). Nothing
-    moves up for a training that is not published (a draft, or a cancelled one)."""
+def promote(training: Training, actor=audit.SYSTEM) -> list[Registration]:
+    """Give free seats to the waiting list in order (the training's row must be locked); the trail
+    names ``actor``, whose action freed the seats. Nothing moves up for a training that is not
+    published (a draft, or a cancelled one)."""
     if not training.can("edit"):
         return []
     free = training.seats - seats_taken(training.id)
@@ -84,7 +85,7 @@ def promote(training: Training) -> list[Registration]:
     ).all()
     now = utcnow()
     for registration in waiting:
-        seat_from_waiting_list(registration, now, "promote", audit.SYSTEM)
+        seat_from_waiting_list(registration, now, "promote", actor)
     db.session.flush()
     return list(waiting)
 

@@ -21,7 +21,7 @@ from core.security import staff_required
 from core.states import seen_state
 from core.text import is_email
 from events import participants as participants_module
-from events import personal_data, registrations, seats, trainings
+from events import personal_data, registrations, trainings
 from events.errors import EventsError
 from events.forms import MessageForm, TrainingForm
 from events.models import REGISTRATION_STATUS_LABELS, Registration, Training, TrainingFormat, TrainingSession
@@ -147,7 +147,7 @@ def participants(training_id: int):
     rows = participant_list(training.id)
     return render_template("events/staff/participants.html", training=training, rows=rows,
                            taken=sum(1 for r in rows if r.holds_seat), answers_of=answers_of,
-                           held=sum(1 for r in rows if r.can("release")),
+                           unconfirmed=sum(1 for r in rows if r.unconfirmed),
                            over=bool(training.ends_at and training.ends_at < utcnow()),
                            attended={(a.registration_id, a.session_id) for r in rows for a in r.attended},
                            session_days=[(s.id, format_date(s.starts_at)) for s in training.sessions],
@@ -232,24 +232,27 @@ def give_seat(registration_id: int):
 
 @bp.get("/<int:training_id>/holds")
 def holds(training_id: int):
-    """Seats held by registrations whose address is not confirmed yet, to free them before their
-    time; this page says what will happen and asks first."""
+    """Registrations whose address was never confirmed, to end them before their time (after a
+    flood); this page says what will happen and asks first. Nothing is ticked to begin with."""
     training = db.get_or_404(Training, training_id)
     return render_template("events/staff/holds.html", training=training,
-                           held=registrations.unconfirmed_holds(training.id),
-                           waiting=seats.waiting_count(training.id))
+                           listed=registrations.unconfirmed(training.id))
 
 
 @bp.post("/<int:training_id>/holds")
 @action(_participant_list, refused=lambda training_id: url_for("trainings.holds", training_id=training_id))
 def release_holds(training_id: int):
-    """Free the chosen held seats; the waiting list moves up."""
+    """End the chosen (or all listed) unconfirmed registrations; the waiting list moves up."""
     db.get_or_404(Training, training_id)
-    chosen = form_ids("registration")
+    chosen = form_ids("listed" if request.form.get("scope") == "all" else "registration")
     if not chosen:
-        raise EventsError(_("Nothing was chosen; no seat was freed."))
-    freed, moved = registrations.release_holds(training_id, chosen, current_user)
-    flash(_("Seats freed: %(freed)s. Moved up from the waiting list: %(moved)s.", freed=freed, moved=moved), "success")
+        raise EventsError(_("Nothing was chosen; nothing changed."))
+    ended, moved = registrations.release_unconfirmed(training_id, chosen, current_user)
+    if not ended:
+        raise EventsError(_("Nothing changed: the chosen registrations were confirmed, cancelled or ended "
+                            "meanwhile."))
+    flash(_("Registrations ended: %(ended)s. Moved up from the waiting list: %(moved)s.", ended=ended,
+            moved=moved), "success")
 
 
 @bp.post("/registrations/<int:registration_id>/cancel")

@@ -98,7 +98,7 @@ def save_training(training_id: int | None, data: TrainingInput, actor: User) -> 
             for registration in registrations_of(training, SEAT_HOLDING):
                 mail_registration(registration, "events/changed", _l("Changed: %(title)s", title=training.title),
                                   attach="REQUEST" if registration.sees_details else None)
-        promote(training)
+        promote(training, actor)
     return training
 
 

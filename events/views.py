@@ -15,6 +15,7 @@ from core.errors import action, shown_at
 from core.extensions import db, limiter
 from core.i18n import local_today
 from core.limits import per_address, per_client
+from core.mail import after_response
 from core.vocabulary import TargetGroup
 from events import feeds, links, notifications, personal_data, seats, trainings
 from events.access import key_by_link, registration_by_link, training_for
@@ -29,8 +30,9 @@ my_bp = Blueprint("my", __name__, url_prefix="/my")
 PROGRAMME_PAGE = 20  # trainings a page, programme and archive
 
 
-def _link_problem(message):
-    return render_template("events/link_problem.html", message=message), 410
+def _link_problem(message, training: Training | None = None):
+    """410 Gone with what happened, and the way back to the training's form where there is one."""
+    return render_template("events/link_problem.html", message=message, training=training), 410
 
 
 @bp.route("/registrations/confirm/<token>", methods=["GET", "POST"])
@@ -44,13 +46,14 @@ def confirm(token: str):
         try:
             confirm_registration(token)
         except EventsError as error:
-            return _link_problem(error.message)
+            return _link_problem(error.message, registration.training)
         return redirect(url_for("events.confirm", token=token))
     if registration.confirmed_at is not None and registration.status in ACTIVE:
         return render_template("events/manage.html", registration=registration, token=None, confirmed_now=True,
                                position=seats.waiting_position(registration))
     if not registration.can("confirm"):
-        return _link_problem(_l("This registration has expired or was cancelled. Please register again."))
+        return _link_problem(_l("This registration has expired or was cancelled. Please register again."),
+                             registration.training)
     return render_template("events/confirm.html", registration=registration)
 
 
@@ -177,7 +180,7 @@ def request_link():
     form = EmailForm()
     sent = False
     if form.validate_on_submit():
-        notifications.send_my_registrations_link(form.email.data, str(get_locale()))
+        after_response(notifications.send_my_registrations_link, form.email.data, str(get_locale()))
         sent = True
     return render_template("events/my_request.html", form=form, sent=sent)
 

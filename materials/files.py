@@ -17,8 +17,9 @@ from materials.models import Material
 
 COVER_MAX_BYTES = 5 * 1024 * 1024
 # Checked from the file's header before any pixel is decoded: a few kilobytes of PNG can describe
-# 169 megapixels (and take most of a gigabyte to decode). 40 megapixels: any camera photo of a cover.
-COVER_MAX_PIXELS = 40_000_000
+# 169 megapixels (and take most of a gigabyte to decode). A JPEG decodes at a reduced scale (its
+# draft mode), so any camera photo fits; a PNG or WebP decodes whole, at up to 4 bytes a pixel.
+COVER_MAX_PIXELS = {"JPEG": 60_000_000, "PNG": 12_000_000, "WEBP": 12_000_000}  # at most ~150 MB to decode
 COVER_MAX_SIDE = 2400  # the stored cover; the page shows it far smaller
 THUMBNAIL_SIZE = (320, 320)
 PDF_MAX_BYTES = 15 * 1024 * 1024
@@ -44,21 +45,30 @@ def _store_cover(material: Material, data: bytes) -> str:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             probe = Image.open(io.BytesIO(data))  # reads the header only
         with probe:
-            if probe.format not in ("JPEG", "PNG", "WEBP"):
+            if probe.format not in COVER_MAX_PIXELS:
                 raise not_an_image
             width, height = probe.size
-            if width * height > COVER_MAX_PIXELS:
+            limit = COVER_MAX_PIXELS[probe.format]
+            if width * height > limit:
                 raise MaterialsError(_l("The image has %(megapixels)s megapixels; at most %(limit)s are accepted. "
                                         "Please make it smaller.", megapixels=round(width * height / 1e6),
-                                        limit=COVER_MAX_PIXELS // 1_000_000), field="cover")
+                                        limit=limit // 1_000_000), field="cover")
             probe.verify()
         image = Image.open(io.BytesIO(data))
         image.draft("RGB", (COVER_MAX_SIDE, COVER_MAX_SIDE))  # a JPEG decodes at a reduced scale
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise not_an_image from None
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    # Made small first, so the copies that follow are small.
+    if image.mode not in ("RGB", "RGBA", "L"):
+        image = image.convert("RGBA")
     image.thumbnail((COVER_MAX_SIDE, COVER_MAX_SIDE))
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "RGBA":  # transparent parts white, as on paper
+        flat = Image.new("RGB", image.size, "white")
+        flat.paste(image, mask=image.getchannel("A"))
+        image = flat
+    image = image.convert("RGB")
     name = f"cover-{material.id}-{secrets.token_hex(4)}"
     directory = upload_dir()
     image.save(directory / f"{name}.jpg", "JPEG", quality=85)

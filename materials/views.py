@@ -262,7 +262,8 @@ def upload(material_id: int):
 
 @bp.get("/<int:material_id>/cover.jpg")
 def cover(material_id: int):
-    """The cover image; ``?size=thumb`` for the thumbnail."""
+    """The cover image; ``?size=thumb`` for the thumbnail. Pages link it with ``?v=`` naming the
+    stored file, so a new cover has a new address and no cache shows the old one."""
     material = material_for(current_user, material_id)
     if not material.cover_path:
         abort(404)

@@ -1,7 +1,10 @@
 """Home, imprint, privacy notice, the language switch and the error pages."""
 
+import math
+
 from flask import Blueprint, current_app, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -54,7 +57,8 @@ ERROR_TEXTS = {
     404: (lambda: _("Page not found"), lambda: _("There is nothing at this address.")),
     405: (lambda: _("Not allowed"), lambda: _("This page cannot be used this way.")),
     410: (lambda: _("Gone"), lambda: _("This link is no longer valid.")),
-    413: (lambda: _("Too large"), lambda: _("The upload is too large.")),
+    413: (lambda: _("Too large"), lambda: _("The upload is too large: at most %(mb)s MB can be sent at once.",
+                                             mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024))),
     429: (lambda: _("Too many requests"), lambda: _("Please wait a moment and try again.")),
     500: (lambda: _("Something went wrong"), lambda: _("The error has been logged. Please try again later.")),
     503: (lambda: _("Temporarily unavailable"),
@@ -86,6 +90,10 @@ def domain_error(error: DomainError):
 def http_error(error: HTTPException):
     if error.code is None or error.code < 400:
         return error
+    if isinstance(error, RateLimitExceeded):
+        minutes = max(1, math.ceil(error.limit.limit.get_expiry() / 60))
+        return render_error(429, _("Too many requests from here, or for this e-mail address. Please wait (at most "
+                                   "%(minutes)s min) and try again.", minutes=minutes))
     message = getattr(error, "user_message", None)
     return render_error(error.code, str(message) if message else None)
 

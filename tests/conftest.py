@@ -100,13 +100,15 @@ class CSRFClient(FlaskClient):
     Each request runs in an empty context, so it gets its own app context, ``g``
     and database session, as in a real server, instead of sharing the test's.
     Afterwards the test's own session starts a fresh transaction to see what
-    the request wrote.
+    the request wrote (and what it deferred past its response).
     """
 
     def open(self, *args, **kwargs):
         if has_app_context():
             db.session.rollback()  # the test holds no lock while the request runs
         response = contextvars.Context().run(super().open, *args, **kwargs)
+        if not self.application.config["MAIL_SEND_AFTER_REQUEST"]:
+            sender.wait()  # work the request deferred past its response (``after_response``) is done
         if has_app_context():
             db.session.rollback()
         return response

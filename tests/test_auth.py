@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from accounts.models import Role, TokenPurpose, User, UserToken
 from accounts.passwords import issue_token
@@ -124,6 +125,36 @@ def test_failed_sign_ins_slow_down_that_client_for_that_address_only(app, client
     db.session.execute(update(SignInThrottle).values(since=utcnow() - timedelta(minutes=16)))
     db.session.commit()
     assert client.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+
+
+def test_guessing_from_many_clients_cannot_lock_the_owner_out_of_their_own_browser(app, make_user):
+    """Wrong passwords spread over many client addresses lock the address for browsers it never
+    signed in from; the owner's browser (device cookie from an earlier sign-in) still gets in, and
+    its success does not reset the guessers' counts."""
+    from accounts.models import SignInThrottle
+
+    app.config.update(LOGIN_MAX_FAILURES=3, LOGIN_MAX_FAILURES_ANYWHERE=6)
+    user = make_user()
+    owner = app.test_client()
+    assert owner.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+    assert owner.get_cookie("device") is not None
+    owner.post("/logout")
+    guesser = app.test_client()
+    for i in range(6):  # two clients at the limit each: six from everywhere
+        guesser.post("/login", data={"email": user.email, "password": "falsch"},
+                     environ_base={"REMOTE_ADDR": f"10.9.0.{i // 3}"})
+    stranger = guesser.post("/login", data={"email": user.email, "password": PASSWORD},
+                            environ_base={"REMOTE_ADDR": "10.9.1.1"})
+    assert "Zu viele Versuche" in stranger.get_data(as_text=True)  # a new client: the count from everywhere
+    assert owner.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+    db.session.rollback()
+    clients = set(db.session.scalars(select(SignInThrottle.client)))
+    assert {"*", "10.9.0.0", "10.9.0.1"} <= clients  # the owner's success cleared only its own count
+    # A forged or another account's device cookie counts as no device.
+    forged = app.test_client()
+    forged.set_cookie("device", "0" * 32, domain="localhost")
+    assert "Zu viele Versuche" in forged.post("/login", data={"email": user.email, "password": PASSWORD},
+                                              environ_base={"REMOTE_ADDR": "10.9.1.2"}).get_data(as_text=True)
 
 
 def test_concurrent_wrong_passwords_are_checked_at_most_the_limit(app, make_user, monkeypatch):
@@ -290,7 +321,10 @@ def test_change_password_signs_out_other_sessions(app, client, make_user, login)
     )
     assert ok.status_code == 302
     assert client.get("/account").status_code == 200  # this session goes on
-    assert other.get("/account").status_code == 302  # the other one is signed out
+    assert other.get("/account").status_code == 302  # the other one is signed out, and told why
+    told = other.get("/login").get_data(as_text=True)
+    assert "Ihre Anmeldung wurde beendet" in told and "um diese Seite zu sehen" not in told
+    assert "um diese Seite zu sehen" in app.test_client().get("/account", follow_redirects=True).get_data(as_text=True)
 
 
 def test_mismatched_new_passwords_change_nothing(client, make_user, login):
@@ -316,6 +350,9 @@ def test_client_address_behind_a_proxy_counts_per_real_client(make_app):
 
     assert [attempt("203.0.113.5") for _ in range(3)] == [200, 200, 429]
     assert attempt("198.51.100.7") == 200
+    refused = client.post("/login", data={"email": "a@example.org", "password": "x"},
+                          headers={"X-Forwarded-For": "203.0.113.5"}).get_data(as_text=True)
+    assert "höchstens 1 Min." in refused  # how long, from the limit that was hit
 
 
 def test_a_password_change_voids_earlier_reset_links_and_a_reset_every_other_sign_in(app, client, make_user, login):

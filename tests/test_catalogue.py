@@ -1,5 +1,6 @@
 """The public catalogue and the staff pages for materials, stock and units."""
 
+import re
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
@@ -322,15 +323,22 @@ def test_a_decompression_bomb_is_refused_before_decoding_and_big_photos_are_scal
                            follow_redirects=True)
 
     page = send(bomb).get_data(as_text=True)
-    assert "Das Bild hat 169 Megapixel; höchstens 40 werden angenommen." in page
+    assert "Das Bild hat 169 Megapixel; höchstens 12 werden angenommen." in page
     db.session.refresh(material)
     uploads = Path(app.config["UPLOAD_FOLDER"])
     assert material.cover_path == "" and not (uploads.exists() and any(uploads.iterdir()))
-    assert send(png_of(6_400, 4_800)).status_code == 200  # 30.7 megapixels: a camera photo, scaled down
+    assert send(png_of(4_000, 3_000)).status_code == 200  # 12 megapixels, the most a PNG may have: scaled down
     db.session.refresh(material)
     assert material.cover_path.startswith(f"cover-{material.id}-") and "titel" not in material.cover_path
     with client.get(f"/materials/{material.id}/cover.jpg") as full:
         assert Image.open(io.BytesIO(full.get_data())).size == (2400, 1800)
+    # A new cover has a new address, so no cache shows the old one for a day.
+    first = re.search(r'src="([^"]*cover\.jpg[^"]*)"', client.get(f"/materials/{material.id}").get_data(as_text=True))
+    assert send(png_of(300, 400)).status_code == 200
+    second = re.search(r'src="([^"]*cover\.jpg[^"]*)"', client.get(f"/materials/{material.id}").get_data(as_text=True))
+    assert first and second and first.group(1) != second.group(1)
+    history = client.get(f"/materials/{material.id}/manage").get_data(as_text=True)
+    assert "Titelbild" in history and ">cover<" not in history
 
 
 def test_staff_edit_kit_contents_and_retire_units(client, make_material, make_user, login):

@@ -231,6 +231,10 @@ def test_one_address_is_mailed_a_bounded_number_of_times_from_any_client(make_ap
     """Registering an address again re-sends its link; from many clients, only up to the limit."""
     trainings = [make_training(seats=5), make_training(seats=5)]
     client = make_app(RATELIMIT_ENABLED=True, ADDRESS_RATE_LIMIT="3 per hour").test_client()
+    # Forms sent invalid on purpose with someone's address mail nobody and do not use up their limit.
+    invalid = [client.post(f"/events/{trainings[0].id}", data={"email": "opfer@example.org"},
+                           environ_base={"REMOTE_ADDR": f"10.0.3.{i}"}).status_code for i in range(5)]
+    assert invalid == [200] * 5
     codes = [
         client.post(f"/events/{trainings[i % 2].id}", data=_registration(i, "Opfer@Example.org"),
                     environ_base={"REMOTE_ADDR": f"10.0.1.{i}"}).status_code
@@ -246,34 +250,47 @@ def test_one_address_is_mailed_a_bounded_number_of_times_from_any_client(make_ap
     assert client.post(f"/events/{trainings[0].id}", data=_registration(1, "andere@example.org")).status_code == 200
 
 
-def test_staff_free_the_seats_a_flood_holds_and_the_waiting_list_moves_up(client, login, make_user, make_training):
-    """A flood nobody confirms need not push real people onto the waiting list for the hold time."""
+def test_staff_end_a_flood_of_unconfirmed_registrations_and_real_people_move_up(client, login, make_user,
+                                                                               make_training):
+    """A flood nobody confirms need not push real people onto the waiting list for the hold time:
+    staff end its registrations, held seats and waiting places alike, and the seats go to the people
+    behind it. Nothing is ticked to begin with; whoever confirmed meanwhile is kept."""
     training = make_training(seats=3)
-    flood = [register(training.id, f"Flut {i}", f"flut{i}@example.org") for i in range(3)]
+    flood = [register(training.id, f"Flut {i}", f"flut{i}@example.org") for i in range(5)]
     register(training.id, "Mara Schulz", "mara@example.org")
     register(training.id, "Jonas Berg", "jonas@example.org")
-    assert statuses(training.id) == ["pending"] * 3 + ["waiting"] * 2
-    confirm_registration(links("flut0@example.org")["confirm"].rsplit("/", 1)[1])  # a real person after all
+    assert statuses(training.id) == ["pending"] * 3 + ["waiting"] * 4
+    for address in ("flut0@example.org", "mara@example.org"):  # real people after all; Mara is still waiting
+        confirm_registration(links(address)["confirm"].rsplit("/", 1)[1])
     login(make_user(Role.STAFF))
     listing = client.get(f"/events/staff/{training.id}").get_data(as_text=True)
-    assert "Unbestätigte Plätze (2)" in listing
+    assert "Unbestätigte Anmeldungen (5)" in listing  # flut1–4 and Jonas
     page = client.get(f"/events/staff/{training.id}/holds").get_data(as_text=True)
-    assert "flut1@example.org" in page and "flut0@example.org" not in page and "erhalten keine Mail" in page
+    assert "flut4@example.org" in page and "jonas@example.org" in page and "mara@example.org" not in page
+    assert "erhalten keine Mail" in page and "checked" not in page and 'autocomplete="off"' in page
     db.session.rollback()
     mails_before = db.session.scalar(select(func.count()).select_from(OutboxMessage))
-    # The post names flut0 too, as a page opened before it confirmed would: it keeps its seat.
+    # The post names flut0 too, as a page opened before it confirmed would: it is kept.
     chosen = [str(result.registration.id) for result in flood]
-    done = client.post(f"/events/staff/{training.id}/holds", data={"registration": chosen}, follow_redirects=True)
-    assert "Freigegebene Plätze: 2. Von der Warteliste nachgerückt: 2." in done.get_data(as_text=True)
+    done = client.post(f"/events/staff/{training.id}/holds", data={"registration": chosen, "scope": "chosen"},
+                       follow_redirects=True)
+    assert "Beendete Anmeldungen: 4. Von der Warteliste nachgerückt: 2." in done.get_data(as_text=True)
     db.session.rollback()
-    assert statuses(training.id) == ["confirmed", "expired", "expired", "pending", "pending"]
-    recipients = {m.to_addr for m in db.session.scalars(select(OutboxMessage).offset(mails_before))}
-    assert recipients == {"mara@example.org", "jonas@example.org"}  # the flood is not mailed
-    released = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "release")).all()
-    assert len(released) == 2 and all(e.actor_role == "staff" for e in released)
-    # Nothing chosen, or ids that are not this training's held seats: nothing changes.
-    nothing = client.post(f"/events/staff/{training.id}/holds", data={}, follow_redirects=True)
+    assert statuses(training.id) == ["confirmed"] + ["expired"] * 4 + ["confirmed", "pending"]
+    recipients = sorted(m.to_addr for m in db.session.scalars(select(OutboxMessage).offset(mails_before)))
+    assert recipients == ["jonas@example.org", "mara@example.org"]  # the flood is not mailed
+    for action, count in (("release", 4), ("promote", 2)):
+        entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == action)).all()
+        assert len(entries) == count and all(e.actor_role == "staff" for e in entries)  # not "automatic"
+    # A second press, or "end all" from a page opened before: nothing is left to end, and it says so.
+    again = client.post(f"/events/staff/{training.id}/holds", data={"listed": chosen[1:], "scope": "all"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "Nichts geändert" in again and "Beendete Anmeldungen" not in again
+    nothing = client.post(f"/events/staff/{training.id}/holds", data={"scope": "chosen"}, follow_redirects=True)
     assert "Es wurde nichts ausgewählt" in nothing.get_data(as_text=True)
     assert client.post(f"/events/staff/{training.id}/holds", data={"registration": "x1"}).status_code == 400
     db.session.rollback()
-    assert statuses(training.id) == ["confirmed", "expired", "expired", "pending", "pending"]
+    assert statuses(training.id) == ["confirmed"] + ["expired"] * 4 + ["confirmed", "pending"]
+    # An ended registration's confirmation link leads back to the training's form.
+    gone = client.get(links("flut1@example.org")["confirm"])
+    assert gone.status_code == 410 and f'href="/events/{training.id}#register-heading"' in gone.get_data(as_text=True)
