@@ -97,8 +97,11 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
+    from accounts.sessions import notice_ended_sign_in
+
     app.before_request(ensure_schema)
     app.before_request(refuse_control_characters)
+    app.before_request(notice_ended_sign_in)
     app.after_request(set_security_headers)
     app.after_request(deliver_after_response)
     app.jinja_env.filters["datetime"] = i18n.format_datetime
@@ -106,6 +109,7 @@ def register_hooks(app: Flask) -> None:
     app.jinja_env.filters["session"] = i18n.format_session
     app.jinja_env.globals["timedelta"] = timedelta
     app.jinja_env.globals["webcal_url"] = webcal_url
+    app.jinja_env.globals["page_to_return_to"] = i18n.page_to_return_to
 
     @app.context_processor
     def inject_site():

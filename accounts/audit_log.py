@@ -69,7 +69,7 @@ ACTIONS = {
 }
 # Where an object type needs its own word for an action.
 TYPED_ACTIONS = {("training", "cancel"): _l("training cancelled"),
-                 ("registration", "release"): _l("held seat freed by staff")}
+                 ("registration", "release"): _l("ended by staff (address never confirmed)")}
 # Names of the fields an "edit" of an account or organisation lists.
 FIELDS = {"email": _l("e-mail address"), "name": _l("name"), "role": _l("role"), "locale": _l("language"),
           "organisation": _l("organisation"), "active": _l("active"), "profile": _l("own profile"),

@@ -9,9 +9,9 @@ afterwards, whatever the browser kept.
 import secrets
 from datetime import timedelta
 
-from flask import current_app, flash, redirect, request, session
+from flask import current_app, flash, g, redirect, request, session
 from flask_babel import lazy_gettext as _l
-from flask_login import login_url
+from flask_login import current_user, login_url
 from sqlalchemy import delete, select, update
 
 from accounts.models import SignInThrottle, User, UserSession
@@ -36,14 +36,24 @@ def load_user(user_id: str) -> User | None:
     return user
 
 
-def sign_in_needed():
-    """Flask-Login's answer to a page that needs a sign-in: to the sign-in page, and back afterwards.
-    A browser whose sign-in the server ended (signed out on another device, password changed) is
-    told so, instead of being asked to sign in as if nothing had happened."""
-    ended = session.get("_user_id") is not None
-    flash(_l("Your sign-in has ended (signed out elsewhere, or the password was changed). Please sign in again.")
-          if ended else current_app.login_manager.login_message, "info")
+SIGN_IN_ENDED = _l("Your sign-in has ended (signed out elsewhere, or the password was changed). Please sign in again.")
+
+
+def notice_ended_sign_in() -> None:
+    """Before each request: a browser whose sign-in the server ended (signed out on another device,
+    password changed, account deactivated) is told so on its next page, public or not, once."""
+    if request.endpoint == "static" or session.get("_user_id") is None or current_user.is_authenticated:
+        return
     session.pop("_user_id", None)
+    g.sign_in_ended = True
+    flash(SIGN_IN_ENDED, "info")
+
+
+def sign_in_needed():
+    """Flask-Login's answer to a page that needs a sign-in: to the sign-in page, and back afterwards
+    (with the usual request to sign in, unless the browser was just told its sign-in ended)."""
+    if not g.get("sign_in_ended"):
+        flash(current_app.login_manager.login_message, "info")
     return redirect(login_url(current_app.login_manager.login_view, next_url=request.url))
 
 

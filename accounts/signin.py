@@ -4,15 +4,17 @@ addresses with and without an account; a success opens a sign-in (``accounts.ses
 - Failed attempts are counted per (address, client) and per address from everywhere, atomically,
   before the password is checked: at most ``LOGIN_MAX_FAILURES`` checks per address and client in
   ``LOGIN_LOCK_MINUTES`` however many arrive at once.
-- A browser the account signed in from before carries a device cookie for it: its attempts are
-  counted for that browser alone, and the count from everywhere (guessing spread over many client
-  addresses) does not lock it, so nobody can lock the owner out of their own browser. A success
-  clears only its own client's count.
+- A browser the account signed in from before carries a device cookie for it (a random nonce of its
+  own and a MAC over it, the account and its password hash, so a password change voids it): its
+  attempts are counted for that browser alone, and the count from everywhere (guessing spread over
+  many client addresses) does not lock it, so nobody can lock the owner out of their own browser.
+  A success clears only its own client's count.
 - Unknown addresses, and accounts without a password yet, cost the same scrypt check as real ones.
 """
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -64,23 +66,38 @@ def _count_attempt(account_key: str, client: str) -> int:
     return db.session.execute(statement).scalar_one()
 
 
-def _device_key(account_key: str) -> str:
-    """What the device cookie holds for one account: a MAC only this site can make."""
+def _device_mac(user: User, nonce: str) -> str:
+    """The device cookie's proof for ``user`` and one browser's ``nonce``: a MAC only this site can
+    make, valid while the account keeps its password (a change voids every device cookie)."""
     secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, b"device:" + account_key.encode(), hashlib.sha256).hexdigest()[:32]
+    message = f"device:{user.id}:{nonce}:{user.password_hash}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
 
 
-def _known_devices() -> list[str]:
+def _devices() -> list[tuple[str, str]]:
+    """The (nonce, proof) pairs this browser's device cookie holds."""
     raw = request.cookies.get(DEVICE_COOKIE, "") if has_request_context() else ""
-    return [key for key in raw.split(".")[:DEVICES_KEPT] if len(key) == 32]
+    pairs = [item.partition(":")[::2] for item in raw[:400].split(".")[:DEVICES_KEPT]]
+    return [(nonce, mac) for nonce, mac in pairs if len(nonce) == 16 and len(mac) == 32]
+
+
+def _device_of(user: User | None) -> str | None:
+    """This browser's nonce if it signed in as ``user`` before, with the password the account has now."""
+    if user is None or not user.active or not user.password_hash:
+        return None
+    for nonce, mac in _devices():
+        if hmac.compare_digest(mac, _device_mac(user, nonce)):
+            return nonce
+    return None
 
 
 def remember_device(response, user: User):
-    """Mark this browser as one ``user`` signed in from (the cookie keeps the last few accounts)."""
-    key = _device_key(_account_key(user.email))
-    keys = [key] + [k for k in _known_devices() if k != key]
+    """Mark this browser as one ``user`` signed in from: a random nonce of its own (its own count of
+    attempts) with its proof; the cookie keeps the last few accounts of a shared computer."""
+    nonce = _device_of(user) or secrets.token_hex(8)
+    kept = [f"{nonce}:{_device_mac(user, nonce)}"] + [f"{n}:{m}" for n, m in _devices() if n != nonce]
     cfg = current_app.config
-    response.set_cookie(DEVICE_COOKIE, ".".join(keys[:DEVICES_KEPT]), max_age=cfg["REMEMBER_COOKIE_DURATION"],
+    response.set_cookie(DEVICE_COOKIE, ".".join(kept[:DEVICES_KEPT]), max_age=cfg["REMEMBER_COOKIE_DURATION"],
                         secure=cfg["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
     return response
 
@@ -103,15 +120,14 @@ def authenticate(email: str, password: str) -> SignIn:
     """The account for these credentials and a new sign-in, or the refusal."""
     cfg = current_app.config
     account_key = _account_key(email)
-    device = _device_key(account_key)
-    known = device in _known_devices()
-    client = f"device:{device}" if known else _client()
+    user = user_by_email(email)
+    device = _device_of(user)
+    client = f"device:{device}" if device else _client()
     here = _count_attempt(account_key, client)
-    everywhere = 0 if known else _count_attempt(account_key, EVERYWHERE)
+    everywhere = 0 if device else _count_attempt(account_key, EVERYWHERE)
     if here > cfg["LOGIN_MAX_FAILURES"] or everywhere > cfg["LOGIN_MAX_FAILURES_ANYWHERE"]:
         return SignIn(refused=_l("Too many attempts for this address. Please wait %(minutes)s minutes or reset "
                                  "your password.", minutes=cfg["LOGIN_LOCK_MINUTES"]))
-    user = user_by_email(email)
     if user is None or not user.active or not user.has_password:
         check_password_hash(_dummy_hash(), password)  # the same time as for a real account
         return SignIn(refused=LOGIN_FAILED)

@@ -101,7 +101,7 @@ def reset_password(token: str):
             logout_user()
             login_user(user)
             flash(_("Your password is saved. You are signed in."), "success")
-            return redirect(url_for("accounts.account"))
+            return signin.remember_device(redirect(url_for("accounts.account")), user)
     return render_template("accounts/reset_password.html", form=form, user=row.user)
 
 
@@ -129,7 +129,8 @@ def change_password():
         with shown_at(form):
             passwords.change_password(current_user, form.current_password.data, form.password.data)
             flash(_("Your password is changed."), "success")
-            return redirect(url_for("accounts.account"))
+            # The new password voided this browser's device cookie with the others: a new one.
+            return signin.remember_device(redirect(url_for("accounts.account")), current_user)
     return render_template("accounts/change_password.html", form=form)
 
 

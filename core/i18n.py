@@ -2,6 +2,7 @@
 
 from datetime import UTC, date, datetime
 from functools import cache
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -71,6 +72,17 @@ def set_language_cookie(response, lang: str):
         secure=current_app.config["SESSION_COOKIE_SECURE"],
     )
     return response
+
+
+def page_to_return_to() -> str:
+    """Where the language switch leads back to: this page, or for the answer to a form (an error
+    page after a POST, say) the page the form was on, since its address cannot be opened by GET."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path.startswith("/"):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return "/"
 
 
 def from_local(value: datetime | None) -> datetime | None:

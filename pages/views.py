@@ -93,7 +93,7 @@ def http_error(error: HTTPException):
     if isinstance(error, RateLimitExceeded):
         minutes = max(1, math.ceil(error.limit.limit.get_expiry() / 60))
         return render_error(429, _("Too many requests from here, or for this e-mail address. Please wait (at most "
-                                   "%(minutes)s min) and try again.", minutes=minutes))
+                                   "%(minutes)s\u00a0min) and try again.", minutes=minutes))
     message = getattr(error, "user_message", None)
     return render_error(error.code, str(message) if message else None)
 

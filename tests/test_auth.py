@@ -129,32 +129,44 @@ def test_failed_sign_ins_slow_down_that_client_for_that_address_only(app, client
 
 def test_guessing_from_many_clients_cannot_lock_the_owner_out_of_their_own_browser(app, make_user):
     """Wrong passwords spread over many client addresses lock the address for browsers it never
-    signed in from; the owner's browser (device cookie from an earlier sign-in) still gets in, and
-    its success does not reset the guessers' counts."""
+    signed in from; the owner's browsers (device cookie from an earlier sign-in) still get in, each
+    with a count of its own, and a success does not reset the guessers' counts."""
     from accounts.models import SignInThrottle
+    from accounts.passwords import change_password
 
     app.config.update(LOGIN_MAX_FAILURES=3, LOGIN_MAX_FAILURES_ANYWHERE=6)
     user = make_user()
-    owner = app.test_client()
-    assert owner.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
-    assert owner.get_cookie("device") is not None
-    owner.post("/logout")
+
+    def sign_in(client, password=PASSWORD, address="127.0.0.1"):
+        return client.post("/login", data={"email": user.email, "password": password},
+                           environ_base={"REMOTE_ADDR": address})
+
+    owner, shared = app.test_client(), app.test_client()  # two of the owner's browsers, one office address
+    for browser in (owner, shared):
+        assert sign_in(browser).status_code == 302
+        browser.post("/logout")
+    nonces = {browser.get_cookie("device").value.split(":")[0] for browser in (owner, shared)}
+    assert len(nonces) == 2
     guesser = app.test_client()
     for i in range(6):  # two clients at the limit each: six from everywhere
-        guesser.post("/login", data={"email": user.email, "password": "falsch"},
-                     environ_base={"REMOTE_ADDR": f"10.9.0.{i // 3}"})
-    stranger = guesser.post("/login", data={"email": user.email, "password": PASSWORD},
-                            environ_base={"REMOTE_ADDR": "10.9.1.1"})
-    assert "Zu viele Versuche" in stranger.get_data(as_text=True)  # a new client: the count from everywhere
-    assert owner.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+        sign_in(guesser, "falsch", f"10.9.0.{i // 3}")
+    assert "Zu viele Versuche" in sign_in(guesser, address="10.9.1.1").get_data(as_text=True)  # a new browser
+    assert sign_in(owner).status_code == 302
+    owner.post("/logout")
     db.session.rollback()
-    clients = set(db.session.scalars(select(SignInThrottle.client)))
-    assert {"*", "10.9.0.0", "10.9.0.1"} <= clients  # the owner's success cleared only its own count
-    # A forged or another account's device cookie counts as no device.
+    assert {"*", "10.9.0.0", "10.9.0.1"} <= set(db.session.scalars(select(SignInThrottle.client)))  # still there
+    # Wrong passwords in the shared browser lock that browser only.
+    for _ in range(4):
+        sign_in(shared, "falsch")
+    assert "Zu viele Versuche" in sign_in(shared).get_data(as_text=True)
+    assert sign_in(owner).status_code == 302
+    owner.post("/logout")
+    # A forged cookie counts as no device, and a password change voids every device cookie.
     forged = app.test_client()
-    forged.set_cookie("device", "0" * 32, domain="localhost")
-    assert "Zu viele Versuche" in forged.post("/login", data={"email": user.email, "password": PASSWORD},
-                                              environ_base={"REMOTE_ADDR": "10.9.1.2"}).get_data(as_text=True)
+    forged.set_cookie("device", "0" * 16 + ":" + "0" * 32, domain="localhost")
+    assert "Zu viele Versuche" in sign_in(forged, address="10.9.1.2").get_data(as_text=True)
+    change_password(db.session.get(User, user.id), PASSWORD, "ein ganz neues passwort")
+    assert "Zu viele Versuche" in sign_in(owner, "ein ganz neues passwort", "10.9.1.3").get_data(as_text=True)
 
 
 def test_concurrent_wrong_passwords_are_checked_at_most_the_limit(app, make_user, monkeypatch):
@@ -305,8 +317,9 @@ def test_password_is_hashed_with_scrypt(make_user):
 def test_change_password_signs_out_other_sessions(app, client, make_user, login):
     user = make_user()
     login(user)
-    other = app.test_client()
+    other, third = app.test_client(), app.test_client()
     login(user, the_client=other)
+    login(user, the_client=third)
     assert other.get("/account").status_code == 200
 
     bad = client.post(
@@ -325,6 +338,9 @@ def test_change_password_signs_out_other_sessions(app, client, make_user, login)
     told = other.get("/login").get_data(as_text=True)
     assert "Ihre Anmeldung wurde beendet" in told and "um diese Seite zu sehen" not in told
     assert "um diese Seite zu sehen" in app.test_client().get("/account", follow_redirects=True).get_data(as_text=True)
+    public = third.get("/materials/").get_data(as_text=True)  # told on a public page too, once
+    assert "Ihre Anmeldung wurde beendet" in public
+    assert "Ihre Anmeldung wurde beendet" not in third.get("/materials/").get_data(as_text=True)
 
 
 def test_mismatched_new_passwords_change_nothing(client, make_user, login):
@@ -352,7 +368,7 @@ def test_client_address_behind_a_proxy_counts_per_real_client(make_app):
     assert attempt("198.51.100.7") == 200
     refused = client.post("/login", data={"email": "a@example.org", "password": "x"},
                           headers={"X-Forwarded-For": "203.0.113.5"}).get_data(as_text=True)
-    assert "höchstens 1 Min." in refused  # how long, from the limit that was hit
+    assert "höchstens 1\u00a0Min." in refused  # how long, from the limit that was hit
 
 
 def test_a_password_change_voids_earlier_reset_links_and_a_reset_every_other_sign_in(app, client, make_user, login):

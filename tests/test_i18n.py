@@ -161,3 +161,16 @@ def test_labels_are_kept_apart_per_enum_and_language(app):
         with force_locale("en"):
             assert RegistrationStatus.PENDING.label == "Waiting for e-mail confirmation"
         assert RegistrationStatus.PENDING.label == "Warten auf Bestätigung der E-Mail-Adresse"
+
+
+def test_the_language_switch_on_the_answer_to_a_form_leads_back_to_the_form(make_app):
+    """An error page after a POST (413, say) cannot be opened again by GET: the switch and the back
+    link lead to the page the form was on."""
+    client = make_app(MAX_CONTENT_LENGTH=2000).test_client()
+    page = client.post("/password/forgot", data={"email": "a@example.org", "x": "y" * 5000},
+                       headers={"Referer": "http://localhost/password/forgot?x=1"})
+    assert page.status_code == 413
+    text = page.get_data(as_text=True)
+    assert 'name="next" value="/password/forgot?x=1"' in text and "Zurück zur Seite, von der Sie kamen" in text
+    foreign = client.post("/password/forgot", data={"x": "y" * 5000}, headers={"Referer": "http://evil.example/a"})
+    assert 'name="next" value="/"' in foreign.get_data(as_text=True)
