@@ -44,6 +44,7 @@ DEFAULTS: dict[str, object] = {
     "MAIL_USERNAME": "",
     "MAIL_PASSWORD": "",
     "MAIL_FROM": "fundus@localhost",
+    "MAIL_REPLY_TO": "",  # where answers to mails go; empty: ORG_EMAIL
     "MAIL_TIMEOUT": 10,
     "MAIL_MAX_ATTEMPTS": 12,
     "MAIL_CLAIM_SECONDS": 300,
@@ -132,6 +133,7 @@ def load_config(app, test_config: dict | None) -> None:
         lines += [f"Tel. {cfg['ORG_PHONE']}" if cfg["ORG_PHONE"] else "", cfg["ORG_EMAIL"]]
         cfg["MAIL_SIGNATURE"] = "\n".join(line for line in lines if line)
     cfg["STAFF_EMAIL"] = cfg["STAFF_EMAIL"] or cfg["ORG_EMAIL"]
+    cfg["MAIL_REPLY_TO"] = cfg["MAIL_REPLY_TO"] or cfg["ORG_EMAIL"]
     cfg["PRIVACY_CONTACT"] = cfg["PRIVACY_CONTACT"] or cfg["ORG_EMAIL"]
 
 

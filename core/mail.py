@@ -2,7 +2,9 @@
 
 ``queue_mail`` renders a message in the recipient's language and adds it to the
 session; whatever commits the action commits the mail with it, and a rolled-back
-action takes its mail along. ``deliver_pending`` sends what is due over SMTP
+action takes its mail along. ``build_message`` is the one place that decides the
+headers every message carries (RFC 5322 and RFC 3834, see its docstring) and the
+layout of a calendar invitation (RFC 6047). ``deliver_pending`` sends what is due over SMTP
 (or to the log when no server is configured), with back-off on failure. A row is
 claimed by a conditional update before it is sent, so two runs at once never
 send the same message twice.
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
+from zoneinfo import ZoneInfo
 
 from flask import current_app, g, has_request_context, render_template
 from flask_babel import force_locale
@@ -79,14 +82,57 @@ class OutboxMessage(db.Model):
 @dataclass
 class Attachment:
     filename: str
-    content_type: str  # "text/calendar"
+    content_type: str  # "application/pdf"
     data: bytes
-    params: dict[str, str] | None = None  # extra Content-Type parameters, e.g. {"method": "REQUEST"}
+    params: dict[str, str] | None = None  # extra Content-Type parameters
+
+
+@dataclass
+class Invitation:
+    """An iCalendar object with a METHOD (REQUEST, CANCEL) sent by mail (iMIP, RFC 6047)."""
+
+    data: bytes
+    method: str
+    filename: str = "invitation.ics"
+
+
+# The mails that answer the recipient's own action on the site (a form they sent, a button they
+# pressed). Every other kind is automatic: reminders, notices to staff, decisions and messages of staff,
+# a seat freed, a training changed or cancelled, a registration cancelled (by the person or by staff).
+# Automatic mails say so with ``Auto-Submitted: auto-generated`` (RFC 3834), which keeps vacation
+# responders quiet; a kind not named here counts as automatic.
+ANSWERS = frozenset({
+    "accounts/application_received",  # the applicant sent the form
+    "accounts/reset_password",  # "forgot password"
+    "events/confirm_registration",  # the registration form
+    "events/waiting_list",  # the registration form, training full
+    "events/manage_link",  # the registration form again, same address
+    "events/confirmed",  # the confirm button
+    "events/my_link",  # "my registrations"
+    "materials/request_received",  # the partner submitted a request
+})
+
+
+def is_automatic(template: str) -> bool:
+    """Whether a mail kind is sent by the system rather than in answer to the recipient's action."""
+    return template not in ANSWERS
 
 
 def build_message(to: str, subject, template: str, locale: str = "de", attachments: tuple[Attachment, ...] = (),
-                  **context) -> EmailMessage:
+                  invitation: Invitation | None = None, **context) -> EmailMessage:
     """Render ``mail/<template>.txt`` and ``.html`` in ``locale`` into a complete message.
+
+    Every message has ``Date`` (RFC 5322: the moment it is made, that is when the action that
+    queued it happened, in the site's time zone; a message that waits in the outbox for the mail
+    server keeps it, as the origination date should), a ``Message-ID`` (kept in the outbox),
+    ``Reply-To`` (``MAIL_REPLY_TO``), ``Content-Language`` and, for automatic kinds
+    (``is_automatic``), ``Auto-Submitted: auto-generated``.
+
+    An ``invitation`` goes where calendar clients look for it (RFC 6047, the layout Outlook and
+    Gmail send): ``multipart/mixed`` of ``multipart/alternative`` (text/plain, text/html,
+    ``text/calendar; method=…``) and the same calendar once more as an ``application/ics``
+    attachment for clients that only import files (not a second text/calendar part, which some
+    clients would show as a second invitation).
 
     ``subject`` may be a lazy string; it is evaluated in the recipient's language."""
     cfg = current_app.config
@@ -97,27 +143,37 @@ def build_message(to: str, subject, template: str, locale: str = "de", attachmen
         body_html = render_template(f"mail/{template}.html", **context)
 
     msg = EmailMessage(policy=SMTP)
+    msg["Date"] = format_datetime(utcnow().astimezone(ZoneInfo(cfg["TIMEZONE"])))
     msg["Subject"] = subject_text
     msg["From"] = formataddr((header_text(cfg["ORG_NAME"]), cfg["MAIL_FROM"]))
+    if cfg["MAIL_REPLY_TO"]:
+        msg["Reply-To"] = header_text(cfg["MAIL_REPLY_TO"])
     msg["To"] = header_text(to)
     msg["Message-ID"] = make_msgid(domain=cfg["MAIL_FROM"].rpartition("@")[2] or None)
-    msg["Content-Language"] = locale
+    if is_automatic(template):
+        msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(body_text)
     msg.add_alternative(body_html, subtype="html")
+    if invitation is not None:
+        msg.add_alternative(invitation.data.decode(), subtype="calendar", params={"method": invitation.method})
+        msg.add_attachment(invitation.data, maintype="application", subtype="ics", filename=invitation.filename)
     for attachment in attachments:
         maintype, _slash, subtype = attachment.content_type.partition("/")
         params = dict(attachment.params or {})
         if maintype == "text":
-            params.setdefault("charset", "utf-8")  # our text attachments are UTF-8 (umlauts in calendars)
+            params.setdefault("charset", "utf-8")  # our text attachments are UTF-8
         msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename,
                            params=params)
+    # Last: set_content() clears every Content-* header of the message, and turning it into a
+    # multipart moves them into the first part; set before, the language was silently lost.
+    msg["Content-Language"] = locale
     return msg
 
 
 def queue_mail(to: str, subject, template: str, locale: str = "de", attachments: tuple[Attachment, ...] = (),
-               **context) -> OutboxMessage:
+               invitation: Invitation | None = None, **context) -> OutboxMessage:
     """Build the message (``build_message``) and add it to the outbox in the caller's transaction."""
-    msg = build_message(to, subject, template, locale, attachments, **context)
+    msg = build_message(to, subject, template, locale, attachments, invitation, **context)
     row = OutboxMessage(
         message_id=msg["Message-ID"], to_addr=to, subject=str(msg["Subject"])[:255], raw=msg.as_bytes()
     )

@@ -71,13 +71,15 @@ def personal_query(email: str):
                    Training.status != TrainingStatus.DRAFT))
 
 
-def calendar_for(trainings: list[Training], name: str, method: str = "PUBLISH",
-                 attendee: tuple[str, str] | None = None) -> bytes:
-    """The trainings as iCalendar bytes, with this site's domain in the UIDs and its URLs."""
+def calendar_for(trainings: list[Training], name: str, method: str | None = None,
+                 attendee: tuple[str, str] | None = None, stamp: datetime | None = None,
+                 sequence_offset: int = 0) -> bytes:
+    """The trainings as iCalendar bytes, with this site's domain in the UIDs and its URLs: a feed
+    without ``method``, an invitation from the centre (``MAIL_FROM``, the mail's sender) with it."""
     cfg = current_app.config
     return calendar_bytes(
         trainings, name, domain=site_domain(),
         url_for_training=lambda t: external_url("events.detail", training_id=t.id), timezone=cfg["TIMEZONE"],
-        method=method, organizer=(cfg["ORG_NAME"], cfg["MAIL_FROM"]) if method != "PUBLISH" else None,
-        attendee=attendee,
+        method=method, organizer=(cfg["ORG_NAME"], cfg["MAIL_FROM"]) if method else None,
+        attendee=attendee, stamp=stamp, sequence_offset=sequence_offset,
     )

@@ -232,6 +232,9 @@ class Registration(Stateful, TimestampMixin, db.Model):
     # When the training's cancellation ended it while it held a seat: the person's calendar keeps the
     # training, as cancelled, instead of losing it.
     ended_with_seat_at: Mapped[datetime | None]
+    # Calendar messages (invitations, cancellations) sent about this registration: the SEQUENCE of
+    # the next one to the same address rises with them (events.notifications.invitation_sequence).
+    calendar_messages: Mapped[int] = mapped_column(default=0, server_default="0")
 
     training: Mapped[Training] = relationship(back_populates="registrations")
     attended: Mapped[list["Attendance"]] = relationship(back_populates="registration", cascade="all, delete-orphan")

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import unit_of_work
 from core.extensions import db
-from core.mail import Attachment, queue_mail
+from core.mail import Invitation, queue_mail
 from core.models import utcnow
 from core.text import normalise_email
 from core.urls import external_url
@@ -21,19 +21,36 @@ from events.models import Registration, RegistrationStatus, TraineeKey, Training
 def mail_registration(registration: Registration, template: str, subject, attach: str | None = None, **context) -> None:
     """A mail about one registration; it always carries the manage link (and the confirm link while needed).
 
-    ``attach`` is an iCalendar METHOD (REQUEST, CANCEL) for a calendar invitation in the mail.
+    ``attach`` is an iCalendar METHOD (REQUEST, CANCEL) for a calendar invitation in the mail; its
+    DTSTAMP is now and its SEQUENCE ``invitation_sequence``. Callers hold the training's row lock, so
+    two messages to the same address never get the same number.
     """
     if registration.link_salt:
         context["manage_link"] = external_url("events.manage", token=manage_token(registration))
         if registration.confirmed_at is None and registration.can("confirm"):
             context["confirm_link"] = external_url("events.confirm", token=confirm_token(registration))
-    attachments = ()
+    invitation = None
     if attach:
         body = calendar_for([registration.training], registration.training.title, method=attach,
-                            attendee=(registration.name, registration.email))
-        attachments = (Attachment("training.ics", "text/calendar", body, {"method": attach}),)
+                            attendee=(registration.name, registration.email), stamp=utcnow(),
+                            sequence_offset=earlier_calendar_messages(registration))
+        registration.calendar_messages += 1
+        invitation = Invitation(body, attach, "training.ics")
     queue_mail(registration.email, subject, template, locale=registration.locale, registration=registration,
-               training=registration.training, attachments=attachments, **context)
+               training=registration.training, invitation=invitation, **context)
+
+
+def earlier_calendar_messages(registration: Registration) -> int:
+    """How many calendar messages this address got about this training before, over all its
+    registrations (register, cancel and register again is one address, two registrations).
+
+    An invitation's SEQUENCE is the training's own plus this number: never lower than what the feeds
+    show for the training, and higher with every message to the person, whatever caused it."""
+    db.session.flush()
+    return db.session.scalar(
+        select(func.coalesce(func.sum(Registration.calendar_messages), 0))
+        .where(Registration.training_id == registration.training_id, Registration.email == registration.email)
+    )
 
 
 def send_manage_link(registration: Registration) -> None:

@@ -34,11 +34,15 @@ def mails_to(address: str) -> list[OutboxMessage]:
 
 
 def calendar_of(message: OutboxMessage):
-    """The text/calendar attachment of a mail: (METHOD parameter of the part, parsed calendar) or None."""
+    """The invitation of a mail: (METHOD parameter of its text/calendar part, parsed calendar) or None.
+    The part is an alternative of the text (RFC 6047), and the same calendar is attached as a file."""
     parsed = email.message_from_bytes(message.raw, policy=email.policy.default)
-    for part in parsed.iter_attachments():
+    for part in parsed.walk():
         if part.get_content_type() == "text/calendar":
-            assert part.get_content_charset() == "utf-8"
+            assert part.get_content_charset() == "utf-8" and part.get_content_disposition() is None
+            files = [a for a in parsed.iter_attachments() if a.get_content_type() == "application/ics"]
+            assert [f.get_content().replace(b"\r\n", b"\n") for f in files] == [
+                part.get_content().encode().replace(b"\r\n", b"\n")]
             return part.get_param("method"), icalendar.Calendar.from_ical(part.get_content())
     return None
 
@@ -144,7 +148,8 @@ def test_changing_the_time_raises_sequence_keeps_uids_and_tells_seat_holders(sta
     changed = mails_to("first@example.org")[-1]
     assert changed.subject.startswith("Geändert:")
     method, cal = calendar_of(changed)
-    assert method == "REQUEST" and int(cal.walk("VEVENT")[0]["sequence"]) == sequence + 1
+    # The training's new sequence, plus the invitation the person had before.
+    assert method == "REQUEST" and int(cal.walk("VEVENT")[0]["sequence"]) == sequence + 2
     assert not any(m.subject.startswith("Geändert") for m in mails_to("second@example.org"))
     # Saving again without a change mails nobody and keeps the sequence.
     before = db.session.scalar(select(func.count()).select_from(OutboxMessage))
