@@ -12,7 +12,7 @@ from flask import Flask, g
 from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import i18n
+from core import i18n, text
 from core.bounds import IdConverter, refuse_control_characters
 from core.config import load_config
 from core.db import configure_engine, ensure_schema
@@ -107,6 +107,9 @@ def register_hooks(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = i18n.format_datetime
     app.jinja_env.filters["date"] = i18n.format_date
     app.jinja_env.filters["session"] = i18n.format_session
+    app.jinja_env.filters["sentence"] = text.sentence
+    app.jinja_env.filters["lines"] = text.lines
+    app.jinja_env.filters["one_line"] = text.one_line
     app.jinja_env.globals["timedelta"] = timedelta
     app.jinja_env.globals["webcal_url"] = webcal_url
     app.jinja_env.globals["page_to_return_to"] = i18n.page_to_return_to

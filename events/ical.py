@@ -29,6 +29,7 @@ from zoneinfo import TZPATH, ZoneInfo
 
 import icalendar
 
+from core.text import one_line
 from events.models import Training, TrainingFormat, TrainingStatus
 
 PRODID = "-//Fundus//Trainings//DE"
@@ -96,7 +97,7 @@ def calendar_bytes(
 
 def location(training: Training) -> str:
     """Venue and address; never the online link (that is only for confirmed participants' mails)."""
-    place = ", ".join(part for part in (training.venue, ", ".join(training.address.splitlines())) if part)
+    place = ", ".join(part for part in (training.venue, one_line(training.address)) if part)
     if training.format == TrainingFormat.ONLINE:
         return "Online"
     return place

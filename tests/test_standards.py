@@ -253,3 +253,26 @@ def test_libical_accepts_every_feed_and_every_invitation(app, client, make_train
     for row in db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == "ayse@example.org")):
         for part in strict(row.raw).iter_attachments():
             assert libical.problems(part.get_content()) == [], part.get_filename()
+
+
+def test_a_name_ending_in_a_full_stop_ends_a_sentence_once_and_addresses_keep_their_lines(make_app):
+    from types import SimpleNamespace
+
+    other = make_app(ORG_NAME="Planerladen e.V.", ORG_STREET="c/o Haus der Vielfalt\nSchützenstraße 42",
+                     IMPRINT_REPRESENTATIVE="Vorstand:\nAyşe Demir\nJonas Weber")
+    with other.app_context():
+        for locale in ("de", "en"):
+            msg = strict(core.mail.build_message("nora@example.org", "Zugang", "accounts/set_password", locale,
+                                                 user=SimpleNamespace(name="Nora"), link="https://x.test/", days=7)
+                         .as_bytes())
+            text, html = (msg.get_body((kind,)).get_content() for kind in ("plain", "html"))
+            for body in (text, html):
+                assert "e.V.." not in body and "Planerladen e.V." in body, locale
+            assert "\nc/o Haus der Vielfalt\nSchützenstraße 42\n" in text.replace("\r\n", "\n")
+            assert "c/o Haus der Vielfalt<br>Schützenstraße 42" in html
+    client = other.test_client()
+    imprint = client.get("/imprint").get_data(as_text=True)
+    assert "c/o Haus der Vielfalt<br>Schützenstraße 42" in imprint
+    assert "Vorstand:<br>Ayşe Demir<br>Jonas Weber" in imprint
+    assert "Planerladen e.V. · c/o Haus der Vielfalt, Schützenstraße 42 · 44147 Dortmund" in imprint  # the footer
+    assert "c/o Haus der Vielfalt<br>Schützenstraße 42" in client.get("/privacy").get_data(as_text=True)
