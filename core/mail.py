@@ -164,6 +164,9 @@ def build_message(to: str, subject, template: str, locale: str = "de", attachmen
             params.setdefault("charset", "utf-8")  # our text attachments are UTF-8
         msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename,
                            params=params)
+    for part in msg.walk():  # MIME-Version belongs to the message, not to each part Python made
+        if part is not msg:
+            del part["MIME-Version"]
     # Last: set_content() clears every Content-* header of the message, and turning it into a
     # multipart moves them into the first part; set before, the language was silently lost.
     msg["Content-Language"] = locale

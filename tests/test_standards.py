@@ -155,6 +155,7 @@ def test_an_invitation_is_an_alternative_of_the_text_with_the_file_beside_it(app
         ["multipart/alternative", ["text/plain", "text/html", "text/calendar;method=REQUEST"]],
         "application/ics"]]
     assert str(msg["Content-Language"]) == "de"
+    assert [p for p in msg.walk() if p is not msg and "MIME-Version" in p] == []
     calendar_part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
     attached = next(msg.iter_attachments())
     assert attached.get_filename() == "training.ics"
