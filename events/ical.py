@@ -14,7 +14,7 @@ Two kinds of calendar, two sets of rules:
 - An invitation in a mail (METHOD:REQUEST or CANCEL, with ORGANIZER and ATTENDEE) is one message
   to one person: its DTSTAMP is the moment the message is made, and its SEQUENCE is the training's
   plus the number of calendar messages that person got about the training before
-  (``events.notifications.invitation_sequence``). It never falls below the feed's and rises with
+  (``events.notifications.earlier_calendar_messages``). It never falls below the feed's and rises with
   every message, so register, cancel and register again are three messages a client applies in
   order, and a change of the training raises it too.
 """

@@ -22,8 +22,8 @@ def mail_registration(registration: Registration, template: str, subject, attach
     """A mail about one registration; it always carries the manage link (and the confirm link while needed).
 
     ``attach`` is an iCalendar METHOD (REQUEST, CANCEL) for a calendar invitation in the mail; its
-    DTSTAMP is now and its SEQUENCE ``invitation_sequence``. Callers hold the training's row lock, so
-    two messages to the same address never get the same number.
+    DTSTAMP is now and its SEQUENCE the training's plus ``earlier_calendar_messages``. Callers hold the
+    training's row lock, so two messages to the same address never get the same number.
     """
     if registration.link_salt:
         context["manage_link"] = external_url("events.manage", token=manage_token(registration))
