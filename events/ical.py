@@ -16,7 +16,10 @@ Two kinds of calendar, two sets of rules:
   plus the number of calendar messages that person got about the training before
   (``events.notifications.earlier_calendar_messages``). It never falls below the feed's and rises with
   every message, so register, cancel and register again are three messages a client applies in
-  order, and a change of the training raises it too.
+  order, and a change of the training raises it too. The personal feed keeps the training's own
+  number as well (one rule for every feed, and its ETag needs no per-person counter): clients keep a
+  subscribed calendar apart from the invitations in the person's own, and every change of time,
+  place or status that a feed shows also sends seat holders a message with a higher number.
 """
 
 import re
