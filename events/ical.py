@@ -19,7 +19,7 @@ Two kinds of calendar, two sets of rules:
   order, and a change of the training raises it too. The personal feed keeps the training's own
   number as well (one rule for every feed, and its ETag needs no per-person counter): clients keep a
   subscribed calendar apart from the invitations in the person's own, and every change of time,
-  place or status that a feed shows also sends seat holders a message with a higher number.
+  place or status that a feed shows also sends confirmed participants an invitation with a higher number.
 """
 
 import re
