@@ -32,12 +32,13 @@ def mail_registration(registration: Registration, template: str, subject, attach
         body = calendar_for([registration.training], registration.training.title, method=attach,
                             attendee=(registration.name, registration.email))
         attachments = (Attachment("training.ics", "text/calendar", body, {"method": attach}),)
-    queue_mail(registration.email, subject, template, locale=registration.locale, registration=registration,
+    queue_mail(registration.email, subject, template, locale=registration.locale, about=registration,
+               registration=registration,
                training=registration.training, attachments=attachments, **context)
 
 
 def send_manage_link(registration: Registration) -> None:
-    """Mail the manage link again (the link stays the same)."""
+    """Someone registered again with this address: mail it its manage link (the link stays the same)."""
     mail_registration(registration, "events/manage_link", _l("Your registration"))
 
 
