@@ -7,11 +7,11 @@ action takes its mail along. ``deliver_pending`` sends what is due over SMTP
 claimed by a conditional update before it is sent, so two runs at once never
 send the same message twice.
 
-A message keeps its text and recipient only as long as needed: ``erase_mails`` forgets both (and
-the last error, which may quote the address) and keeps that a mail of which ``kind`` (its template)
-went out when. ``jobs run`` erases every message older than ``MAIL_KEEP_DAYS``; the features erase
-the mails ``about`` an object at once when its personal data goes (``events.personal_data``,
-``accounts.applications``).
+A message keeps its text and recipient only as long as needed: ``erase_mails`` forgets both, the
+subject (staff may have typed it) and the last error (it may quote the address), and keeps that a
+mail of which ``kind`` (its template) went out when. ``jobs run`` erases every message older than
+``MAIL_KEEP_DAYS``; the features erase the mails ``about`` an object at once when its personal data
+goes (``events.personal_data``, ``accounts.applications``).
 """
 
 import enum
@@ -294,7 +294,7 @@ def deliver_pending(ids: list[int] | None = None, limit: int = 200) -> DeliveryR
 
 
 def erase_mails(condition) -> int:
-    """Forget the text, recipient and last error of the messages matching ``condition`` (in the
+    """Forget the text, recipient, subject and last error of the messages matching ``condition`` (in the
     caller's transaction); what was never sent is dropped. Returns how many were erased or dropped."""
     dropped = db.session.execute(
         delete(OutboxMessage).where(condition, OutboxMessage.status == OutboxStatus.PENDING)
@@ -302,7 +302,7 @@ def erase_mails(condition) -> int:
     erased = db.session.execute(
         update(OutboxMessage).where(condition, OutboxMessage.status != OutboxStatus.PENDING,
                                     OutboxMessage.erased_at.is_(None))
-        .values(raw=b"", to_addr="", last_error="", erased_at=utcnow())
+        .values(raw=b"", to_addr="", subject="", last_error="", erased_at=utcnow())
         .execution_options(synchronize_session=False)).rowcount
     return dropped + erased
 

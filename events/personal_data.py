@@ -125,6 +125,8 @@ def _export(email: str) -> dict:
                 "name": r.name, "email": r.email, "organisation": r.organisation, "position": r.position,
                 "answers": answers_of(r), "language": r.locale, "status": r.status.value,
                 "registered_at": r.created_at.isoformat(), "consent_at": r.consent_at.isoformat(),
+                "privacy_texts_version": r.privacy_version,
+                "health_consent_at": r.health_consent_at.isoformat() if r.health_consent_at else None,
                 "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None,
                 "attended_sessions": len(r.attended),
             }
