@@ -24,7 +24,7 @@ from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, 
 
 from core.bounds import DateInRange
 from core.vocabulary import target_group_choices
-from events.models import FORMAT_LABELS, TrainingFormat
+from events.models import FORMAT_LABELS, HEALTH_ANSWERS, TrainingFormat
 
 EMAIL = [
     DataRequired(message=_l("Please enter your e-mail address.")),
@@ -54,10 +54,8 @@ class RegistrationForm(FlaskForm):
     free_answer = TextAreaField(validators=[Length(max=2000)])
     submit = SubmitField(_l("Register"))
 
-    HEALTH_FIELDS = ("accessibility", "dietary")
-
     def gives_health_data(self) -> bool:
-        return any((getattr(self, name).data or "").strip() for name in self.HEALTH_FIELDS if name in self)
+        return any((self[name].data or "").strip() for name in HEALTH_ANSWERS if name in self)
 
     def validate_health_consent(self, field) -> None:
         if self.gives_health_data() and not field.data:

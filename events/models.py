@@ -65,6 +65,10 @@ REGISTRATION_STATUS_LABELS = set_labels(RegistrationStatus, {
     RegistrationStatus.EXPIRED: _l("Expired"),
 })
 
+# Answers that can say something about a person's health: stored only with their own consent
+# (Art. 9 (2) (a) GDPR), deleted when the training has ended.
+HEALTH_ANSWERS = ("accessibility", "dietary")
+
 SEAT_HOLDING = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED)
 ACTIVE = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED, RegistrationStatus.WAITING)
 

@@ -22,7 +22,7 @@ from core.models import utcnow
 from core.security import hash_token
 from core.states import lock
 from core.text import normalise_email
-from events.models import Registration, TraineeKey, Training, TrainingSession
+from events.models import HEALTH_ANSWERS, Registration, TraineeKey, Training, TrainingSession
 from events.participants import answers_of
 from events.seats import lock_trainings, promote
 
@@ -77,9 +77,6 @@ def _forget_unused_addresses(emails: set[str]) -> None:
     if gone:
         db.session.execute(delete(TraineeKey).where(TraineeKey.email.in_(gone)))
         erase_mails(OutboxMessage.to_addr.in_(gone))
-
-
-HEALTH_ANSWERS = ("accessibility", "dietary")
 
 
 @unit_of_work

@@ -1,6 +1,7 @@
 """Registration (DOMAIN rule 4: one active registration per address and training) with double
 opt-in, cancellation by the person or by staff, and a seat given by hand."""
 
+import json
 from dataclasses import dataclass
 
 from flask_babel import get_locale
@@ -17,7 +18,7 @@ from core.privacy import PRIVACY_VERSION
 from core.text import normalise_email
 from events.errors import EventsError
 from events.links import by_token, manage_token, set_link_salt
-from events.models import ACTIVE, Registration, RegistrationStatus, Training, TrainingStatus
+from events.models import ACTIVE, HEALTH_ANSWERS, Registration, RegistrationStatus, Training, TrainingStatus
 from events.notifications import mail_registration, send_manage_link
 from events.seats import (
     hold_time,
@@ -77,6 +78,9 @@ def register(training_id: int, name: str, email: str, organisation: str = "", po
         raise EventsError(_l("Registration has closed."))
     if training.sessions and training.sessions[0].starts_at <= now:
         raise EventsError(_l("This training has started already."))
+    if not health_consent and any(key in _parsed_answers(answers) for key in HEALTH_ANSWERS):
+        raise EventsError(_l("To tell us about accessibility or dietary needs, please give your consent here, or "
+                             "leave those fields empty."), field="health_consent")
     existing = _active_registration(training.id, email)
     if existing is not None:
         return _registered_already(training, existing)
@@ -105,6 +109,14 @@ def register(training_id: int, name: str, email: str, organisation: str = "", po
         return RegistrationResult(registration, manage_token(registration), True, position_now)
     mail_registration(registration, "events/confirm_registration", _l("Please confirm your registration"))
     return RegistrationResult(registration, manage_token(registration), False, None)
+
+
+def _parsed_answers(answers: str) -> dict:
+    try:
+        found = json.loads(answers) if answers else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _active_registration(training_id: int, email: str) -> Registration | None:

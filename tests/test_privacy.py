@@ -21,6 +21,7 @@ from core.models import utcnow
 from core.privacy import PRIVACY_VERSION
 from core.security import hash_token
 from events import notifications, registrations
+from events.errors import EventsError
 from events.models import Registration, TraineeKey, TrainingSession
 from events.personal_data import anonymise_old_registrations, forget_health_answers
 from tests.conftest import mail_text
@@ -132,6 +133,17 @@ def test_health_answers_are_deleted_when_the_training_has_ended(make_training):
     assert rows == {"ava@example.org": '{"free_answer": "Zwei"}', "ben@example.org": '{"dietary": "vegan"}'}
     ava = db.session.scalar(select(Registration).where(Registration.email == "ava@example.org"))
     assert ava.health_consent_at is not None and ava.privacy_version == PRIVACY_VERSION
+
+
+def test_health_answers_are_refused_without_their_own_consent(make_training):
+    """The rule is the service's, whoever calls it: no accessibility or dietary answer without consent."""
+    training = make_training(ask_dietary=True)
+    with pytest.raises(EventsError, match="Einwilligung"):
+        registrations.register(training.id, "Cem", "cem@example.org", answers='{"dietary": "halal"}')
+    db.session.rollback()
+    assert db.session.scalars(select(Registration)).all() == []
+    registrations.register(training.id, "Cem", "cem@example.org", answers='{"free_answer": "ja"}')
+    assert db.session.scalar(select(Registration.health_consent_at)) is None
 
 
 # Rejected applications -------------------------------------------------------------------------
