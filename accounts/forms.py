@@ -93,19 +93,13 @@ class ApplicationForm(FlaskForm):
         validators=[DataRequired(message=_l("Please enter your name.")), Length(max=200)],
     )
     email = EmailField(_l("E-mail address"), validators=EMAIL_VALIDATORS)
-    organisation_id = SelectField(
-        _l("Organisation"), coerce=optional_int, validate_choice=True, validators=[Optional()]
-    )
     organisation_name = StringField(
-        _l("Name of your organisation, if it is not in the list"), validators=[Length(max=200)]
+        _l("Your organisation"),
+        validators=[DataRequired(message=_l("Please enter the name of your organisation.")), Length(max=200)],
     )
     position = StringField(_l("Position"), validators=[Length(max=200)])
     phone = StringField(_l("Phone"), validators=[Length(max=50)])
     message = TextAreaField(_l("Message to us"), validators=[Length(max=2000)])
-    consent = BooleanField(
-        _l("I agree that my details are stored and processed to run my account, as described in the privacy notice."),
-        validators=[DataRequired(message=_l("Without your consent we cannot create an account."))],
-    )
     submit = SubmitField(_l("Apply for an account"))
 
 

@@ -205,7 +205,8 @@ class AccountApplication(Stateful, TimestampMixin, db.Model):
     phone: Mapped[str] = mapped_column(String(50), default="")
     message: Mapped[str] = mapped_column(Text, default="")
     locale: Mapped[str] = mapped_column(String(5), default="de")
-    consent_at: Mapped[datetime]
+    consent_at: Mapped[datetime]  # sent, with the privacy texts of ``privacy_version``
+    privacy_version: Mapped[str] = mapped_column(String(32), default="")  # core.privacy.PRIVACY_VERSION
     status: Mapped[ApplicationStatus] = mapped_column(
         str_enum(ApplicationStatus, "application_status"), default=ApplicationStatus.PENDING
     )

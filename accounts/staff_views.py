@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from accounts.applications import approve_application, reject_application
+from accounts.applications import approve_application, matching_organisation, reject_application
 from accounts.audit_log import history
 from accounts.forms import ApproveForm, ContactForm, OrganisationForm, RejectForm
 from accounts.models import AccountApplication, ApplicationStatus, Organisation, OrganisationKind, Role, User
@@ -135,7 +135,9 @@ def applications():
 def application_detail(application_id: int):
     """One application with the forms to approve or reject it."""
     application = db.get_or_404(AccountApplication, application_id)
-    approve_form = ApproveForm(organisation_id=application.organisation_id or 0)
+    # The applicant typed the organisation's name; an organisation of that name is chosen for staff to confirm.
+    match = matching_organisation(application) if application.organisation_id is None else None
+    approve_form = ApproveForm(organisation_id=application.organisation_id or (match.id if match else 0))
     approve_form.organisation_id.choices = organisation_choices(_("— create a new organisation —"))
     return render_template(
         "accounts/application_detail.html", application=application,

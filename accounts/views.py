@@ -140,13 +140,13 @@ def change_password():
 def apply():
     """Apply for a partner account (contact persons of partner organisations)."""
     form = ApplicationForm()
-    form.organisation_id.choices = organisation_choices(_("— my organisation is not listed —"))
     if form.validate_on_submit():
         with shown_at(form):
+            # The same page whether or not the address has an account or an open application (the
+            # address is told by mail), and no list of the partner organisations.
             submit_application(
                 name=form.name.data,
                 email=form.email.data,
-                organisation_id=form.organisation_id.data,
                 organisation_name=form.organisation_name.data or "",
                 position=form.position.data or "",
                 phone=form.phone.data or "",

@@ -37,6 +37,7 @@ DEFAULTS: dict[str, object] = {
     "SET_PASSWORD_DAYS": 7,
     "REGISTRATION_HOLD_HOURS": 48,  # an unconfirmed training registration holds its seat this long
     "REGISTRATION_RETENTION_MONTHS": 12,  # registrations of trainings ended longer ago are anonymised by jobs run
+    "REJECTED_APPLICATION_KEEP_DAYS": 180,  # rejected account applications are deleted this long after the decision
     # Mail
     "MAIL_SERVER": "",  # empty: mail is written to the log instead of sent
     "MAIL_PORT": 25,
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, object] = {
     "MAIL_MAX_ATTEMPTS": 12,
     "MAIL_CLAIM_SECONDS": 300,
     "MAIL_SEND_AFTER_REQUEST": True,
+    "MAIL_KEEP_DAYS": 30,  # sent mails lose their text and recipient after this many days (jobs run)
     "MAIL_SIGNATURE": "",  # empty: built from ORG_NAME, ORG_UNIT, address, phone, e-mail
     "STAFF_EMAIL": "",  # notices for staff (new account applications); empty: ORG_EMAIL
     # The organisation running this Fundus
@@ -64,6 +66,7 @@ DEFAULTS: dict[str, object] = {
     "IMPRINT_REGISTER": "",  # e.g. "Vereinsregister Amtsgericht Dortmund, VR …"
     "IMPRINT_CONTENT_RESPONSIBLE": "",  # responsible for content (§ 18 Abs. 2 MStV)
     "PRIVACY_CONTACT": "",  # data protection contact; empty: ORG_EMAIL
+    "PRIVACY_PROCESSORS": "",  # who hosts the site and delivers its mail (privacy notice); empty: a general line
 }
 
 TRUE_WORDS = {"1", "true", "yes", "on"}

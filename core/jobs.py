@@ -10,7 +10,7 @@ import click
 from flask.cli import AppGroup
 
 from core.db import ensure_schema
-from core.mail import deliver_pending
+from core.mail import deliver_pending, erase_old_mails
 
 JOBS: list[tuple[str, Callable[[], str]]] = []
 
@@ -23,6 +23,11 @@ def job(name: str):
         return func
 
     return register
+
+
+@job("old mails")
+def old_mails() -> str:
+    return f"{erase_old_mails()} erased"
 
 
 def run_all() -> list[tuple[str, str]]:

@@ -8,6 +8,12 @@ layout of a calendar invitation (RFC 6047). ``deliver_pending`` sends what is du
 (or to the log when no server is configured), with back-off on failure. A row is
 claimed by a conditional update before it is sent, so two runs at once never
 send the same message twice.
+
+A message keeps its text and recipient only as long as needed: ``erase_mails`` forgets both, the
+subject (staff may have typed it) and the last error (it may quote the address), and keeps that a
+mail of which ``kind`` (its template) went out when. ``jobs run`` erases every message older than
+``MAIL_KEEP_DAYS``; the features erase the mails ``about`` an object at once when its personal data
+goes (``events.personal_data``, ``accounts.applications``).
 """
 
 import enum
@@ -27,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, g, has_request_context, render_template
 from flask_babel import force_locale
-from sqlalchemy import Enum, Index, LargeBinary, String, Text, or_, update
+from sqlalchemy import Enum, Index, LargeBinary, String, Text, delete, or_, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import audit
@@ -48,7 +54,10 @@ class OutboxMessage(db.Model):
     """One e-mail, complete as it will go over the wire, and its delivery state."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_messages_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_messages_due", "status", "next_attempt_at"),
+        Index("ix_outbox_messages_about", "about_type", "about_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -72,6 +81,11 @@ class OutboxMessage(db.Model):
     claimed_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(80), default="")  # the template, e.g. "events/reminder"
+    # What the mail is about (an audit type and id, e.g. a registration): its mails are erased with it.
+    about_type: Mapped[str] = mapped_column(String(40), default="")
+    about_id: Mapped[int | None]
+    erased_at: Mapped[datetime | None]  # text, recipient and error forgotten
 
     @property
     def gave_up(self) -> bool:
@@ -174,11 +188,18 @@ def build_message(to: str, subject, template: str, locale: str = "de", attachmen
 
 
 def queue_mail(to: str, subject, template: str, locale: str = "de", attachments: tuple[Attachment, ...] = (),
-               invitation: Invitation | None = None, **context) -> OutboxMessage:
-    """Build the message (``build_message``) and add it to the outbox in the caller's transaction."""
+               invitation: Invitation | None = None, about=None, **context) -> OutboxMessage:
+    """Build the message (``build_message``) and add it to the outbox in the caller's transaction.
+
+    ``about`` is the object the mail is about (a registration, an application): when its personal
+    data is removed, so are the mail's text and recipient."""
     msg = build_message(to, subject, template, locale, attachments, invitation, **context)
+    if about is not None and about.id is None:
+        db.session.flush()  # a new object gets its id
     row = OutboxMessage(
-        message_id=msg["Message-ID"], to_addr=to, subject=str(msg["Subject"])[:255], raw=msg.as_bytes()
+        message_id=msg["Message-ID"], to_addr=to, subject=str(msg["Subject"])[:255], raw=msg.as_bytes(),
+        kind=template, about_type=audit.type_of(about) if about is not None else "",
+        about_id=about.id if about is not None else None,
     )
     db.session.add(row)
     db.session.flush()
@@ -331,12 +352,43 @@ def deliver_pending(ids: list[int] | None = None, limit: int = 200) -> DeliveryR
     return report
 
 
+def erase_mails(condition) -> int:
+    """Forget the text, recipient, subject and last error of the messages matching ``condition`` (in the
+    caller's transaction); what was never sent is dropped. Returns how many were erased or dropped."""
+    dropped = db.session.execute(
+        delete(OutboxMessage).where(condition, OutboxMessage.status == OutboxStatus.PENDING)
+        .execution_options(synchronize_session=False)).rowcount
+    erased = db.session.execute(
+        update(OutboxMessage).where(condition, OutboxMessage.status != OutboxStatus.PENDING,
+                                    OutboxMessage.erased_at.is_(None))
+        .values(raw=b"", to_addr="", subject="", last_error="", erased_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    return dropped + erased
+
+
+def erase_mails_about(object_type: str, object_ids) -> int:
+    """Erase the mails about these objects (their personal data is being removed)."""
+    ids = list(object_ids)
+    if not ids:
+        return 0
+    return erase_mails((OutboxMessage.about_type == object_type) & OutboxMessage.about_id.in_(ids))
+
+
+@unit_of_work
+def erase_old_mails() -> int:
+    """``jobs run``: messages sent (or given up) more than ``MAIL_KEEP_DAYS`` ago lose text and recipient;
+    a message still waiting to go out is kept."""
+    cutoff = utcnow() - timedelta(days=current_app.config["MAIL_KEEP_DAYS"])
+    return erase_mails((OutboxMessage.status != OutboxStatus.PENDING) & (OutboxMessage.created_at < cutoff))
+
+
 @unit_of_work
 def retry_failed(message_id: int, actor) -> bool:
     """An admin puts a message that gave up back into the queue (recorded)."""
     result = db.session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.FAILED)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.FAILED,
+               OutboxMessage.erased_at.is_(None))
         .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_until=None)
         .execution_options(synchronize_session=False)
     )

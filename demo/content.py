@@ -12,6 +12,7 @@ from accounts.models import Organisation, OrganisationKind, Role, User
 from core.db import ensure_schema
 from core.extensions import db
 from core.i18n import local_today
+from core.privacy import PRIVACY_VERSION
 
 DEMO_PASSWORD = "fundus-demo-2026"
 
@@ -259,7 +260,8 @@ def seed_registrations(trainings) -> None:
         if training.sessions[0].starts_at > now:
             for number, (name, local, org, position) in enumerate(people):
                 result = registrations.register(training.id, name, f"{local}@example.org", org, position,
-                                           '{"dietary": "vegetarisch"}' if number == 1 else "")
+                                                '{"dietary": "vegetarisch"}' if number == 1 else "",
+                                                health_consent=number == 1)
                 if number % 4 != 3:  # every fourth has not confirmed yet
                     registrations.confirm_registration(links.confirm_token(result.registration))
             continue
@@ -268,7 +270,7 @@ def seed_registrations(trainings) -> None:
         for number, (name, local, org, position) in enumerate(people):
             registration = Registration(training=training, name=name, email=f"{local}@example.org",
                                         organisation=org, position=position, consent_at=now, confirmed_at=now,
-                                        status=RegistrationStatus.CONFIRMED)
+                                        privacy_version=PRIVACY_VERSION, status=RegistrationStatus.CONFIRMED)
             links.set_link_salt(registration)
             db.session.add(registration)
             db.session.flush()

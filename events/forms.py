@@ -20,11 +20,11 @@ from wtforms import (
     URLField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from core.bounds import DateInRange
 from core.vocabulary import target_group_choices
-from events.models import FORMAT_LABELS, TrainingFormat
+from events.models import FORMAT_LABELS, HEALTH_ANSWERS, TrainingFormat
 
 EMAIL = [
     DataRequired(message=_l("Please enter your e-mail address.")),
@@ -34,19 +34,33 @@ EMAIL = [
 
 
 class RegistrationForm(FlaskForm):
+    """Registration for a training. What the training needs (name, address, organisation, position)
+    is processed to run it (Art. 6 (1) (b) GDPR): the form informs, it does not ask for consent.
+    Accessibility and dietary needs can say something about a person's health: they are optional and
+    need their own, explicit consent (Art. 9 (2) (a) GDPR), unticked by default."""
+
     name = StringField(_l("Your name"),
                        validators=[DataRequired(message=_l("Please enter your name.")), Length(max=200)])
     email = EmailField(_l("E-mail address"), validators=EMAIL)
     organisation = StringField(_l("Organisation"), validators=[Length(max=200)])
     position = StringField(_l("Position"), validators=[Length(max=200)])
-    accessibility = TextAreaField(_l("Accessibility needs"), validators=[Length(max=1000)])
-    dietary = TextAreaField(_l("Dietary needs"), validators=[Length(max=1000)])
-    free_answer = TextAreaField(validators=[Length(max=2000)])
-    consent = BooleanField(
-        _l("I agree that my details are stored to run this training, as described in the privacy notice."),
-        validators=[DataRequired(message=_l("Without your consent we cannot register you."))],
+    accessibility = TextAreaField(_l("Accessibility needs (optional)"), validators=[Length(max=1000)])
+    dietary = TextAreaField(_l("Dietary needs (optional)"), validators=[Length(max=1000)])
+    health_consent = BooleanField(
+        _l("I agree that my answers about accessibility and dietary needs, which can say something about my "
+           "health, are used only to prepare this training. They are deleted when it has ended; I can withdraw "
+           "my consent at any time by writing to you (Art. 9 (2) (a) GDPR)."),
     )
+    free_answer = TextAreaField(validators=[Length(max=2000)])
     submit = SubmitField(_l("Register"))
+
+    def gives_health_data(self) -> bool:
+        return any((self[name].data or "").strip() for name in HEALTH_ANSWERS if name in self)
+
+    def validate_health_consent(self, field) -> None:
+        if self.gives_health_data() and not field.data:
+            raise ValidationError(_l("To tell us about accessibility or dietary needs, please give your consent "
+                                     "here, or leave those fields empty."))
 
 
 class SessionForm(Form):

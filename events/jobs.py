@@ -2,7 +2,7 @@
 
 from core.jobs import job
 from events.notifications import send_reminders
-from events.personal_data import anonymise_old_registrations
+from events.personal_data import anonymise_old_registrations, forget_health_answers
 from events.seats import expire_holds
 
 
@@ -19,3 +19,8 @@ def training_reminders() -> str:
 @job("anonymise registrations")
 def anonymise_registrations() -> str:
     return f"{anonymise_old_registrations()} anonymised"
+
+
+@job("health answers")
+def health_answers() -> str:
+    return f"{forget_health_answers()} registrations lost their accessibility and dietary answers"

@@ -65,6 +65,10 @@ REGISTRATION_STATUS_LABELS = set_labels(RegistrationStatus, {
     RegistrationStatus.EXPIRED: _l("Expired"),
 })
 
+# Answers that can say something about a person's health: stored only with their own consent
+# (Art. 9 (2) (a) GDPR), deleted when the training has ended.
+HEALTH_ANSWERS = ("accessibility", "dietary")
+
 SEAT_HOLDING = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED)
 ACTIVE = (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED, RegistrationStatus.WAITING)
 
@@ -223,7 +227,11 @@ class Registration(Stateful, TimestampMixin, db.Model):
     hold_expires_at: Mapped[datetime | None]  # pending seats are freed after this
     manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     confirm_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    consent_at: Mapped[datetime]
+    consent_at: Mapped[datetime]  # sent, with the privacy texts of ``privacy_version``
+    privacy_version: Mapped[str] = mapped_column(String(32), default="")  # core.privacy.PRIVACY_VERSION
+    # Explicit consent (Art. 9 (2) (a) GDPR) to the answers that can be health data (accessibility,
+    # dietary); they are deleted when the training has ended (``events.personal_data``).
+    health_consent_at: Mapped[datetime | None]
     # Random per registration; the manage and confirm links are derived from it with the secret key,
     # so every mail can carry them while the database holds only their hashes.
     link_salt: Mapped[str | None] = mapped_column(String(64))

@@ -36,7 +36,8 @@ def mail_registration(registration: Registration, template: str, subject, attach
                             sequence_offset=earlier_calendar_messages(registration))
         registration.calendar_messages += 1
         invitation = Invitation(body, attach, "training.ics")
-    queue_mail(registration.email, subject, template, locale=registration.locale, registration=registration,
+    queue_mail(registration.email, subject, template, locale=registration.locale, about=registration,
+               registration=registration,
                training=registration.training, invitation=invitation, **context)
 
 
@@ -54,7 +55,7 @@ def earlier_calendar_messages(registration: Registration) -> int:
 
 
 def send_manage_link(registration: Registration) -> None:
-    """Mail the manage link again (the link stays the same)."""
+    """Someone registered again with this address: mail it its manage link (the link stays the same)."""
     mail_registration(registration, "events/manage_link", _l("Your registration"))
 
 

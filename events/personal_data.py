@@ -1,6 +1,11 @@
 """Personal data of trainees (DOMAIN rule 7): anonymised after the retention period, exported and
-deleted on request."""
+deleted on request; answers that can be health data deleted when the training has ended.
 
+Anonymising a registration also erases its mails (text and recipient, ``core.mail.erase_mails``)
+and, once an address has no registration with personal data left, the keys of that address (its
+"my registrations" link and calendar feed, ``TraineeKey``) and every mail to it."""
+
+import json
 import secrets
 from datetime import datetime
 
@@ -12,12 +17,12 @@ from accounts.models import User
 from core import audit
 from core.db import unit_of_work
 from core.extensions import db
-from core.mail import OutboxMessage
+from core.mail import OutboxMessage, erase_mails, erase_mails_about
 from core.models import utcnow
 from core.security import hash_token
 from core.states import lock
 from core.text import normalise_email
-from events.models import Registration, TraineeKey, Training, TrainingSession
+from events.models import HEALTH_ANSWERS, Registration, TraineeKey, Training, TrainingSession
 from events.participants import answers_of
 from events.seats import lock_trainings, promote
 
@@ -57,17 +62,41 @@ def anonymise_old_registrations() -> int:
     for registration in rows:
         _anonymise(registration, now)
     db.session.flush()
-    audit.forget_text("registration", [r.id for r in rows])
-    _drop_unused_keys(emails)
+    ids = [r.id for r in rows]
+    audit.forget_text("registration", ids)
+    erase_mails_about("registration", ids)
+    _forget_unused_addresses(emails)
     return len(rows)
 
 
-def _drop_unused_keys(emails: set[str]) -> None:
-    """Delete the keys of addresses that have no registration with personal data left."""
+def _forget_unused_addresses(emails: set[str]) -> None:
+    """Delete the keys of addresses that have no registration with personal data left, and erase the
+    mails to them (the "my registrations" link is about no one registration)."""
     still_used = set(db.session.scalars(select(Registration.email).where(Registration.email.in_(emails))))
     gone = emails - still_used
     if gone:
         db.session.execute(delete(TraineeKey).where(TraineeKey.email.in_(gone)))
+        erase_mails(OutboxMessage.to_addr.in_(gone))
+
+
+@unit_of_work
+def forget_health_answers() -> int:
+    """``jobs run``: delete the answers that can be health data (accessibility, dietary needs) from the
+    registrations of trainings that have ended; the other answers stay until anonymisation."""
+    ended = (select(TrainingSession.training_id).group_by(TrainingSession.training_id)
+             .having(func.max(TrainingSession.ends_at) < utcnow()))
+    rows = db.session.scalars(
+        select(Registration).where(Registration.training_id.in_(ended), Registration.answers != "",
+                                   Registration.anonymised_at.is_(None))
+    ).all()
+    changed = 0
+    for registration in rows:
+        answers = answers_of(registration)
+        if any(key in answers for key in HEALTH_ANSWERS):
+            kept = {key: value for key, value in answers.items() if key not in HEALTH_ANSWERS}
+            registration.answers = json.dumps(kept, ensure_ascii=False) if kept else ""
+            changed += 1
+    return changed
 
 
 def person_registrations(email: str) -> list[Registration]:
@@ -93,6 +122,8 @@ def _export(email: str) -> dict:
                 "name": r.name, "email": r.email, "organisation": r.organisation, "position": r.position,
                 "answers": answers_of(r), "language": r.locale, "status": r.status.value,
                 "registered_at": r.created_at.isoformat(), "consent_at": r.consent_at.isoformat(),
+                "privacy_texts_version": r.privacy_version,
+                "health_consent_at": r.health_consent_at.isoformat() if r.health_consent_at else None,
                 "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None,
                 "attended_sessions": len(r.attended),
             }
@@ -120,7 +151,8 @@ def person_export(email: str, actor: User) -> dict:
 @unit_of_work
 def delete_person(email: str, actor: User) -> int:
     """Erase one address on request (Art. 17 GDPR): cancel what is still active and to come
-    (the waiting list moves up), anonymise every registration, drop their keys and mails."""
+    (the waiting list moves up), anonymise every registration, drop their keys, and erase their mails
+    (those not yet sent are dropped; of the others only kind and time stay)."""
     email = normalise_email(email)
     now = utcnow()
     registrations = person_registrations(email)
@@ -136,6 +168,7 @@ def delete_person(email: str, actor: User) -> int:
     ids = [r.id for r in registrations]
     audit.forget_text("registration", ids)
     db.session.execute(delete(TraineeKey).where(TraineeKey.email == email))
-    db.session.execute(delete(OutboxMessage).where(OutboxMessage.to_addr == email))
+    erase_mails_about("registration", ids)
+    erase_mails(OutboxMessage.to_addr == email)
     audit.record(actor, "delete", audit.Subject("person"), details=str(len(ids)), refs=registrations)
     return len(ids)

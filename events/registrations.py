@@ -1,6 +1,7 @@
 """Registration (DOMAIN rule 4: one active registration per address and training) with double
 opt-in, cancellation by the person or by staff, and a seat given by hand."""
 
+import json
 from dataclasses import dataclass
 
 from flask_babel import get_locale
@@ -13,10 +14,11 @@ from core import audit
 from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
+from core.privacy import PRIVACY_VERSION
 from core.text import normalise_email
 from events.errors import EventsError
 from events.links import by_token, manage_token, set_link_salt
-from events.models import ACTIVE, Registration, RegistrationStatus, Training, TrainingStatus
+from events.models import ACTIVE, HEALTH_ANSWERS, Registration, RegistrationStatus, Training, TrainingStatus
 from events.notifications import mail_registration, send_manage_link
 from events.seats import (
     hold_time,
@@ -25,6 +27,7 @@ from events.seats import (
     promote,
     seat_from_waiting_list,
     seats_taken,
+    waiting_count,
     waiting_position,
 )
 
@@ -44,17 +47,25 @@ def registration_state(training: Training) -> str:
 
 @dataclass
 class RegistrationResult:
+    """What the person who sent the form is told: the same whether the address was new or registered
+    already (``waiting`` and ``position`` are what a new registration gets)."""
+
     registration: Registration
     token: str | None  # the manage token, new registrations only
-    existing: bool = False
+    waiting: bool
+    position: int | None  # on the waiting list
+    existing: bool = False  # for the code only; the page must not tell
 
 
 @unit_of_work
 def register(training_id: int, name: str, email: str, organisation: str = "", position: str = "",
-             answers: str = "") -> RegistrationResult:
+             answers: str = "", health_consent: bool = False) -> RegistrationResult:
     """Register a person: a seat held until they confirm, or a place on the waiting list.
 
-    The same address cannot register twice; a second attempt mails the manage link again.
+    The same address cannot register twice (DOMAIN rule 4). A second attempt changes nothing and mails
+    the address its manage link; whoever sent the form gets the answer a new registration gets, so the
+    form tells nobody who else is registered. ``health_consent``: the person agreed, separately, to
+    the answers that can be health data (the form asks before they are sent).
     """
     email = normalise_email(email)
     training = lock_training(training_id)
@@ -67,17 +78,17 @@ def register(training_id: int, name: str, email: str, organisation: str = "", po
         raise EventsError(_l("Registration has closed."))
     if training.sessions and training.sessions[0].starts_at <= now:
         raise EventsError(_l("This training has started already."))
-    existing = db.session.scalar(
-        select(Registration).where(Registration.training_id == training.id, Registration.email == email,
-                                   Registration.status.in_(ACTIVE))
-    )
+    if not health_consent and any(key in _parsed_answers(answers) for key in HEALTH_ANSWERS):
+        raise EventsError(_l("To tell us about accessibility or dietary needs, please give your consent here, or "
+                             "leave those fields empty."), field="health_consent")
+    existing = _active_registration(training.id, email)
     if existing is not None:
-        send_manage_link(existing)
-        return RegistrationResult(existing, None, existing=True)
+        return _registered_already(training, existing)
     has_seat = seats_taken(training.id) < training.seats
     registration = Registration(
         training_id=training.id, name=name.strip(), email=email, organisation=organisation.strip(),
         position=position.strip(), answers=answers, locale=str(get_locale()), consent_at=now,
+        privacy_version=PRIVACY_VERSION, health_consent_at=now if health_consent else None,
         status=RegistrationStatus.PENDING if has_seat else RegistrationStatus.WAITING,
         hold_expires_at=now + hold_time() if has_seat else None,
     )
@@ -86,14 +97,41 @@ def register(training_id: int, name: str, email: str, organisation: str = "", po
         with db.session.begin_nested():
             db.session.add(registration)
     except IntegrityError:  # the same address at the same moment, on a database without the lock
-        raise EventsError(_l("You are registered already; we have sent you the link again.")) from None
+        existing = _active_registration(training.id, email)
+        if existing is None:
+            raise
+        return _registered_already(training, existing)
     audit.record(audit.PUBLIC, "register", registration, to_state=registration.status, refs=[training])
     if registration.status == RegistrationStatus.WAITING:
+        position_now = waiting_position(registration)
         mail_registration(registration, "events/waiting_list", _l("You are on the waiting list"),
-                          position=waiting_position(registration))
-    else:
-        mail_registration(registration, "events/confirm_registration", _l("Please confirm your registration"))
-    return RegistrationResult(registration, manage_token(registration))
+                          position=position_now)
+        return RegistrationResult(registration, manage_token(registration), True, position_now)
+    mail_registration(registration, "events/confirm_registration", _l("Please confirm your registration"))
+    return RegistrationResult(registration, manage_token(registration), False, None)
+
+
+def _parsed_answers(answers: str) -> dict:
+    try:
+        found = json.loads(answers) if answers else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _active_registration(training_id: int, email: str) -> Registration | None:
+    return db.session.scalar(
+        select(Registration).where(Registration.training_id == training_id, Registration.email == email,
+                                   Registration.status.in_(ACTIVE))
+    )
+
+
+def _registered_already(training: Training, existing: Registration) -> RegistrationResult:
+    """Mail the address its manage link, change nothing, and answer as for a new registration."""
+    send_manage_link(existing)
+    if seats_taken(training.id) < training.seats:
+        return RegistrationResult(existing, None, False, None, existing=True)
+    return RegistrationResult(existing, None, True, waiting_count(training.id) + 1, existing=True)
 
 
 @unit_of_work

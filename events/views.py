@@ -95,8 +95,14 @@ def programme():
 
 
 def registration_form(training: Training) -> RegistrationForm:
+    """The form with the questions this training asks, and the consent only where health data is asked."""
     form = RegistrationForm()
     form.free_answer.label.text = training.free_question
+    for name, asked in (("accessibility", training.ask_accessibility), ("dietary", training.ask_dietary),
+                        ("free_answer", bool(training.free_question)),
+                        ("health_consent", training.ask_accessibility or training.ask_dietary)):
+        if not asked:
+            delattr(form, name)
     return form
 
 
@@ -108,13 +114,13 @@ def detail(training_id: int):
     training = training_for(current_user, training_id)
     form = registration_form(training)
     if request.method == "POST" and form.validate_on_submit():
-        answers = {key: getattr(form, key).data.strip() for key in ("accessibility", "dietary", "free_answer")
-                   if getattr(form, key).data and getattr(form, key).data.strip()}
+        answers = {key: form[key].data.strip() for key in ("accessibility", "dietary", "free_answer")
+                   if key in form and form[key].data and form[key].data.strip()}
         with shown_at(form):
             result = register(training.id, form.name.data, form.email.data, form.organisation.data or "",
-                              form.position.data or "", json.dumps(answers, ensure_ascii=False))
-            return render_template("events/registered.html", training=training, result=result,
-                                   position=seats.waiting_position(result.registration))
+                              form.position.data or "", json.dumps(answers, ensure_ascii=False),
+                              health_consent=form.gives_health_data())
+            return render_template("events/registered.html", training=training, result=result)
     taken = seats.seats_taken(training.id)
     return render_template("events/detail.html", training=training, seats_left=max(training.seats - taken, 0),
                            waiting=seats.waiting_count(training.id), form=form,

@@ -15,6 +15,7 @@ from core.db import RETRY_AFTER_SECONDS, note_outage, unavailable
 from core.errors import DomainError
 from core.extensions import db
 from core.i18n import set_language_cookie
+from core.privacy import PRIVACY_VERSION, storage_periods
 from core.security import is_safe_next
 
 bp = Blueprint("pages", __name__)
@@ -34,8 +35,10 @@ def imprint():
 
 @bp.get("/privacy")
 def privacy():
-    """Privacy notice (Datenschutzerklärung), filled from configuration."""
-    return render_template("pages/privacy.html")
+    """Privacy notice (Datenschutzerklärung), filled from configuration: every storage period is the
+    configured one the jobs use."""
+    return render_template("pages/privacy.html", periods=storage_periods(current_app.config),
+                           version=PRIVACY_VERSION)
 
 
 @bp.post("/language")

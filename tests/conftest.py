@@ -375,3 +375,14 @@ def mail_text(message) -> str:
     import email.policy
 
     return email.message_from_bytes(message.raw, policy=email.policy.default).get_body(("plain",)).get_content()
+
+
+def without_tokens(page: str) -> str:
+    """A page without what differs on every request (the CSRF token)."""
+    return re.sub(r'(name="csrf[-_]token" (?:content|value)=)"[^"]+"', r"\1''", page)
+
+
+def all_rows() -> dict[str, list]:
+    """Every row of every table, to show what a request changed."""
+    return {table.name: sorted(map(repr, db.session.execute(table.select()).all()))
+            for table in db.metadata.sorted_tables}

@@ -7,7 +7,8 @@ import pytest
 from accounts.models import AccountApplication, ApplicationStatus, Organisation, OrganisationKind, Role, User
 from core.extensions import db
 from core.mail import OutboxMessage
-from tests.conftest import PASSWORD, mail_text
+from core.privacy import PRIVACY_VERSION
+from tests.conftest import PASSWORD, all_rows, mail_text, without_tokens
 
 
 def mails_to(address: str) -> list[OutboxMessage]:
@@ -21,10 +22,8 @@ def link_in(message: OutboxMessage) -> str:
 APPLICATION = {
     "name": "Leyla Aydın",
     "email": "Leyla.Aydin@Wohnen-Test.example",
-    "organisation_id": "0",
     "organisation_name": "Wohnungsgenossenschaft Hörde eG",
     "position": "Vermietung",
-    "consent": "y",
 }
 
 
@@ -39,6 +38,7 @@ def test_apply_approve_and_set_password(client, make_user, login, app):
     application = db.session.scalar(db.select(AccountApplication))
     assert application.email == "leyla.aydin@wohnen-test.example"
     assert application.status == ApplicationStatus.PENDING and application.consent_at is not None
+    assert application.privacy_version == PRIVACY_VERSION
     assert len(mails_to(application.email)) == 1  # acknowledgement
     (notice,) = mails_to("team@planerladen.test")
     assert f"/staff/applications/{application.id}" in notice.raw.decode()
@@ -71,11 +71,14 @@ def test_apply_approve_and_set_password(client, make_user, login, app):
 
 
 def test_approve_into_an_existing_organisation(client, make_user, make_org, login):
+    """The applicant types the organisation's name; staff find it chosen on the approval form."""
     org = make_org(name="Wohnen am See eG")
-    apply(client, organisation_id=str(org.id), organisation_name="")
+    apply(client, organisation_name="wohnen am see EG")
     application = db.session.scalar(db.select(AccountApplication))
-    assert application.organisation_id == org.id
+    assert application.organisation_id is None and application.organisation_name == "wohnen am see EG"
     login(make_user(Role.STAFF))
+    page = client.get(f"/staff/applications/{application.id}").get_data(as_text=True)
+    assert re.search(rf'<option selected value="{org.id}">Wohnen am See eG</option>', page), page
     client.post(
         f"/staff/applications/{application.id}/approve",
         data={"organisation_id": str(org.id), "new_kind": "other"},
@@ -109,32 +112,53 @@ def test_reject_tells_the_applicant_and_allows_no_second_decision(client, make_u
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"consent": ""}, "Ohne Ihre Einwilligung können wir keinen Zugang anlegen."),
         ({"email": "kein-at"}, "Das ist keine gültige E-Mail-Adresse."),
         ({"name": ""}, "Bitte geben Sie Ihren Namen ein."),
-        ({"organisation_name": ""}, "Wählen Sie Ihre Organisation oder geben Sie ihren Namen ein."),
-        ({"organisation_id": "99999"}, "Not a valid choice"),
+        ({"organisation_name": " "}, "Bitte geben Sie den Namen Ihrer Organisation ein."),
     ],
 )
 def test_bad_applications_change_nothing(client, changes, message):
     response = apply(client, **changes)
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    if message != "Not a valid choice":
-        assert message in page
-    assert "Bitte korrigieren Sie die markierten Felder." in page or message in page
+    assert message in page
     assert db.session.scalar(db.select(db.func.count()).select_from(AccountApplication)) == 0
     assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 0
 
 
-def test_second_application_and_existing_account_are_refused(client, make_user):
-    apply(client)
-    page = apply(client).get_data(as_text=True)
-    assert "Ein Antrag für diese Adresse wird bereits geprüft." in page
-    existing = make_user()
-    page = apply(client, email=existing.email).get_data(as_text=True)
-    assert "Für diese Adresse gibt es bereits einen Zugang." in page
-    assert db.session.scalar(db.select(db.func.count()).select_from(AccountApplication)) == 1
+def test_the_application_form_names_no_organisation(client, make_org):
+    make_org(name="Verschwiegene Wohnbau eG")
+    page = client.get("/apply").get_data(as_text=True)
+    assert "Verschwiegene Wohnbau eG" not in page and "<select" not in page
+    assert 'name="organisation_name"' in page
+
+
+def test_applying_tells_nobody_whether_the_address_has_an_account(client, make_user):
+    """A new address, one with an account and one with an open application get the same page; the
+    address with an account is told by mail how to get in, the open application stays as it was."""
+    new = apply(client, email="neu@wohnen-test.example")
+    (application,) = db.session.scalars(db.select(AccountApplication)).all()
+    holder = make_user(email="bekannt@wohnen-test.example", locale="de")
+    before = all_rows()
+    known = apply(client, email="Bekannt@Wohnen-Test.example")
+    after = all_rows()
+    pending = apply(client, email="neu@wohnen-test.example")
+
+    assert new.status_code == known.status_code == pending.status_code == 200
+    assert without_tokens(new.get_data(as_text=True)) == without_tokens(known.get_data(as_text=True))
+    assert without_tokens(new.get_data(as_text=True)) == without_tokens(pending.get_data(as_text=True))
+    (told,) = mails_to(holder.email)
+    assert told.subject == "Ihr Fundus-Zugang"
+    text = mail_text(told)
+    assert "bereits einen Zugang" in text
+    assert "http://fundus.test/login" in text and "http://fundus.test/password/forgot" in text
+    # Nothing but that mail was written: no application, no audit entry.
+    assert {k: v for k, v in after.items() if k != "outbox_messages"} == \
+        {k: v for k, v in before.items() if k != "outbox_messages"}
+    assert len(after["outbox_messages"]) == len(before["outbox_messages"]) + 1
+    assert db.session.scalars(db.select(AccountApplication)).all() == [application]
+    again = mails_to("neu@wohnen-test.example")
+    assert [m.subject for m in again] == ["Wir haben Ihren Antrag erhalten", "Ihr Antrag wird geprüft"]
 
 
 def test_staff_create_edit_and_search_organisations(client, make_user, login):
@@ -362,9 +386,9 @@ def test_simultaneous_double_submit_creates_one_application(app):
     for t in threads:
         t.join()
     assert [status for status, _ in results] == [200] * 8
-    accepted = [page for _, page in results if "Vielen Dank" in page]
-    refused = [page for _, page in results if "wird bereits geprüft" in page]
-    assert (len(accepted), len(refused)) == (1, 7)
+    assert all("Vielen Dank" in page for _, page in results)  # the same answer for each
     assert db.session.scalar(db.select(db.func.count()).select_from(AccountApplication)) == 1
-    # Only the accepted one queued its two mails.
-    assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMessage)) == 2
+    # The accepted one queued its two mails; each of the others told the address it is being reviewed.
+    subjects = sorted(m.subject for m in db.session.scalars(db.select(OutboxMessage)))
+    assert subjects == sorted(["Wir haben Ihren Antrag erhalten", "Neuer Antrag auf einen Partnerzugang"]
+                              + ["Ihr Antrag wird geprüft"] * 7)

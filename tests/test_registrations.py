@@ -11,11 +11,12 @@ from core.audit import AuditEntry
 from core.extensions import db
 from core.mail import OutboxMessage
 from core.models import utcnow
+from core.privacy import PRIVACY_VERSION
 from events.errors import EventsError
 from events.models import Registration, RegistrationStatus, TrainingStatus
 from events.registrations import cancel_registration, confirm_registration, register
 from events.seats import expire_holds
-from tests.conftest import mail_text, run_concurrently
+from tests.conftest import all_rows, mail_text, run_concurrently, without_tokens
 
 
 def links(address: str) -> dict[str, str]:
@@ -66,6 +67,33 @@ def test_same_address_registers_once_and_gets_the_link_again(make_training):
     assert again.existing and again.registration.id == first.registration.id
     assert db.session.scalar(select(func.count()).select_from(Registration)) == 1
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 2  # confirm + link again
+
+
+@pytest.mark.parametrize("seats", [5, 1], ids=["a seat is free", "full"])
+def test_registering_again_answers_as_a_new_registration_and_mails_the_address(client, make_training, seats):
+    """Whoever registers with an address already booked learns nothing: the page (and the way there)
+    is the one a new address gets; nothing changes but one mail to that address with its manage link."""
+    training = make_training(seats=seats)
+    register(training.id, "Erste Person", "erste@example.org")
+    register(training.id, "Bekannte Person", "bekannt@example.org")  # full: first on the waiting list
+    own_link = links("bekannt@example.org")["manage"]
+    form = {"name": "Nora Neu", "email": "", "organisation": "Wohnbau Süd"}
+    before = all_rows()
+    known = client.post(f"/events/{training.id}", data=form | {"email": "Bekannt@example.org"})
+    after = all_rows()
+    new = client.post(f"/events/{training.id}", data=form | {"email": "neu@example.org"})
+
+    assert known.status_code == new.status_code == 200 and known.location == new.location
+    assert without_tokens(known.get_data(as_text=True)) == without_tokens(new.get_data(as_text=True))
+    if seats == 1:
+        assert "Platz 2 der Warteliste" in new.get_data(as_text=True)
+    assert {k: v for k, v in after.items() if k != "outbox_messages"} == \
+        {k: v for k, v in before.items() if k != "outbox_messages"}
+    assert len(after["outbox_messages"]) == len(before["outbox_messages"]) + 1
+    told = db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == "bekannt@example.org")
+                              .order_by(OutboxMessage.id.desc())).first()
+    assert told.kind == "events/manage_link" and own_link in mail_text(told)
+    assert "bereits angemeldet" in mail_text(told)
 
 
 def test_waiting_list_is_promoted_on_cancel_and_on_expiry(make_training):
@@ -186,16 +214,22 @@ def test_trainee_finds_registers_confirms_and_cancels(client, make_training):
     assert "Welche Fälle bringen Sie mit?" in page and "Verpflegungswünsche" in page
     assert "Bedarfe an Barrierefreiheit" not in page  # not asked for this training
 
-    missing = client.post(f"/events/{training.id}", data={"name": "Jan", "email": "jan@example.org"})
-    assert "Ohne Ihre Einwilligung können wir Sie nicht anmelden." in missing.get_data(as_text=True)
+    assert "Ich willige ein" not in page.split("Verpflegungswünsche")[0]  # the data the training needs: no consent
+    assert re.search(r'<input id="health_consent" name="health_consent" type="checkbox" value="y"', page)  # unticked
+    # Dietary needs can be health data: not without the explicit, separate consent.
+    missing = client.post(f"/events/{training.id}", data={"name": "Jan", "email": "jan@example.org",
+                                                         "dietary": "vegetarisch"})
+    assert "geben Sie bitte hier Ihre Einwilligung" in missing.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Registration)) == 0
     done = client.post(f"/events/{training.id}", data={"name": "Jan Nowak", "email": "jan@example.org",
                                                       "dietary": "vegetarisch", "free_answer": "Zwei Fälle",
-                                                      "consent": "y"})
+                                                      "health_consent": "y"})
     assert "Wir halten einen Platz für Sie frei." in done.get_data(as_text=True)
     registration = db.session.scalar(select(Registration))
     assert registration.answers == '{"dietary": "vegetarisch", "free_answer": "Zwei Fälle"}'
-    full = client.post(f"/events/{training.id}", data={"name": "Eva", "email": "eva@example.org", "consent": "y"})
+    assert registration.health_consent_at is not None and registration.privacy_version == PRIVACY_VERSION
+    full = client.post(f"/events/{training.id}", data={"name": "Eva", "email": "eva@example.org"})
+    assert db.session.scalar(select(Registration.health_consent_at).where(Registration.name == "Eva")) is None
     assert "Platz 1 der Warteliste" in full.get_data(as_text=True)
 
     paths = links("jan@example.org")

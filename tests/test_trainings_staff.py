@@ -310,7 +310,8 @@ def test_old_registrations_are_anonymised_and_still_counted(runner, make_trainin
 
 def test_person_export_and_delete_on_request(staff, make_training):
     training = make_training(seats=1, ask_dietary=True)
-    registrations.register(training.id, "Rita Roth", "rita@example.org", answers='{"dietary": "vegan"}')
+    registrations.register(training.id, "Rita Roth", "rita@example.org", answers='{"dietary": "vegan"}',
+                           health_consent=True)
     registrations.register(training.id, "Next", "next@example.org")
     page = staff.get("/events/staff/people?email=Rita@example.org").get_data(as_text=True)
     assert training.title in page
