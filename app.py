@@ -13,11 +13,11 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import i18n, text
+from core.after_response import deliver_after_response
 from core.bounds import IdConverter, refuse_control_characters
 from core.config import load_config
 from core.db import configure_engine, ensure_schema
 from core.extensions import babel, csrf, db, limiter, login_manager, migrate
-from core.mail import deliver_after_response
 from core.security import set_security_headers
 from core.urls import webcal_url
 

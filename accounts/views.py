@@ -23,11 +23,11 @@ from accounts.forms import (
 )
 from accounts.models import Organisation
 from accounts.users import update_profile
+from core.after_response import after_response
 from core.errors import shown_at
 from core.extensions import db
 from core.i18n import set_language_cookie
 from core.limits import per_address, per_client
-from core.mail import after_response
 from core.security import safe_next
 
 bp = Blueprint("accounts", __name__)

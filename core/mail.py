@@ -18,12 +18,9 @@ goes (``events.personal_data``, ``accounts.applications``).
 
 import enum
 import logging
-import os
-import queue
 import re
 import smtplib
 import ssl
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -117,6 +114,8 @@ class Invitation:
 # responders quiet; a kind not named here counts as automatic.
 ANSWERS = frozenset({
     "accounts/application_received",  # the applicant sent the form
+    "accounts/application_pending",  # the form again while the address's application is open
+    "accounts/application_known_address",  # the form with an address that has an account
     "accounts/reset_password",  # "forgot password"
     "events/confirm_registration",  # the registration form
     "events/waiting_list",  # the registration form, training full
@@ -396,82 +395,3 @@ def retry_failed(message_id: int, actor) -> bool:
         audit.record(actor, "retry", audit.Subject("mail", message_id), from_state=OutboxStatus.FAILED,
                      to_state=OutboxStatus.PENDING)
     return result.rowcount == 1
-
-
-class _Sender:
-    """One daemon thread per process that sends the mails requests queued, after their responses.
-
-    Handing the work to this thread, instead of to the response's close callback, keeps the
-    request's worker free whatever the mail server does, and does not depend on the WSGI server
-    calling ``close()``: Werkzeug's development server skips it when the browser resets the
-    connection after a redirect, and the mails then waited for ``jobs run``. What the thread has
-    not sent when the process ends stays pending in the outbox for the job.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._queue: queue.Queue = queue.Queue()
-
-    def submit(self, app, func, *args) -> None:
-        """Run ``func(*args)`` in the thread, in ``app``'s context."""
-        with self._lock:
-            if self._pid != os.getpid():  # first use in this process (or a forked worker)
-                self._pid = os.getpid()
-                self._queue = queue.Queue()
-                threading.Thread(target=self._run, args=(self._queue,), name="fundus-mail", daemon=True).start()
-            self._queue.put((app, func, args))
-
-    @staticmethod
-    def _run(jobs: queue.Queue) -> None:
-        while True:
-            app, func, args = jobs.get()
-            try:
-                with app.app_context():
-                    func(*args)
-            except Exception:  # never let one job stop the thread; mails stay in the outbox for the job
-                log.exception("Work after the response failed (%s); queued mails are retried by jobs run",
-                              getattr(func, "__qualname__", func))
-            finally:
-                jobs.task_done()
-
-    def wait(self) -> None:
-        """Return once everything submitted so far is sent or given up (tests, before they clean up)."""
-        if self._pid == os.getpid():
-            self._queue.join()
-
-
-sender = _Sender()
-
-
-def after_response(func, *args) -> None:
-    """Run ``func(*args)`` after this request's response is out, in the sender thread, and send the
-    mails it queues: for work whose duration must not show in the answer, such as finding out
-    whether an address has an account before mailing it. Outside a request it runs at once. Work
-    that has not run when the process ends is lost: use it only for what the person can simply ask
-    for again (a link by mail), never for what they submitted."""
-    if has_request_context():
-        g.setdefault("after_response", []).append((func, args))
-        g.mailed = True  # counts against the address's limit (core.limits)
-    else:
-        func(*args)
-
-
-def _run_deferred(func, args) -> None:
-    g.collect_outbox = True
-    func(*args)
-    ids = g.pop("outbox_ids", None)
-    if ids and current_app.config["MAIL_SEND_AFTER_REQUEST"]:
-        deliver_pending(ids)
-
-
-def deliver_after_response(response):
-    """Hand the work deferred with ``after_response`` and the mails this request queued (committed
-    by now) to the sender thread."""
-    app = current_app._get_current_object()
-    for func, args in g.pop("after_response", []):
-        sender.submit(app, _run_deferred, func, args)
-    ids = g.pop("outbox_ids", None)
-    if ids and current_app.config["MAIL_SEND_AFTER_REQUEST"]:
-        sender.submit(app, deliver_pending, ids)
-    return response

@@ -10,12 +10,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from core.after_response import after_response
 from core.bounds import page_number, parse_month
 from core.errors import action, shown_at
 from core.extensions import db, limiter
 from core.i18n import local_today
 from core.limits import per_address, per_client
-from core.mail import after_response
 from core.vocabulary import TargetGroup
 from events import feeds, links, notifications, personal_data, seats, trainings
 from events.access import key_by_link, registration_by_link, training_for

@@ -23,8 +23,8 @@ from sqlalchemy import text
 
 from accounts.models import Organisation, OrganisationKind, Role, User
 from app import create_app
+from core.after_response import sender
 from core.extensions import db
-from core.mail import sender
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 PASSWORD = "correct-horse-battery"

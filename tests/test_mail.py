@@ -12,8 +12,9 @@ from sqlalchemy import update
 from werkzeug.test import EnvironBuilder
 
 from accounts.models import Role
+from core.after_response import sender
 from core.extensions import db
-from core.mail import OutboxMessage, OutboxStatus, backoff, deliver_pending, queue_mail, sender
+from core.mail import OutboxMessage, OutboxStatus, backoff, deliver_pending, queue_mail
 from core.models import utcnow
 
 

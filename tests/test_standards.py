@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 import core.mail
 from accounts.applications import approve_application, reject_application, submit_application
-from accounts.models import OrganisationKind, Role
+from accounts.models import AccountApplication, OrganisationKind, Role
 from accounts.passwords import request_password_reset
 from core.extensions import db
 from core.i18n import local_today
@@ -85,10 +85,14 @@ def invitations(address: str) -> list[tuple[str, icalendar.Calendar]]:
 def test_every_mail_kind_parses_strictly_and_carries_the_headers_it_needs(app, make_user, make_material,
                                                                           make_training, kinds):
     staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER, locale="en")
-    # Accounts: an application taken, one approved, one rejected; a password reset.
-    first = submit_application("Nora Neu", "nora@example.org", None, "Wohnbau Nord eG")
+    # Accounts: an application taken, one approved, one rejected; the form again for an open
+    # application and for an address with an account; a password reset.
+    submit_application("Nora Neu", "nora@example.org", "Wohnbau Nord eG")
+    submit_application("Nora Neu", "nora@example.org", "Wohnbau Nord eG")
+    submit_application("Petra Partner", partner.email, "Wohnbau Nord eG")
+    submit_application("Paul Pan", "paul@example.org", "Verein Süd")
+    first, second = db.session.scalars(select(AccountApplication).order_by(AccountApplication.id)).all()
     approve_application(first.id, staff, None, OrganisationKind.HOUSING_COMPANY)
-    second = submit_application("Paul Pan", "paul@example.org", None, "Verein Süd")
     reject_application(second.id, staff, "Kein Bezug")
     request_password_reset(partner.email)
     # Materials: a request received, noticed, approved, handed over and overdue.
