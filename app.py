@@ -104,12 +104,15 @@ def register_hooks(app: Flask) -> None:
     app.before_request(notice_ended_sign_in)
     app.after_request(set_security_headers)
     app.after_request(deliver_after_response)
+    app.after_request(i18n.vary_on_language)
     app.jinja_env.filters["datetime"] = i18n.format_datetime
     app.jinja_env.filters["date"] = i18n.format_date
     app.jinja_env.filters["session"] = i18n.format_session
     app.jinja_env.filters["sentence"] = text.sentence
     app.jinja_env.filters["lines"] = text.lines
     app.jinja_env.filters["one_line"] = text.one_line
+    app.jinja_env.filters["month"] = i18n.format_month
+    app.jinja_env.filters["decimal"] = i18n.format_decimal
     app.jinja_env.globals["timedelta"] = timedelta
     app.jinja_env.globals["webcal_url"] = webcal_url
     app.jinja_env.globals["page_to_return_to"] = i18n.page_to_return_to

@@ -108,7 +108,10 @@ class OrganisationForm(FlaskForm):
         _l("Name"),
         validators=[DataRequired(message=_l("Please enter the name.")), Length(max=200)],
     )
-    kind = SelectField(_l("Kind"), choices=kind_choices, validators=[InputRequired()])
+    # A required select begins with an empty choice (HTML requires it, and a new organisation's kind
+    # is chosen, not left at the first of the list).
+    kind = SelectField(_l("Kind"), choices=lambda: [SelectChoice("", _l("— please choose —")), *kind_choices()],
+                       validators=[InputRequired(message=_l("Please choose the kind."))])
     street = StringField(_l("Street and number"), validators=[Length(max=200)])
     postcode = StringField(_l("Postcode"), validators=[Length(max=20)])
     city = StringField(_l("City"), validators=[Length(max=100)])

@@ -1,4 +1,12 @@
-"""Language choice and German-style date formatting."""
+"""Language choice, and every date, time and number a person reads, in their language.
+
+Pages and mails format through the functions here (the template filters ``datetime``, ``date``,
+``session``, ``month`` and ``decimal`` are these functions): the patterns come from the locale's
+CLDR data, so German reads ``25.11.2026, 14:30`` and ``7,0`` and English ``Nov 25, 2026, 2:30 PM``
+and ``7.0``. A mail is rendered inside ``force_locale(recipient's language)``, so it follows the
+recipient, not whoever caused it. Files for spreadsheets have their own fixed format
+(``core.csv_export``); stored text (audit details) uses ISO dates, the same in every language.
+"""
 
 from datetime import UTC, date, datetime
 from functools import cache
@@ -6,8 +14,10 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_datetime as babel_format_datetime
-from flask import current_app, has_request_context, request
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from flask import current_app, g, has_request_context, request
+from flask_babel import get_locale
 from flask_login import current_user
 
 LANG_COOKIE = "lang"
@@ -15,16 +25,27 @@ LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
 def select_locale() -> Locale:
-    """The language the visitor chose (cookie), else their account's, else German."""
+    """The language the visitor chose (cookie), else their account's, else the one their browser
+    prefers of ours (``Accept-Language``), else German."""
     languages = current_app.config["LANGUAGES"]
+    default = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not has_request_context():  # command line: the default language
-        return _locale(current_app.config["BABEL_DEFAULT_LOCALE"])
+        return _locale(default)
     choice = request.cookies.get(LANG_COOKIE)
     if choice in languages:
         return _locale(choice)
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return _locale(current_user.locale)
-    return _locale(current_app.config["BABEL_DEFAULT_LOCALE"])
+    g.language_from_browser = True  # the answer depends on the header (``vary_on_language``)
+    return _locale(request.accept_languages.best_match(languages, default=default))
+
+
+def vary_on_language(response):
+    """A page whose language came from ``Accept-Language`` says so, so that no cache hands the German
+    page to an English browser; the cookie can change the choice too."""
+    if g.get("language_from_browser"):
+        response.vary.update(("Accept-Language", "Cookie"))
+    return response
 
 
 @cache
@@ -33,32 +54,58 @@ def _locale(code: str) -> Locale:
     return Locale.parse(code)
 
 
+def current_locale() -> Locale:
+    """The language of this page or mail (``force_locale`` inside a mail), German on the command line."""
+    return get_locale() or _locale(current_app.config["BABEL_DEFAULT_LOCALE"])
+
+
 def local_tz() -> ZoneInfo:
     return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def format_datetime(value: datetime | None) -> str:
-    """``25.11.2026, 14:30`` in the site's time zone, whatever the language."""
+    """``25.11.2026, 14:30`` (German) or ``Nov 25, 2026, 2:30 PM`` (English), in the site's time zone."""
     if value is None:
         return ""
-    return babel_format_datetime(value, "dd.MM.yyyy, HH:mm", tzinfo=local_tz(), locale="de")
+    locale = current_locale()
+    local = value.astimezone(local_tz())
+    return locale.datetime_formats["medium"].format(_time(local, locale), _date(local, locale))
 
 
 def format_session(session) -> str:
     """A session's time span: ``11.11.2026, 09:00–16:00``, or both ends in full when it spans days."""
     start, end = session.starts_at.astimezone(local_tz()), session.ends_at.astimezone(local_tz())
     if start.date() == end.date():
-        return f"{format_datetime(start)}–{end:%H:%M}"
+        return f"{format_datetime(start)}–{_time(end, current_locale())}"
     return f"{format_datetime(start)} – {format_datetime(end)}"
 
 
 def format_date(value: date | datetime | None) -> str:
-    """``25.11.2026``; datetimes are first moved into the site's time zone."""
+    """``25.11.2026`` or ``Nov 25, 2026``; datetimes are first moved into the site's time zone."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(local_tz())
-    return value.strftime("%d.%m.%Y")
+    return _date(value, current_locale())
+
+
+def format_month(value: date) -> str:
+    """``November 2026`` (a month of the availability calendar)."""
+    return babel_dates.format_skeleton("yMMMM", value, locale=current_locale())
+
+
+def format_decimal(value: float, places: int = 1) -> str:
+    """``7,0`` or ``7.0``: a number with ``places`` decimals in the reader's notation."""
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    return babel_numbers.format_decimal(value, pattern, locale=current_locale())
+
+
+def _date(value: date, locale: Locale) -> str:
+    return babel_dates.format_date(value, "medium", locale=locale)
+
+
+def _time(value: datetime, locale: Locale) -> str:
+    return babel_dates.format_time(value, "short", locale=locale)
 
 
 def set_language_cookie(response, lang: str):

@@ -15,7 +15,7 @@ from core.bounds import form_ids
 from core.csv_export import csv_bytes
 from core.errors import action, shown_at
 from core.extensions import db
-from core.i18n import format_date, format_datetime, from_local, to_local
+from core.i18n import format_date, from_local, to_local
 from core.models import utcnow
 from core.security import staff_required
 from core.states import seen_state
@@ -182,7 +182,7 @@ def participants_csv(training_id: int):
     for r in rows:
         answers = answers_of(r)
         body.append([r.name, r.email if not r.anonymised_at else "", r.organisation, r.position,
-                     REGISTRATION_STATUS_LABELS[r.status], format_datetime(r.created_at),
+                     REGISTRATION_STATUS_LABELS[r.status], r.created_at,
                      answers.get("accessibility", ""), answers.get("dietary", ""), answers.get("free_answer", ""),
                      *[_("present") if (r.id, s.id) in attended else "" for s in training.sessions]])
     return Response(csv_bytes(header, body), content_type="text/csv; charset=utf-8",

@@ -89,7 +89,7 @@ def book_free_unit(edition: Edition, starts_on: date, ends_on: date, request_id:
         except NotAvailable:
             continue  # taken a moment ago by someone else: try the next
     raise NotAvailable(_l("No unit is free from %(start)s to %(end)s.",
-                          start=starts_on.strftime("%d.%m.%Y"), end=ends_on.strftime("%d.%m.%Y")))
+                          start=format_date(starts_on), end=format_date(ends_on)))
 
 
 def hand_over_booking(booking: Booking) -> None:
@@ -188,7 +188,7 @@ def extend_booking(booking_id: int, new_end: date, actor) -> Booking:
             _l("Unit %(code)s is booked by someone else in that time.", code=booking.unit.inventory_code)
         ) from None
     Booking.states.move(booking, "extend", actor, refs=_refs(booking),
-                        details=f"{booking.unit.inventory_code}: {format_date(old_end)} → {format_date(new_end)}")
+                        details=f"{booking.unit.inventory_code}: {old_end.isoformat()} → {new_end.isoformat()}")
     return booking
 
 

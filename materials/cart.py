@@ -18,7 +18,7 @@ from accounts.models import User
 from core import audit
 from core.db import unit_of_work
 from core.extensions import db
-from core.i18n import format_date, local_today
+from core.i18n import local_today
 from materials.bookings import book_free_unit
 from materials.errors import MaterialsError, NotAvailable, Shortage
 from materials.lending import notify_submitted
@@ -131,7 +131,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
                 check_period(material, item.starts_on, item.ends_on, local_today())
                 booking = book_free_unit(item.edition, item.starts_on, item.ends_on, request.id)
                 refs.append(booking.unit)
-                taken.append(f"{booking.unit.inventory_code} {format_date(item.starts_on)}–{format_date(item.ends_on)}")
+                taken.append(f"{booking.unit.inventory_code} {item.starts_on.isoformat()}–{item.ends_on.isoformat()}")
             else:
                 change_stock(item.edition.id, -item.quantity, StockReason.HANDOUT, user, request_id=request.id)
                 request.lines.append(RequestLine(edition_id=item.edition.id, quantity=item.quantity))

@@ -14,7 +14,7 @@ from core.bounds import FIRST_DAY, LAST_DAY, arg_id, page_number, parse_date
 from core.csv_export import csv_bytes
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
-from core.i18n import local_today
+from core.i18n import format_date, local_today
 from core.security import staff_required
 from core.states import seen_state
 from materials import bookings, exports, lending, staff_lists
@@ -252,7 +252,7 @@ def extend(booking_id: int):
                 value=request.form.get("ends_on", "")[:40], first=FIRST_DAY.year, last=LAST_DAY.year), "error")
         return None
     bookings.extend_booking(booking_id, new_end, current_user)
-    flash(_("The return date is now %(date)s.", date=new_end.strftime("%d.%m.%Y")), "success")
+    flash(_("The return date is now %(date)s.", date=format_date(new_end)), "success")
 
 
 EXPORTS = ("requests", "loans", "ledger")

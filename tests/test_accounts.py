@@ -176,6 +176,12 @@ def test_staff_create_edit_and_search_organisations(client, make_user, login):
     assert "Eine Organisation mit diesem Namen gibt es bereits." in duplicate.get_data(as_text=True)
     bad_kind = client.post("/staff/organisations/new", data={"name": "X", "kind": "castle"})
     assert bad_kind.status_code == 200 and "field--error" in bad_kind.get_data(as_text=True)
+    # The kind is chosen, not left at the first of the list: the form begins with an empty choice.
+    form = client.get("/staff/organisations/new").get_data(as_text=True)
+    assert '<select id="kind" name="kind" required><option value="">— bitte wählen —</option>' in form
+    no_kind = client.post("/staff/organisations/new", data={"name": "Ohne Art e.V.", "kind": ""})
+    assert "Bitte wählen Sie die Art." in no_kind.get_data(as_text=True)
+    assert db.session.scalar(db.select(Organisation).where(Organisation.name == "Ohne Art e.V.")) is None
 
     client.post(
         f"/staff/organisations/{org.id}/edit",

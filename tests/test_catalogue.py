@@ -109,7 +109,7 @@ def test_detail_page_shows_editions_and_the_month_calendar(client, make_material
     db.session.commit()
     page = client.get(f"/materials/{kit.id}?month=2027-03").get_data(as_text=True)
     assert "Deutsch" in page and "Englisch" in page
-    assert "Verfügbarkeit im 03/2027" in page
+    assert "Verfügbarkeit im März 2027" in page
     assert page.count("1 frei") == 3  # 3rd, 4th and the buffer day 5th: one of two units free
     assert "höchstens 21 Tage" in page
     assert client.get(f"/materials/{kit.id}?month=kaputt").status_code == 200

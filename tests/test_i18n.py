@@ -174,3 +174,89 @@ def test_the_language_switch_on_the_answer_to_a_form_leads_back_to_the_form(make
     assert 'name="next" value="/password/forgot?x=1"' in text and "Zurück zur Seite, von der Sie kamen" in text
     foreign = client.post("/password/forgot", data={"x": "y" * 5000}, headers={"Referer": "http://evil.example/a"})
     assert 'name="next" value="/"' in foreign.get_data(as_text=True)
+
+
+def test_dates_times_and_decimals_follow_the_language(app):
+    """One home for formatting (``core.i18n``): German patterns in German, English ones in English."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    from flask_babel import force_locale
+
+    from core.i18n import format_decimal, format_month, format_session
+
+    moment = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
+    day = SimpleNamespace(starts_at=datetime(2027, 6, 10, 7, tzinfo=UTC), ends_at=datetime(2027, 6, 10, 14, tzinfo=UTC))
+    with app.test_request_context("/"):
+        with force_locale("de"):
+            german = (format_datetime(moment), format_date(moment), format_session(day), format_decimal(7),
+                      format_month(date(2026, 11, 1)))
+        with force_locale("en"):
+            english = (format_datetime(moment), format_date(moment), format_session(day), format_decimal(7),
+                       format_month(date(2026, 11, 1)))
+    assert german == ("25.11.2026, 14:30", "25.11.2026", "10.06.2027, 09:00–16:00", "7,0", "November 2026")
+    # CLDR puts a narrow no-break space before AM/PM.
+    assert english == ("Nov 25, 2026, 2:30\u202fPM", "Nov 25, 2026", "Jun 10, 2027, 9:00\u202fAM–4:00\u202fPM",
+                       "7.0", "November 2026")
+
+
+def test_english_pages_and_mails_show_english_dates_and_numbers(client, make_training, make_user, login):
+    """A registration's mail follows the registrant's language; the staff's certificate follows theirs."""
+    from sqlalchemy import select
+
+    from core.mail import OutboxMessage
+    from events import links, participants, registrations
+    from events.models import Registration
+    from tests.conftest import mail_text
+
+    start = datetime(2027, 6, 10, 7, tzinfo=UTC)
+    training = make_training(sessions=[(start, start.replace(hour=14))])
+    for lang, email in (("en", "english@example.org"), ("de", "deutsch@example.org")):
+        client.set_cookie("lang", lang)
+        page = client.get(f"/events/{training.id}").get_data(as_text=True)
+        assert ("Jun 10, 2027" in page) == (lang == "en") and ("10.06.2027" in page) == (lang == "de")
+        client.post(f"/events/{training.id}", data={"name": "Ana", "email": email, "consent": "y"})
+    english = mail_text(db.session.scalar(select(OutboxMessage).where(OutboxMessage.to_addr == "english@example.org")))
+    german = mail_text(db.session.scalar(select(OutboxMessage).where(OutboxMessage.to_addr == "deutsch@example.org")))
+    assert "Jun 10, 2027, 9:00\u202fAM–4:00\u202fPM" in english and "10.06.2027" not in english
+    assert "10.06.2027, 09:00–16:00" in german and "Jun 10" not in german
+
+    staff = make_user(Role.STAFF)
+    ana = db.session.scalar(select(Registration).where(Registration.email == "deutsch@example.org"))
+    registrations.confirm_registration(links.confirm_token(ana))
+    participants.set_attendance(training.id, {(ana.id, training.sessions[0].id)}, staff)
+    participants.issue_certificate(ana.id, staff)
+    login(staff)
+    client.set_cookie("lang", "en")
+    certificate = client.get(f"/events/staff/registrations/{ana.id}/certificate").get_data(as_text=True)
+    assert "Duration: 7.0 hours" in certificate
+    client.set_cookie("lang", "de")
+    certificate = client.get(f"/events/staff/registrations/{ana.id}/certificate").get_data(as_text=True)
+    assert "Dauer: 7,0 Stunden" in certificate
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("en-US,en;q=0.9,de;q=0.8", "en"),
+    ("en-GB", "en"),
+    ("fr-FR,fr;q=0.9,en;q=0.5", "en"),  # of our languages, English is preferred
+    ("de-DE,de;q=0.9,en;q=0.8", "de"),
+    ("fr-FR", "de"),
+    ("*", "de"),
+    (None, "de"),
+])
+def test_a_first_visit_follows_the_browser_when_it_prefers_english(client, header, expected):
+    headers = {"Accept-Language": header} if header else {}
+    response = client.get("/", headers=headers)
+    assert f'<html lang="{expected}">' in response.get_data(as_text=True)
+    assert "Accept-Language" in response.headers.get("Vary", "")  # no cache hands one language to the other
+
+
+def test_the_chosen_language_and_the_account_win_over_the_browser(app, client, make_user, login):
+    english_browser = {"Accept-Language": "en-US,en;q=0.9"}
+    client.post("/language", data={"lang": "de", "next": "/"})
+    assert '<html lang="de">' in client.get("/", headers=english_browser).get_data(as_text=True)
+    user = make_user(locale="de")
+    other = app.test_client()
+    login(user, the_client=other)
+    assert '<html lang="de">' in other.get("/account", headers=english_browser).get_data(as_text=True)
+    assert '<html lang="en">' in app.test_client().get("/login", headers=english_browser).get_data(as_text=True)

@@ -365,7 +365,7 @@ def test_slip_and_csv_exports_for_german_excel(client, make_material, make_user,
     by_note = {row[-1]: row for row in rows[1:]}
     assert by_note["Nachdruck"][3:7] == ["100", "133", "Zugang", "Jonas Weber"]
     assert rows[1][1] == "'=Formel; \"Zitat\""  # no formula, semicolon and quotes survive
-    assert __import__("re").fullmatch(r"\d\d\.\d\d\.\d{4}, \d\d:\d\d", rows[1][0])
+    assert __import__("re").fullmatch(r"\d\d\.\d\d\.\d{4} \d\d:\d\d", rows[1][0])  # a date-time to LibreOffice
 
     loans = list(csv.reader(io.StringIO(client.get(
         f"/requests/export/loans.csv?from={SOON.isoformat()}&to={SOON.isoformat()}").get_data().decode("utf-8-sig")),
