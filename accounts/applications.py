@@ -91,7 +91,7 @@ def _mail_known_address(user: User) -> None:
     """Someone applied with the address of an existing account: tell its owner how to get in."""
     queue_mail(
         user.email,
-        _l("Your Fundus account"),
+        _l("You already have a Fundus account"),
         "accounts/application_known_address",
         locale=user.locale,
         user=user,

@@ -163,7 +163,10 @@ class ApproveForm(FlaskForm):
     organisation_id = SelectField(
         _l("Organisation"), coerce=optional_int, validators=[Optional()]
     )
-    new_kind = SelectField(_l("Kind of the new organisation"), choices=kind_choices)
+    # Needed only for a new organisation, so not required; the empty first choice means nobody's
+    # organisation gets a kind by default (the service asks for it when a new one is created).
+    new_kind = SelectField(_l("Kind of the new organisation"),
+                           choices=lambda: [SelectChoice("", _l("— please choose —")), *kind_choices()], default="")
     submit = SubmitField(_l("Approve and send invitation"))
 
 

@@ -158,10 +158,12 @@ def application_approve(application_id: int):
     form = ApproveForm()
     form.organisation_id.choices = organisation_choices("")
     if not form.validate_on_submit():
-        flash(_("Please check the form."), "error")
+        problems = [f"{form[name].label.text}: {message}" for name, messages in form.errors.items()
+                    if name in form for message in messages]
+        flash(" ".join([_("Please check the form."), *problems]), "error")
         return None
     user = approve_application(application_id, current_user, form.organisation_id.data,
-                               OrganisationKind(form.new_kind.data))
+                               OrganisationKind(form.new_kind.data) if form.new_kind.data else None)
     flash(_("Approved. %(name)s gets an e-mail with a link to set a password.", name=user.name), "success")
     return redirect(url_for("accounts.applications"))
 

@@ -66,6 +66,7 @@ DEFAULTS: dict[str, object] = {
     "IMPRINT_REGISTER": "",  # e.g. "Vereinsregister Amtsgericht Dortmund, VR …"
     "IMPRINT_CONTENT_RESPONSIBLE": "",  # responsible for content (§ 18 Abs. 2 MStV)
     "PRIVACY_CONTACT": "",  # data protection contact; empty: ORG_EMAIL
+    "SERVER_LOG_DAYS": 7,  # how long the web server keeps its logs (IP addresses): the privacy notice states it
     "PRIVACY_PROCESSORS": "",  # who hosts the site and delivers its mail (privacy notice); empty: a general line
 }
 

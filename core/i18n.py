@@ -37,7 +37,18 @@ def select_locale() -> Locale:
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return _locale(current_user.locale)
     g.language_from_browser = True  # the answer depends on the header (``vary_on_language``)
-    return _locale(request.accept_languages.best_match(languages, default=default))
+    return _locale(browser_language(request.accept_languages, languages, default))
+
+
+def browser_language(accepted, languages, default: str) -> str:
+    """The first of ``languages`` the browser names, by quality, any region counting for its language:
+    ``de-CH, en;q=0.9`` is German. (Werkzeug's ``best_match`` prefers an exact ``en`` to a regional
+    ``de-CH`` and would answer English.)"""
+    for value, _quality in accepted:  # already sorted by quality, highest first
+        language = value.split("-")[0].split("_")[0].lower()
+        if language in languages:
+            return language
+    return default
 
 
 def vary_on_language(response):

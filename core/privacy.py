@@ -23,8 +23,10 @@ def storage_periods(cfg) -> list[tuple[str, str]]:
     rejected_days = cfg["REJECTED_APPLICATION_KEEP_DAYS"]
     return [
         (str(_l("Unconfirmed training registrations")),
-         ngettext("The seat is held for %(num)s hour; then the registration expires.",
-                  "The seat is held for %(num)s hours; then the registration expires.", hold)),
+         ngettext("The seat is held for %(num)s hour. If the address has not been confirmed by then, the "
+                  "registration expires and name, e-mail address and answers are deleted.",
+                  "The seat is held for %(num)s hours. If the address has not been confirmed by then, the "
+                  "registration expires and name, e-mail address and answers are deleted.", hold)),
         (str(_l("Accessibility and dietary needs")),
          str(_l("Deleted when the training has ended."))),
         (str(_l("Training registrations")),
@@ -38,9 +40,11 @@ def storage_periods(cfg) -> list[tuple[str, str]]:
                   "Text and recipient address are deleted %(num)s days after sending (at once when your "
                   "registration's data is deleted); we keep only that a mail of which kind went out when.",
                   mail_days)),
-        (str(_l("Rejected applications for a partner account")),
-         ngettext("Deleted %(num)s day after the decision.", "Deleted %(num)s days after the decision.",
-                  rejected_days)),
+        (str(_l("Applications for a partner account")),
+         ngettext("Until we have decided. An approved application is kept with the account; a rejected one is "
+                  "deleted %(num)s day after the decision.",
+                  "Until we have decided. An approved application is kept with the account; a rejected one is "
+                  "deleted %(num)s days after the decision.", rejected_days)),
         (str(_l("Partner accounts")),
          str(_l("As long as the account exists; write to the data protection contact to have it closed."))),
         (str(_l("Sign-ins")),
@@ -48,6 +52,8 @@ def storage_periods(cfg) -> list[tuple[str, str]]:
                   "counted for %(minutes)s minutes.",
                   "Each sign-in is forgotten when it ends, at the latest after %(num)s days; failed attempts are "
                   "counted for %(minutes)s minutes.", cfg["REMEMBER_DAYS"], minutes=cfg["LOGIN_LOCK_MINUTES"])),
+        (str(_l("Server logs")),
+         ngettext("Deleted after %(num)s day.", "Deleted after %(num)s days.", cfg["SERVER_LOG_DAYS"])),
         (str(_l("Record of staff actions (audit trail)")),
          str(_l("Kept as long as Fundus runs, so that our work can be checked. It names people only through "
                 "their accounts and registrations; the reasons typed about a registration or application are "

@@ -49,7 +49,7 @@ class RegistrationForm(FlaskForm):
     health_consent = BooleanField(
         _l("I agree that my answers about accessibility and dietary needs, which can say something about my "
            "health, are used only to prepare this training. They are deleted when it has ended; I can withdraw "
-           "my consent at any time by writing to you (Art. 9 (2) (a) GDPR)."),
+           "my consent at any time by writing to us (the address is in the privacy notice; Art. 9 (2) (a) GDPR)."),
     )
     free_answer = TextAreaField(validators=[Length(max=2000)])
     submit = SubmitField(_l("Register"))

@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from accounts.models import User
@@ -22,7 +22,7 @@ from core.models import utcnow
 from core.security import hash_token
 from core.states import lock
 from core.text import normalise_email
-from events.models import HEALTH_ANSWERS, Registration, TraineeKey, Training, TrainingSession
+from events.models import HEALTH_ANSWERS, Registration, RegistrationStatus, TraineeKey, Training, TrainingSession
 from events.participants import answers_of
 from events.seats import lock_trainings, promote
 
@@ -50,13 +50,17 @@ def _anonymise(registration: Registration, now: datetime) -> None:
 @unit_of_work
 def anonymise_old_registrations() -> int:
     """Remove personal data from registrations of trainings that ended more than
-    ``REGISTRATION_RETENTION_MONTHS`` ago; status and attendance stay for the figures."""
+    ``REGISTRATION_RETENTION_MONTHS`` ago, and at once from registrations that expired without the
+    address ever being confirmed (anyone can type a stranger's address into the form); status and
+    attendance stay for the figures."""
     now = utcnow()
     cutoff = _months_ago(now, current_app.config["REGISTRATION_RETENTION_MONTHS"])
     ended = (select(TrainingSession.training_id).group_by(TrainingSession.training_id)
              .having(func.max(TrainingSession.ends_at) < cutoff))
+    never_confirmed = and_(Registration.status == RegistrationStatus.EXPIRED, Registration.confirmed_at.is_(None))
     rows = db.session.scalars(
-        select(Registration).where(Registration.anonymised_at.is_(None), Registration.training_id.in_(ended))
+        select(Registration).where(Registration.anonymised_at.is_(None),
+                                   or_(Registration.training_id.in_(ended), never_confirmed))
     ).all()
     emails = {r.email for r in rows}
     for registration in rows:

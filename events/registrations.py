@@ -27,7 +27,6 @@ from events.seats import (
     promote,
     seat_from_waiting_list,
     seats_taken,
-    waiting_count,
     waiting_position,
 )
 
@@ -48,12 +47,11 @@ def registration_state(training: Training) -> str:
 @dataclass
 class RegistrationResult:
     """What the person who sent the form is told: the same whether the address was new or registered
-    already (``waiting`` and ``position`` are what a new registration gets)."""
+    already (``waiting`` is what a new registration gets; the place on the list goes only by mail)."""
 
     registration: Registration
     token: str | None  # the manage token, new registrations only
     waiting: bool
-    position: int | None  # on the waiting list
     existing: bool = False  # for the code only; the page must not tell
 
 
@@ -103,12 +101,11 @@ def register(training_id: int, name: str, email: str, organisation: str = "", po
         return _registered_already(training, existing)
     audit.record(audit.PUBLIC, "register", registration, to_state=registration.status, refs=[training])
     if registration.status == RegistrationStatus.WAITING:
-        position_now = waiting_position(registration)
         mail_registration(registration, "events/waiting_list", _l("You are on the waiting list"),
-                          position=position_now)
-        return RegistrationResult(registration, manage_token(registration), True, position_now)
+                          position=waiting_position(registration))
+        return RegistrationResult(registration, manage_token(registration), True)
     mail_registration(registration, "events/confirm_registration", _l("Please confirm your registration"))
-    return RegistrationResult(registration, manage_token(registration), False, None)
+    return RegistrationResult(registration, manage_token(registration), False)
 
 
 def _parsed_answers(answers: str) -> dict:
@@ -129,9 +126,7 @@ def _active_registration(training_id: int, email: str) -> Registration | None:
 def _registered_already(training: Training, existing: Registration) -> RegistrationResult:
     """Mail the address its manage link, change nothing, and answer as for a new registration."""
     send_manage_link(existing)
-    if seats_taken(training.id) < training.seats:
-        return RegistrationResult(existing, None, False, None, existing=True)
-    return RegistrationResult(existing, None, True, waiting_count(training.id) + 1, existing=True)
+    return RegistrationResult(existing, None, seats_taken(training.id) >= training.seats, existing=True)
 
 
 @unit_of_work

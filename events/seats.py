@@ -8,6 +8,7 @@ while the training's row is locked (trainings in ascending id when there are sev
 and writing cannot interleave between requests.
 """
 
+import enum
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -45,6 +46,27 @@ def lock_registration(found: Registration | None, unknown=_l("Unknown registrati
 def seats_taken(training_id: int) -> int:
     """Seat-holding registrations, as the database counts them (read afresh, not from the session)."""
     return db.session.scalar(select(Training.seats_taken).where(Training.id == training_id)) or 0
+
+
+FEW_SEATS = 3
+
+
+class Availability(enum.StrEnum):
+    """What the public may know of a training's seats: no exact numbers. An exact count would tell
+    anyone who registers a stranger's address whether that address was booked already (a new
+    registration takes a seat, a repeated one does not, and both get the same answer); the
+    waiting list's length likewise. Staff see the numbers on the participant list."""
+
+    FREE = "free"
+    FEW = "few"  # 1 to FEW_SEATS left
+    FULL = "full"  # the next registration joins the waiting list
+
+
+def availability(training: Training) -> Availability:
+    left = training.seats - seats_taken(training.id)
+    if left <= 0:
+        return Availability.FULL
+    return Availability.FEW if left <= FEW_SEATS else Availability.FREE
 
 
 def waiting_count(training_id: int) -> int:

@@ -110,7 +110,8 @@ def registration_form(training: Training) -> RegistrationForm:
 @per_client("REGISTRATION_RATE_LIMIT")
 @per_address()
 def detail(training_id: int):
-    """A training with its sessions, seats left or the waiting list, calendar links and the registration form."""
+    """A training with its sessions, whether seats are free (no numbers: ``seats.availability``),
+    calendar links and the registration form."""
     training = training_for(current_user, training_id)
     form = registration_form(training)
     if request.method == "POST" and form.validate_on_submit():
@@ -121,9 +122,7 @@ def detail(training_id: int):
                               form.position.data or "", json.dumps(answers, ensure_ascii=False),
                               health_consent=form.gives_health_data())
             return render_template("events/registered.html", training=training, result=result)
-    taken = seats.seats_taken(training.id)
-    return render_template("events/detail.html", training=training, seats_left=max(training.seats - taken, 0),
-                           waiting=seats.waiting_count(training.id), form=form,
+    return render_template("events/detail.html", training=training, seats=seats.availability(training), form=form,
                            state=registration_state(training))
 
 

@@ -47,6 +47,12 @@ def test_apply_approve_and_set_password(client, make_user, login, app):
     login(staff)
     page = client.get(f"/staff/applications/{application.id}").get_data(as_text=True)
     assert "Wohnungsgenossenschaft Hörde eG" in page
+    no_default_kind = r'name="new_kind"[^>]*><option (selected )?value="">— bitte wählen —</option><option value="housing'
+    assert re.search(no_default_kind, page)
+    refused = client.post(f"/staff/applications/{application.id}/approve", data={"organisation_id": "0"},
+                          follow_redirects=True)
+    assert "Wählen Sie die Organisation oder die Art der neuen Organisation." in refused.get_data(as_text=True)
+    assert db.session.scalar(db.select(User).where(User.email == application.email)) is None
     response = client.post(
         f"/staff/applications/{application.id}/approve",
         data={"organisation_id": "0", "new_kind": "housing_company"},
@@ -148,7 +154,7 @@ def test_applying_tells_nobody_whether_the_address_has_an_account(client, make_u
     assert without_tokens(new.get_data(as_text=True)) == without_tokens(known.get_data(as_text=True))
     assert without_tokens(new.get_data(as_text=True)) == without_tokens(pending.get_data(as_text=True))
     (told,) = mails_to(holder.email)
-    assert told.subject == "Ihr Fundus-Zugang"
+    assert told.subject == "Sie haben bereits einen Fundus-Zugang"
     text = mail_text(told)
     assert "bereits einen Zugang" in text
     assert "http://fundus.test/login" in text and "http://fundus.test/password/forgot" in text

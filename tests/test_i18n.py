@@ -239,6 +239,9 @@ def test_english_pages_and_mails_show_english_dates_and_numbers(client, make_tra
     ("en-GB", "en"),
     ("fr-FR,fr;q=0.9,en;q=0.5", "en"),  # of our languages, English is preferred
     ("de-DE,de;q=0.9,en;q=0.8", "de"),
+    ("de-CH, en;q=0.9", "de"),  # a regional German first is German (Werkzeug's best_match said English)
+    ("de-DE, en-GB;q=0.9, en;q=0.8", "de"),
+    ("de_AT", "de"),
     ("fr-FR", "de"),
     ("*", "de"),
     (None, "de"),

@@ -119,6 +119,27 @@ def test_deleting_a_person_keeps_only_that_mails_went_out(staff_client, make_tra
 # Health answers and consent --------------------------------------------------------------------
 
 
+def test_a_registration_nobody_confirmed_loses_its_personal_data_when_it_expires(make_training):
+    """Anyone can type a stranger's address into the form: when the hold runs out unconfirmed, name and
+    address go at the next run, not a year after the training; confirmed registrations stay."""
+    from events.links import confirm_token
+    from events.seats import expire_holds
+
+    training = make_training(seats=5)
+    stranger = registrations.register(training.id, "Fremde Person", "fremd@example.org").registration
+    kept = registrations.register(training.id, "Echte Person", "echt@example.org").registration
+    registrations.confirm_registration(confirm_token(kept))
+    db.session.execute(update(Registration).where(Registration.id == stranger.id)
+                       .values(hold_expires_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    assert expire_holds() == 1
+    assert anonymise_old_registrations() == 1
+    gone, stays = db.session.get(Registration, stranger.id), db.session.get(Registration, kept.id)
+    assert gone.name == "" and gone.email.endswith("@invalid") and gone.status.value == "expired"
+    assert stays.name == "Echte Person" and stays.email == "echt@example.org"
+    assert not [m for m in db.session.scalars(select(OutboxMessage)) if m.to_addr == "fremd@example.org"]
+
+
 def test_health_answers_are_deleted_when_the_training_has_ended(make_training):
     ended = make_training(ask_accessibility=True, ask_dietary=True, free_question="Fälle?")
     coming = make_training(ask_dietary=True)
@@ -182,12 +203,14 @@ def test_rejected_applications_are_deleted_after_the_configured_days(app, client
 
 
 @pytest.mark.parametrize("lang, expected", [
-    ("de", ["47 Stunden", "13 Monate", "31 Tage", "97 Tage", "364 Tagen", "16 Minuten"]),
-    ("en", ["47 hours", "13 months", "31 days", "97 days", "364 days", "16 minutes"]),
+    ("de", ["47 Stunden", "13 Monate", "31 Tage", "97 Tage", "364 Tagen", "16 Minuten", "nach 6 Tagen",
+            "Unterschriftenliste"]),
+    ("en", ["47 hours", "13 months", "31 days", "97 days", "364 days", "16 minutes", "after 6 days",
+            "sign-in sheet"]),
 ])
 def test_the_privacy_notice_states_every_period_from_configuration(make_app, lang, expected):
     other = make_app(REGISTRATION_HOLD_HOURS=47, REGISTRATION_RETENTION_MONTHS=13, MAIL_KEEP_DAYS=31,
-                     REJECTED_APPLICATION_KEEP_DAYS=97, REMEMBER_DAYS=364, LOGIN_LOCK_MINUTES=16,
+                     REJECTED_APPLICATION_KEEP_DAYS=97, REMEMBER_DAYS=364, LOGIN_LOCK_MINUTES=16, SERVER_LOG_DAYS=6,
                      PRIVACY_PROCESSORS="Hostbetrieb Muster GmbH (Server), Mailversand Muster AG")
     client = other.test_client()
     client.set_cookie("lang", lang)

@@ -61,9 +61,9 @@ def test_waiting_list_moves_up_when_someone_cancels(page, live, make_training):
     page.goto(f"/events/{training_id}")
     register(page, "Erste Person", "erste@example.org")
     page.goto(f"/events/{training_id}")
-    expect(page.locator(".facts")).to_contain_text("Ausgebucht; 0 auf der Warteliste")
+    expect(page.locator(".facts")).to_contain_text("Ausgebucht; Anmeldungen kommen auf die Warteliste")
     register(page, "Zweite Person", "zweite@example.org")
-    expect(page.get_by_role("status")).to_contain_text("Platz 1 der Warteliste")
+    expect(page.get_by_role("status")).to_contain_text("Sie stehen auf der Warteliste")
     check(page)
 
     page.goto(live.link_in_last_mail("erste@example.org", r"/events/registrations/(?!confirm)[\w-]+"))
