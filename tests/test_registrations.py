@@ -1,5 +1,7 @@
 """Training registration: double opt-in, one registration per address, seats and the waiting list."""
 
+import email
+import email.policy
 import re
 from datetime import timedelta
 
@@ -335,3 +337,36 @@ def test_staff_end_a_flood_of_unconfirmed_registrations_and_real_people_move_up(
     # An ended registration's confirmation link leads back to the training's form.
     gone = client.get(links("flut1@example.org")["confirm"])
     assert gone.status_code == 410 and f'href="/events/{training.id}#register-heading"' in gone.get_data(as_text=True)
+
+
+def test_an_ended_registration_offers_neither_cancel_nor_calendar(client, make_training, make_user, login):
+    """A registration cancelled by its person, or ended by the training's cancellation: its manage page
+    offers no "cancel" and no "add to my calendar", and the mail that says so offers no cancelling."""
+    own = make_training(seats=3)
+    register(own.id, "Ayşe Kaya", "ayse@example.org")
+    paths = links("ayse@example.org")
+    client.post(paths["confirm"])
+    page = client.get(paths["manage"]).get_data(as_text=True)
+    assert "Meine Anmeldung stornieren" in page and "In meinen Kalender" in page  # while it is active
+    client.post(paths["manage"] + "/cancel")
+    assert statuses(own.id) == ["cancelled"]
+
+    called_off = make_training(seats=3)
+    register(called_off.id, "Jan Berg", "jan@example.org")
+    jan = links("jan@example.org")
+    client.post(jan["confirm"])
+    login(make_user(Role.STAFF))
+    assert client.post(f"/events/staff/{called_off.id}/cancel").status_code == 302
+    assert statuses(called_off.id) == ["cancelled"]
+
+    for address, manage in (("ayse@example.org", paths["manage"]), ("jan@example.org", jan["manage"])):
+        page = client.get(manage).get_data(as_text=True)
+        assert "Storniert" in page  # the page still opens and says what happened
+        assert "stornieren" not in page and "In meinen Kalender" not in page and ".ics" not in page
+        mail = db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == address)
+                                  .order_by(OutboxMessage.id.desc())).first()
+        assert mail.kind in ("events/registration_cancelled", "events/training_cancelled")
+        text = mail_text(mail)
+        assert "stornieren" not in text and manage in text  # the link stays, to look, not to cancel
+        assert "stornieren" not in email.message_from_bytes(mail.raw, policy=email.policy.default) \
+            .get_body(("html",)).get_content()
