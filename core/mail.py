@@ -5,7 +5,7 @@ session; whatever commits the action commits the mail with it, and a rolled-back
 action takes its mail along. ``build_message`` is the one place that decides the
 headers every message carries (RFC 5322 and RFC 3834, see its docstring) and the
 layout of a calendar invitation (RFC 6047). ``deliver_pending`` sends what is due over SMTP
-(or to the log when no server is configured), with back-off on failure. A row is
+(or, when no server is configured, to the log as a person reads it: ``readable``), with back-off on failure. A row is
 claimed by a conditional update before it is sent, so two runs at once never
 send the same message twice.
 
@@ -16,6 +16,8 @@ mail of which ``kind`` (its template) went out when. ``jobs run`` erases every m
 goes (``events.personal_data``, ``accounts.applications``).
 """
 
+import email
+import email.policy
 import enum
 import logging
 import re
@@ -271,6 +273,21 @@ def _settle(message_id: int, **values) -> None:
     db.session.commit()
 
 
+def readable(raw: bytes) -> str:
+    """A message as a person reads it, for the log when no mail server is configured (the demo):
+    recipient, subject, the decoded plain text (every link whole on its line) and the names of
+    attached files, instead of MIME with quoted-printable lines that break the links."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    body = msg.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    files = [part.get_filename() for part in msg.iter_attachments() if part.get_filename()]
+    lines = [f"To: {msg['To']}", f"Subject: {msg['Subject']}", "", text.replace("\r\n", "\n").rstrip()]
+    if files:
+        lines += ["", "Attached: " + ", ".join(files)]
+    rule = "-" * 72
+    return "\n".join([rule, *lines, rule])
+
+
 class _Transport:
     """One SMTP connection for a batch, opened on first use; or the log, without a server."""
 
@@ -281,7 +298,7 @@ class _Transport:
     def send(self, row: "_Claimed") -> None:
         cfg = self.cfg
         if not cfg["MAIL_SERVER"]:
-            log.info("No MAIL_SERVER configured; mail to %s:\n%s", row.to_addr, row.raw.decode(errors="replace"))
+            log.info("No MAIL_SERVER configured; this mail is not sent but shown here:\n%s", readable(row.raw))
             return
         if self.smtp is None:
             smtp = smtplib.SMTP(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"])

@@ -150,13 +150,23 @@ def test_delivery_after_the_request_does_not_need_the_server_to_close_the_respon
     assert rows()[0].status == OutboxStatus.SENT
 
 
-def test_without_mail_server_mail_goes_to_the_log(app, make_user, caplog):
+def test_without_mail_server_mail_goes_to_the_log_readably(app, make_user, caplog):
+    """The demo has no mail server: each mail is printed as a person reads it (recipient, subject,
+    the decoded text with every link whole on its line), not as quoted-printable MIME."""
     user = make_user()
-    queue_mail(user.email, "Protokolliert", "accounts/reset_password", user=user, link="L1NK", hours=2)
+    link = "http://fundus.test/password/reset/" + "Ab_c-9" * 20  # far longer than a MIME line
+    queue_mail(user.email, "Passwort zurücksetzen – Schützenstraße", "accounts/reset_password", user=user,
+               link=link, hours=2)
     db.session.commit()
     with caplog.at_level(logging.INFO, logger="fundus.mail"):
         assert deliver_pending().sent == 1
-    assert user.email in caplog.text and "L1NK" in caplog.text
+    lines = caplog.text.splitlines()
+    assert f"To: {user.email}" in lines
+    assert "Subject: Passwort zurücksetzen – Schützenstraße" in lines
+    assert link in lines  # whole, on a line of its own: copy it into the browser
+    assert "Guten Tag" in caplog.text and "Schützenstraße 42" in caplog.text  # text, decoded
+    assert "Content-Transfer-Encoding" not in caplog.text and "=C3=BC" not in caplog.text
+    assert rows()[0].status == OutboxStatus.SENT
 
 
 def test_back_off_grows_and_gives_up_after_the_limit(app, client, make_user, smtp_down, login):
