@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -278,3 +278,28 @@ def ensure_schema() -> None:
                 finally:
                     g.migrating = False
         _schema_ready.add(url)
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database holds an older schema (or tables of unknown origin): the operator upgrades it."""
+
+
+def build_new_schema() -> None:
+    """For ``seed-demo``, on any database: a database that was never migrated and holds no table
+    (a PostgreSQL database just made with ``createdb``) is built with the migrations; SQLite is brought
+    up to date as on every start (``ensure_schema``). A database with an older schema, or with tables
+    but no migration history, is not touched: ``SchemaNotCurrent`` says what to run."""
+    db.session.rollback()  # no transaction of ours holds SQLite's lock while others read or migrate
+    ensure_schema()
+    current, head = current_revision(), head_revision()
+    if current == head:
+        return
+    if current is None and not inspect(db.engine).get_table_names():
+        from flask_migrate import upgrade
+
+        current_app.logger.info("Building the database schema with the migrations")
+        upgrade(directory=migrate.directory)
+        return
+    found = f"is at revision {current}" if current else "has tables but no migration history"
+    raise SchemaNotCurrent(f"The database {found}; this version of Fundus needs {head}. "
+                           "Bring it up to date first: flask --app app db upgrade")

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import delete, func, select
 
 from accounts.models import Organisation, OrganisationKind, Role, User
-from core.db import ensure_schema
+from core.db import SchemaNotCurrent, build_new_schema
 from core.extensions import db
 from core.i18n import local_today
 from core.privacy import PRIVACY_VERSION
@@ -319,7 +319,10 @@ def seed_demo() -> list[tuple[str, str, str]]:
 
 def run() -> None:
     """Load demo organisations, accounts, materials, requests, trainings and registrations."""
-    ensure_schema()
+    try:
+        build_new_schema()
+    except SchemaNotCurrent as exc:
+        raise click.ClickException(str(exc)) from None
     logins = seed_demo()
     click.echo(f"Demo content is in place. Sign in at {current_app.config['BASE_URL']}/login with:")
     for role, email, password in logins:

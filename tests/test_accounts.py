@@ -3,12 +3,15 @@
 import re
 
 import pytest
+from flask_migrate import upgrade
 
 from accounts.models import AccountApplication, ApplicationStatus, Organisation, OrganisationKind, Role, User
+from app import create_app
+from core.db import current_revision, head_revision
 from core.extensions import db
 from core.mail import OutboxMessage
 from core.privacy import PRIVACY_VERSION
-from tests.conftest import PASSWORD, all_rows, mail_text, without_tokens
+from tests.conftest import PASSWORD, all_rows, base_config, mail_text, without_tokens
 
 
 def mails_to(address: str) -> list[OutboxMessage]:
@@ -321,6 +324,33 @@ def test_cli_create_and_list_users(runner, make_org):
     listing = runner.invoke(args=["users", "list"])
     assert "chefin@example.org" in listing.output and "[CLI eG]" in listing.output
     assert "q@example.org" not in listing.output
+
+
+def test_seed_demo_builds_a_database_that_was_never_migrated(tmp_path):
+    """The demo on a new, empty database that is not migrated on first use (PostgreSQL, or SQLite
+    with ``AUTO_MIGRATE`` off): ``seed-demo`` builds the schema, then seeds; no traceback."""
+    app = create_app(base_config(f"sqlite:///{tmp_path / 'new.sqlite'}") | {"UPLOAD_FOLDER": str(tmp_path)})
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    assert "admin@fundus.example" in result.output
+    with app.app_context():
+        assert current_revision() == head_revision()
+        db.engine.dispose()
+
+
+def test_seed_demo_on_an_older_schema_says_what_to_run(tmp_path):
+    app = create_app(base_config(f"sqlite:///{tmp_path / 'old.sqlite'}") | {"UPLOAD_FOLDER": str(tmp_path)})
+    with app.app_context():
+        upgrade(revision="eaea52ec5af7")  # an older release's schema
+        db.engine.dispose()
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit  # no traceback
+    assert "revision eaea52ec5af7" in result.output and "flask --app app db upgrade" in result.output
+    with app.app_context():
+        assert current_revision() == "eaea52ec5af7"  # not touched
+        db.engine.dispose()
 
 
 def test_seed_demo_is_safe_to_run_twice(runner):
