@@ -63,6 +63,9 @@ def test_search_finds_kind_and_target_group_names_in_both_languages_as_people_ty
     assert found("Beratungsstellen") == found("counselling") == {"Fälle dokumentieren"}
     assert found("kommunalverwaltung") == found("Municipal") == {"Wegweiser AGG"}
     assert found("broschüre beratung") == set()  # every word must match
+    # Both languages whatever the page's language: an English page finds "Broschüre" too.
+    english = client.get("/materials/", query_string={"q": "Broschüre"}, headers={"Accept-Language": "en"})
+    assert "1 material found" in english.get_data(as_text=True)
 
 
 def test_an_empty_result_says_what_was_searched_and_offers_to_reset_the_filters(client, make_material):
@@ -158,6 +161,9 @@ def test_the_chosen_free_period_travels_to_the_calendar_and_the_request_form(cli
     page = titles(client, available_from="2027-05-10", available_to="2027-05-14")
     link = f"/materials/{kit.id}?available_from=2027-05-10&amp;available_to=2027-05-14"
     assert f'href="{link}"' in page
+    # Signing in first keeps them too.
+    assert f"next=/materials/{kit.id}?available_from%3D2027-05-10%26available_to%3D2027-05-14" in \
+        client.get(link.replace("&amp;", "&")).get_data(as_text=True)
     login(make_user(Role.PARTNER))
     page = client.get(link.replace("&amp;", "&")).get_data(as_text=True)
     assert "Verfügbarkeit im Mai 2027" in page
