@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import date
 
+from flask import current_app
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
@@ -12,7 +14,8 @@ from core import audit
 from core.bounds import FIRST_DAY, LAST_DAY, parse_date
 from core.db import unit_of_work
 from core.extensions import db
-from core.models import utcnow
+from core.i18n import format_date
+from core.models import LabelledEnum, utcnow
 from core.states import lock
 from core.vocabulary import TargetGroup
 from materials.bookings import unit_is_free
@@ -56,6 +59,25 @@ class CatalogueQuery:
             query.available_from = query.available_to = None
         return query
 
+    def active_filters(self, topic_names: dict[str, str], language_name) -> list[tuple[str, str]]:
+        """``(filter, chosen value)`` for each filter in use, to say what an empty result searched."""
+        filters = []
+        if self.kind:
+            filters.append((_l("Kind"), self.kind.label))
+        if self.topic:
+            filters.append((_l("Topic"), topic_names.get(self.topic, self.topic)))
+        if self.language:
+            filters.append((_l("Language"), language_name(self.language)))
+        if self.target_group:
+            filters.append((_l("Target group"), self.target_group.label))
+        if self.available_from:
+            filters.append((_l("Available"), f"{format_date(self.available_from)} – {format_date(self.available_to)}"))
+        return filters
+
+    def period_args(self) -> dict:
+        """The chosen free period as URL parameters, for the links to the materials found."""
+        return {k: v for k, v in self.args().items() if k in ("available_from", "available_to")}
+
     def args(self, **changes) -> dict:
         """URL parameters for links (pagination), without empty values."""
         values = {
@@ -70,13 +92,48 @@ class CatalogueQuery:
         return {k: v for k, v in values.items() if v}
 
 
+_FOLDED_LABELS: dict[type[LabelledEnum], dict[LabelledEnum, str]] = {}
+
+
+def folded_labels(enum_cls: type[LabelledEnum]) -> dict[LabelledEnum, str]:
+    """Each member's labels in every language of the site, folded like the search text (once per
+    process: the labels are fixed, so a search costs no query and no translation per row)."""
+    labels = _FOLDED_LABELS.get(enum_cls)
+    if labels is None:
+        texts = {member: [] for member in enum_cls}
+        for language in current_app.config["LANGUAGES"]:
+            with force_locale(language):
+                for member in enum_cls:
+                    texts[member].append(fold(member.label))
+        labels = _FOLDED_LABELS[enum_cls] = {member: " ".join(t) for member, t in texts.items()}
+    return labels
+
+
+def matching_labels(enum_cls: type[LabelledEnum], word: str) -> list[LabelledEnum]:
+    """The members whose German or English label contains the folded search word ("brosch" → brochure)."""
+    return [member for member, text in folded_labels(enum_cls).items() if word in text]
+
+
+def word_matches(word: str):
+    """Where one folded search word may be found: the material's own text and topic names (the stored
+    ``search_text``), its kind and its target groups by their labels in both languages."""
+    where = [Material.search_text.contains(word, autoescape=True)]
+    kinds = matching_labels(MaterialKind, word)
+    if kinds:
+        where.append(Material.kind.in_(kinds))
+    where += [("," + Material.target_groups + ",").contains(f",{group.value},")
+              for group in matching_labels(TargetGroup, word)]
+    return or_(*where)
+
+
 def search_catalogue(query: CatalogueQuery, include_archived: bool = False):
-    """The ``select`` for the catalogue page: search words, filters, availability."""
+    """The ``select`` for the catalogue page: search words, filters, availability. Every word must
+    match (see ``word_matches``), as people type it: case, accents, umlaut spellings and prefixes."""
     stmt = select(Material).options(selectinload(Material.editions), selectinload(Material.topics))
     if not include_archived:
         stmt = stmt.where(Material.archived_at.is_(None))
     for word in fold(query.q).split():
-        stmt = stmt.where(Material.search_text.contains(word, autoescape=True))
+        stmt = stmt.where(word_matches(word))
     if query.kind:
         stmt = stmt.where(Material.kind == query.kind)
     if query.topic:

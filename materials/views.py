@@ -62,6 +62,7 @@ def catalogue():
     return render_template(
         "materials/catalogue.html", page=page, query=query, topics=topics, languages=languages,
         kinds=list(MaterialKind), target_groups=list(TargetGroup),
+        filters=query.active_filters({t.slug: t.name for t in topics}, language_name),
     )
 
 
@@ -69,15 +70,23 @@ def catalogue():
 def detail(material_id: int):
     """A material with its editions, stock or free units, and a month calendar for returnable ones."""
     material = material_for(current_user, material_id)
+    # The free period chosen in the catalogue travels with its links: calendar month and request form.
+    period = CatalogueQuery.from_args(request.args)
     weeks, month = None, None
     if material.is_returnable:
-        month = parse_month(request.args.get("month", "")) or local_today().replace(day=1)
+        month = (parse_month(request.args.get("month", ""))
+                 or (period.available_from and period.available_from.replace(day=1))
+                 or local_today().replace(day=1))
         weeks = bookings.month_availability(material, month)
     add_form = None
     if current_user.is_authenticated and current_user.organisation_id and not material.archived_at:
-        add_form = AddPeriodForm() if material.is_returnable else AddQuantityForm()
+        if material.is_returnable:
+            add_form = AddPeriodForm(starts_on=period.available_from, ends_on=period.available_to)
+        else:
+            add_form = AddQuantityForm()
         add_form.edition_id.choices = edition_choices(material)
-    return render_template("materials/detail.html", material=material, weeks=weeks, month=month, add_form=add_form)
+    return render_template("materials/detail.html", material=material, weeks=weeks, month=month, add_form=add_form,
+                           period=period.period_args())
 
 
 def _save(material_id: int | None, form: MaterialForm) -> Material:

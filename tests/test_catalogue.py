@@ -43,6 +43,45 @@ def test_filters_by_kind_topic_language_and_target_group(client, make_material, 
     assert client.get("/materials/?kind=castle&language=x1&page=abc").status_code == 200
 
 
+def test_search_finds_kind_and_target_group_names_in_both_languages_as_people_type_them(client, make_material):
+    """Issue 16.2: "Broschüre" found nothing although brochures exist; "Arbeitshilfe" missed concept papers."""
+    make_material(title="Wegweiser AGG", kind=MaterialKind.BROCHURE, target_groups=TargetGroup.MUNICIPAL.value)
+    make_material(title="Fälle dokumentieren", kind=MaterialKind.CONCEPT, target_groups=TargetGroup.COUNSELLING.value)
+    make_material(title="Vielfalt-Koffer", returnable=True, kind=MaterialKind.METHOD_KIT,
+                  target_groups=TargetGroup.HOUSING.value)
+
+    def found(q):
+        page = titles(client, q=q)
+        return {t for t in ("Wegweiser AGG", "Fälle dokumentieren", "Vielfalt-Koffer") if t in page}
+
+    for q in ("Broschüre", "broschuere", "BROSCHÜRE", "Brosch", "brochure", "wegweiser brosch"):
+        assert found(q) == {"Wegweiser AGG"}, q
+    for q in ("Arbeitshilfe", "arbeitsh", "Konzept", "handout", "Concept paper"):
+        assert found(q) == {"Fälle dokumentieren"}, q
+    assert found("Methodenkoffer") == {"Vielfalt-Koffer"}
+    assert found("Wohnungswirtschaft") == found("housing industry") == found("WOHNUNGSWIRT") == {"Vielfalt-Koffer"}
+    assert found("Beratungsstellen") == found("counselling") == {"Fälle dokumentieren"}
+    assert found("kommunalverwaltung") == found("Municipal") == {"Wegweiser AGG"}
+    assert found("broschüre beratung") == set()  # every word must match
+    # Both languages whatever the page's language: an English page finds "Broschüre" too.
+    english = client.get("/materials/", query_string={"q": "Broschüre"}, headers={"Accept-Language": "en"})
+    assert "1 material found" in english.get_data(as_text=True)
+
+
+def test_an_empty_result_says_what_was_searched_and_offers_to_reset_the_filters(client, make_material):
+    make_material(title="Wegweiser AGG", kind=MaterialKind.BROCHURE, editions={"de": 3})
+    page = titles(client, q="Wegweiser", kind="poster", language="de")
+    assert "0 Materialien gefunden" in page
+    assert "Nichts gefunden für „Wegweiser“" in page
+    assert re.search(r"<dt>Art</dt><dd>Plakat</dd>", page) and re.search(r"<dt>Sprache</dt><dd>Deutsch</dd>", page)
+    assert '<a href="/materials/?q=Wegweiser">Filter zurücksetzen</a>' in page
+    assert "Wegweiser AGG" in titles(client, q="Wegweiser")
+    # Without filters there is nothing to reset, but the whole catalogue is offered.
+    page = titles(client, q="Mietvertrag")
+    assert "Nichts gefunden für „Mietvertrag“" in page and "Filter zurücksetzen" not in page
+    assert '<a href="/materials/">Alle Materialien zeigen</a>' in page
+
+
 def test_pick_dates_see_what_is_free(client, make_material):
     """A kit booked 1–5 March with 2 buffer days is taken until 7 March."""
     kit = make_material(title="Ausstellungskoffer Gleichbehandlung", returnable=True, buffer_days=2)
@@ -114,6 +153,29 @@ def test_detail_page_shows_editions_and_the_month_calendar(client, make_material
     assert "höchstens 21 Tage" in page
     assert client.get(f"/materials/{kit.id}?month=kaputt").status_code == 200
     assert client.get("/materials/999999").status_code == 404
+
+
+def test_the_chosen_free_period_travels_to_the_calendar_and_the_request_form(client, make_material, make_user, login):
+    """Issue 16.8: the dates of the catalogue's free-period filter open the material on that month, filled in."""
+    kit = make_material(title="Ausstellung Vielfalt", returnable=True)
+    page = titles(client, available_from="2027-05-10", available_to="2027-05-14")
+    link = f"/materials/{kit.id}?available_from=2027-05-10&amp;available_to=2027-05-14"
+    assert f'href="{link}"' in page
+    # Signing in first keeps them too.
+    assert f"next=/materials/{kit.id}?available_from%3D2027-05-10%26available_to%3D2027-05-14" in \
+        client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    login(make_user(Role.PARTNER))
+    page = client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert "Verfügbarkeit im Mai 2027" in page
+    assert re.search(r'<input[^>]*id="starts_on"[^>]*value="2027-05-10"', page)
+    assert re.search(r'<input[^>]*id="ends_on"[^>]*value="2027-05-14"', page)
+    # Turning the months keeps the period, and so does the way back to the catalogue.
+    assert "month=2027-06&amp;available_from=2027-05-10&amp;available_to=2027-05-14#calendar" in page
+    assert 'href="/materials/?available_from=2027-05-10&amp;available_to=2027-05-14"' in page
+    # An explicit month wins; without a period the form stays empty.
+    assert "Verfügbarkeit im Juni 2027" in client.get(
+        f"/materials/{kit.id}?month=2027-06&available_from=2027-05-10").get_data(as_text=True)
+    assert not re.search(r'id="starts_on"[^>]*value="\d', client.get(f"/materials/{kit.id}").get_data(as_text=True))
 
 
 def test_archived_material_leaves_the_catalogue_but_not_the_staff_view(client, make_material, make_user, login):

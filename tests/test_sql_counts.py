@@ -57,7 +57,10 @@ def pages(ids: dict) -> list[str]:
         "/materials/",
         f"/materials/?q=koffer&available_from={soon}&available_to={soon + timedelta(days=3)}",
         "/materials/?page=2",
+        "/materials/?q=brosch%C3%BCre+wohnungswirtschaft+beratung",  # kind and target-group names
+        "/materials/?q=nichts-dergleichen&kind=poster&language=de",  # the empty result
         f"/materials/{ids['kit']}",
+        f"/materials/{ids['kit']}?available_from={soon}&available_to={soon + timedelta(days=3)}",
         "/requests/overview",
         "/requests/loans/overdue",
         "/requests/stock/low",

@@ -43,6 +43,7 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
     pages = {
         "anonymous": [
             ("/", "home"), ("/materials/", None), (f"/materials/{kit.id}", None), ("/events/", None),
+            ("/materials/?q=Nichts+dergleichen&kind=poster&language=de&available_from=2027-05-10", None),
             (f"/events/{full.id}", "registration-form"), ("/events/archive", None), ("/my/registrations", None),
             (f"/events/registrations/{links.manage_token(confirmed)}", "manage-registration"),
             (f"/events/registrations/confirm/{links.confirm_token(pending)}", "confirm-registration"),

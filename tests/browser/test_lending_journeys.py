@@ -3,6 +3,8 @@
 import re
 from datetime import timedelta
 
+from babel import dates as babel_dates
+
 from accounts.models import Role
 from core.i18n import local_today
 from materials.models import KitContent
@@ -41,8 +43,11 @@ def test_partner_requests_and_staff_lend_and_take_back(context, live, make_org, 
     check(page, "catalogue")
     page.get_by_role("link", name="Ausstellung Gleich behandeln").click()
     check(page, "material-detail")
-    page.get_by_label("Abholdatum").fill(start.isoformat())
-    page.get_by_label("Rückgabedatum").fill(end.isoformat())
+    # The dates chosen in the catalogue came along: the calendar shows their month, the form has them.
+    month = babel_dates.format_skeleton("yMMMM", start, locale="de")
+    expect(page.get_by_role("heading", name=f"Verfügbarkeit im {month}")).to_be_visible()
+    expect(page.get_by_label("Abholdatum")).to_have_value(start.isoformat())
+    expect(page.get_by_label("Rückgabedatum")).to_have_value(end.isoformat())
     page.get_by_role("button", name="Zur Bestellung hinzufügen").click()
     page.goto("/materials/?q=wohnungssuche")
     page.get_by_role("link", name="Ihre Rechte bei der Wohnungssuche").click()
