@@ -15,7 +15,8 @@ from tests.conftest import PASSWORD, all_rows, base_config, mail_text, without_t
 
 
 def mails_to(address: str) -> list[OutboxMessage]:
-    return db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.to_addr == address)).all()
+    return db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.to_addr == address)
+                              .order_by(OutboxMessage.id)).all()
 
 
 def link_in(message: OutboxMessage) -> str:

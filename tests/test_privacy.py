@@ -87,7 +87,8 @@ def test_anonymising_erases_the_mails_and_the_keys_of_the_address_at_once(app, c
     assert notifications.send_my_registrations_link("udo@example.org", "de")
     db.session.commit()
     deliver_pending()
-    tara_mails = db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == "tara@example.org")).all()
+    tara_mails = db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == "tara@example.org")
+                                    .order_by(OutboxMessage.id)).all()
     list_path = re.search(r"/my/registrations/[\w-]+", mail_text(tara_mails[-1])).group(0)
     assert client.get(list_path).status_code == 200
     age_training(old.id)
@@ -191,7 +192,8 @@ def test_rejected_applications_are_deleted_after_the_configured_days(app, client
                                                                OutboxMessage.about_id == old_id)).all()
     assert len(about_old) == 3 and all(m.raw == b"" and m.to_addr == "" for m in about_old)  # staff notice too
     entries = db.session.scalars(select(AuditEntry).where(AuditEntry.object_type == "application",
-                                                          AuditEntry.object_id == old_id)).all()
+                                                          AuditEntry.object_id == old_id)
+                                  .order_by(AuditEntry.id)).all()
     assert [e.action for e in entries] == ["submit", "reject", "delete"]
     assert all(e.reason == "" for e in entries)  # the reason typed about her is gone
     kept = db.session.scalar(select(AuditEntry.reason).where(AuditEntry.action == "reject",
