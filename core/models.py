@@ -61,13 +61,14 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def str_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
-    """A portable enum column: VARCHAR plus a CHECK constraint, storing the values."""
+def str_enum(enum_cls: type[enum.Enum], name: str, constraint: bool = True) -> Enum:
+    """A portable enum column: VARCHAR plus a CHECK constraint, storing the values. (Without the
+    constraint for a column added to a table SQLite cannot copy: a copy would drop its triggers.)"""
     return Enum(
         enum_cls,
         name=name,
         native_enum=False,
-        create_constraint=True,
+        create_constraint=constraint,
         length=32,
         values_callable=lambda cls: [member.value for member in cls],
         validate_strings=True,

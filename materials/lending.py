@@ -25,7 +25,17 @@ from core.states import IllegalTransition, lock
 from core.urls import external_url
 from materials.bookings import alternative_units, hand_over_booking
 from materials.errors import MaterialsError
-from materials.models import Booking, BookingStatus, Edition, Request, RequestStatus, StockReason, Unit, UnitCondition
+from materials.models import (
+    BLOCKED,
+    Booking,
+    BookingStatus,
+    Edition,
+    Request,
+    RequestStatus,
+    StockReason,
+    Unit,
+    UnitCondition,
+)
 from materials.stock import change_stock, lock_editions
 
 
@@ -179,13 +189,14 @@ def take_back(booking_id: int, actor: User, condition: UnitCondition, note: str)
     if condition != UnitCondition.GOOD and not note.strip():
         raise MaterialsError(_l("Describe what is damaged or missing."), field="note")
     unit = lock(Unit, booking.unit_id)
-    was = unit.condition
+    was, noted, note = unit.condition, condition, note.strip()
     if unit.blocked and condition == UnitCondition.GOOD:
         condition = was  # still blocked until staff clear it
     Booking.states.move(booking, "take_back", actor, record=False)
+    booking.returned_at, booking.return_condition, booking.return_note = utcnow(), noted, note
     Unit.states.move(unit, "return", actor, to=condition, record=False)
-    if note.strip():
-        unit.condition_note = note.strip()
+    if note:  # a new damage on a unit still blocked adds to what is to be repaired
+        unit.condition_note = f"{unit.condition_note}; {note}" if was in BLOCKED and unit.condition_note else note
     audit.record(actor, "take_back", unit, from_state=was, to_state=condition, reason=note,
                  refs=[booking, request, unit.edition.material], details=unit.inventory_code)
     if request is not None and all(

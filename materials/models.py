@@ -413,6 +413,12 @@ class Booking(Stateful, TimestampMixin, db.Model):
         str_enum(BookingStatus, "booking_status"), default=BookingStatus.RESERVED
     )
     reminded_at: Mapped[datetime | None]  # last overdue reminder
+    # What staff noted when the unit came back from this booking: every return keeps its own record,
+    # so a unit's bookings show each damage even after staff cleared it (the unit has only its latest).
+    returned_at: Mapped[datetime | None]
+    return_condition: Mapped[UnitCondition | None] = mapped_column(
+        str_enum(UnitCondition, "return_condition", constraint=False))
+    return_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     unit: Mapped[Unit] = relationship()
     request: Mapped[Request | None] = relationship(back_populates="bookings")

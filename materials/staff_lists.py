@@ -9,7 +9,7 @@ from sqlalchemy import Row, Select, Subquery, func, select
 
 from accounts.models import Organisation
 from core.extensions import db
-from materials.models import Booking, BookingStatus, Edition, Lending, Material, Request, RequestStatus, Unit
+from materials.models import BLOCKED, Booking, BookingStatus, Edition, Lending, Material, Request, RequestStatus, Unit
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Overview:
     returns: Bounded
     overdue: Bounded
     low_stock: Bounded
+    blocked: Bounded
 
 
 OVERVIEW_ROWS = 20
@@ -127,10 +128,29 @@ def _request_rows(ids: Subquery) -> Select:
             .select_from(Request).join(ids, ids.c.id == Request.id).join(Request.organisation))
 
 
+def _blocked_rows(ids: Subquery) -> Select:
+    def waiting(*columns):  # the unit's reservations, through the bookings' unit index
+        return select(*columns).where(Booking.unit_id == Unit.id, Booking.status == BookingStatus.RESERVED)
+    return (select(Unit.id, Unit.inventory_code, Unit.condition, Unit.condition_note, Material.title,
+                   waiting(func.count()).scalar_subquery().label("bookings"),
+                   waiting(func.min(Booking.starts_on)).scalar_subquery().label("next_on"),
+                   waiting(Booking.request_id).order_by(Booking.starts_on, Booking.id).limit(1)
+                   .scalar_subquery().label("next_request_id"))
+            .select_from(Unit).join(ids, ids.c.id == Unit.id).join(Unit.edition).join(Edition.material))
+
+
+def blocked_units_list() -> StaffList:
+    """Damaged, incomplete and lost units still in the inventory, with the bookings that sit on them:
+    each needs a repair, or its bookings another unit (DOMAIN rule 9)."""
+    query = select(Unit.id).where(Unit.condition.in_(BLOCKED), Unit.retired_at.is_(None))
+    return StaffList(query, (Unit.inventory_code, Unit.id), _blocked_rows)
+
+
 def staff_overview(today: date) -> Overview:
     """What staff need to see each morning: decisions, this week's pickups and returns, overdue, low
-    stock; each list its first rows and its total."""
+    stock, blocked units; each list its first rows and its total."""
     pending = StaffList(select(Request.id).where(Request.status == RequestStatus.SUBMITTED), (Request.id,),
                         _request_rows)
     loans = {kind: bounded(loans_list(kind, today)) for kind in ("pickups", "returns", "overdue")}
-    return Overview(bounded(pending), low_stock=bounded(low_stock_list()), **loans)
+    return Overview(bounded(pending), low_stock=bounded(low_stock_list()), blocked=bounded(blocked_units_list()),
+                    **loans)

@@ -283,6 +283,34 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
     assert db.session.get(Unit, unit_id).bookable
 
 
+def test_the_overview_lists_blocked_units_with_the_bookings_that_sit_on_them(client, make_material, make_user,
+                                                                            login):
+    """A damaged kit reserved by two later requests: the overview names it, its damage, how many
+    bookings wait for it and the next request to give another unit; a cleared unit leaves the list."""
+    from materials import lending, units
+    from materials.models import UnitCondition
+
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    kit = make_material(title="Ausstellung Gleich behandeln", returnable=True, units={"de": ["GB-1"]}, buffer_days=0)
+    item = {"edition_id": kit.editions[0].id}
+    period = lambda start, days: {"starts_on": (local_today() + timedelta(days=start)).isoformat(),  # noqa: E731
+                                  "ends_on": (local_today() + timedelta(days=start + days)).isoformat()}
+    now, later, latest = (submit(partner, {"items": [item | period(start, 2)]}) for start in (0, 10, 20))
+    for req in (now, later, latest):
+        lending.approve_request(req.id, staff)
+    lending.hand_over(now.id, [now.bookings[0].id], staff, True)
+    login(staff)
+    assert "Gesperrte Einheiten (0)" in client.get("/requests/overview").get_data(as_text=True)
+    lending.take_back(now.bookings[0].id, staff, UnitCondition.DAMAGED, "Rahmen gebrochen")
+    page = client.get("/requests/overview").get_data(as_text=True)
+    section = page[page.index("Gesperrte Einheiten (1)"):page.index("Niedriger Bestand")]
+    assert "GB-1" in section and "Rahmen gebrochen" in section and f"#{later.id}" in section
+    assert "<td>2</td>" in section and f"#{latest.id}" not in section
+    units.clear_unit(now.bookings[0].unit_id, staff)
+    page = client.get("/requests/overview").get_data(as_text=True)
+    assert "Gesperrte Einheiten (0)" in page and "Keine Einheit ist gesperrt." in page
+
+
 def test_mails_overview_reminders_and_extension(app, client, make_material, make_user, login, runner):
     from core.mail import OutboxMessage
     from materials.lending import send_overdue_reminders

@@ -17,7 +17,7 @@ from events.errors import EventsError
 from events.models import Registration, RegistrationStatus, Training, TrainingStatus
 from materials import lending, units
 from materials.cart import add_to_cart, submit_request
-from materials.models import Delivery, Request, RequestStatus, UnitCondition
+from materials.models import Booking, BookingStatus, Delivery, Request, RequestStatus, Unit, UnitCondition
 from tests.conftest import run_concurrently
 
 
@@ -97,6 +97,55 @@ def test_a_damaged_unit_never_leaves_the_house_for_an_older_reservation(make_mat
     assert "Tafel gebrochen" in str(refused.value) and "K-1" in str(refused.value)
     db.session.expire_all()
     assert db.session.get(Request, later.id).status == RequestStatus.APPROVED
+
+
+def test_every_return_keeps_its_own_condition_record_and_the_damage_stays_until_cleared(make_material, make_user,
+                                                                                        client, login):
+    """A unit returned damaged, then (before anyone cleared it) returned from a second loan as "good":
+    it stays blocked, each booking keeps what was noted at its return, the unit page shows both and the
+    history names who cleared it."""
+    staff, partner = make_user(Role.STAFF, name="Petra Lager"), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["K-1"]}, buffer_days=0).editions[0]
+    unit_id = kit.units[0].id
+    first, second = submitted(partner, kit, days=0), submitted(partner, kit, days=4)
+    for req in (first, second):
+        lending.approve_request(req.id, staff)
+    lending.hand_over(first.id, [b.id for b in first.bookings], staff, True)
+    lending.take_back(first.bookings[0].id, staff, UnitCondition.DAMAGED, "Tafel gebrochen")
+    units.clear_unit(unit_id, staff)
+    lending.hand_over(second.id, [b.id for b in second.bookings], staff, True)
+    lending.take_back(second.bookings[0].id, staff, UnitCondition.INCOMPLETE, "Stecker fehlt")
+    db.session.expire_all()
+    records = {b.request_id: (b.return_condition, b.return_note)
+               for b in db.session.scalars(select(Booking).where(Booking.unit_id == unit_id))}
+    assert records == {first.id: (UnitCondition.DAMAGED, "Tafel gebrochen"),
+                       second.id: (UnitCondition.INCOMPLETE, "Stecker fehlt")}
+    login(staff)
+    page = client.get(f"/materials/units/{unit_id}").get_data(as_text=True)
+    assert "Tafel gebrochen" in page and "Stecker fehlt" in page and "Petra Lager" in page
+    assert db.session.get(Unit, unit_id).condition == UnitCondition.INCOMPLETE
+
+
+def test_the_database_refuses_to_hand_out_a_blocked_or_retired_unit(make_material, make_user):
+    """DOMAIN rule 9 held where the booking rule is held: whoever writes, a booking of a damaged,
+    incomplete, lost or retired unit cannot become an open loan."""
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["K-1"]}, buffer_days=0).editions[0]
+    req = submitted(partner, kit, days=3)
+    lending.approve_request(req.id, staff)
+    booking_id, unit_id = req.bookings[0].id, req.bookings[0].unit_id
+    db.session.commit()
+    hand_out = update(Booking).where(Booking.id == booking_id).values(status="handed_over")
+    for condition, retired in (("damaged", False), ("incomplete", False), ("lost", False), ("good", True)):
+        db.session.execute(update(Unit).where(Unit.id == unit_id).values(
+            condition=condition, retired_at=func.now() if retired else None))
+        with pytest.raises(IntegrityError):
+            db.session.execute(hand_out)
+            db.session.flush()
+        db.session.rollback()
+    db.session.execute(hand_out)  # a good unit goes out
+    db.session.commit()
+    assert db.session.get(Booking, booking_id).status == BookingStatus.HANDED_OVER
 
 
 def test_an_overbooking_written_around_the_service_fails_in_the_database(make_training):
