@@ -300,15 +300,15 @@ def test_the_overview_lists_blocked_units_with_the_bookings_that_sit_on_them(cli
         lending.approve_request(req.id, staff)
     lending.hand_over(now.id, [now.bookings[0].id], staff, True)
     login(staff)
-    assert "Gesperrte Einheiten (0)" in client.get("/requests/overview").get_data(as_text=True)
+    assert "Gesperrte Exemplare (0)" in client.get("/requests/overview").get_data(as_text=True)
     lending.take_back(now.bookings[0].id, staff, UnitCondition.DAMAGED, "Rahmen gebrochen")
     page = client.get("/requests/overview").get_data(as_text=True)
-    section = page[page.index("Gesperrte Einheiten (1)"):page.index("Niedriger Bestand")]
+    section = page[page.index("Gesperrte Exemplare (1)"):page.index("Niedriger Bestand")]
     assert "GB-1" in section and "Rahmen gebrochen" in section and f"#{later.id}" in section
     assert "<td>2</td>" in section and f"#{latest.id}" not in section
     units.clear_unit(now.bookings[0].unit_id, staff)
     page = client.get("/requests/overview").get_data(as_text=True)
-    assert "Gesperrte Einheiten (0)" in page and "Keine Einheit ist gesperrt." in page
+    assert "Gesperrte Exemplare (0)" in page and "Kein Exemplar ist gesperrt." in page
 
 
 def test_mails_overview_reminders_and_extension(app, client, make_material, make_user, login, runner):

@@ -5,9 +5,14 @@ from datetime import timedelta
 
 from babel import dates as babel_dates
 
-from accounts.models import Role
+from sqlalchemy import select
+
+from accounts.models import Role, User
 from core.i18n import local_today
-from materials.models import KitContent
+from materials.cart import add_to_cart, submit_request
+from materials.lending import approve_request
+from materials.models import Delivery, KitContent
+from materials.units import add_unit
 from tests.browser.conftest import check, release, sign_in
 from tests.conftest import PASSWORD
 
@@ -27,9 +32,18 @@ def test_partner_requests_and_staff_lend_and_take_back(context, live, make_org, 
     kit.contents = [KitContent(name="Roll-up-Display", quantity=4), KitContent(name="Infotafel", quantity=6)]
     make_material(title="Ihre Rechte bei der Wohnungssuche", editions={"de": 50, "tr": 30})
     db.session.commit()
-    release()
     start = local_today() + timedelta(days=10)
     end = start + timedelta(days=5)
+    # Another partner booked GB-1 for later; a second unit arrives after that.
+    later_start = start + timedelta(days=20)
+    later = submit_request(make_user(Role.PARTNER, name="Karl Kunde"), add_to_cart(
+        {}, kit.editions[0], starts_on=later_start, ends_on=later_start + timedelta(days=2)),
+        "later", "Stadtteilfest", "", Delivery.PICKUP, "")
+    staff_user = db.session.scalar(select(User).where(User.email == staff_email))
+    approve_request(later.id, staff_user)
+    add_unit(kit.editions[0].id, "GB-2", staff_user)
+    later_id, gb1_id = later.id, kit.editions[0].units[0].id
+    release()
 
     # Journey 1: the partner.
     page = context.new_page()
@@ -90,6 +104,19 @@ def test_partner_requests_and_staff_lend_and_take_back(context, live, make_org, 
     page.get_by_role("link", name="GB-1").click()
     expect(page.locator(".facts")).to_contain_text("Beschädigt: Ein Roll-up-Display geknickt")
     check(page, "unit")
+    expect(page.get_by_role("table").first).to_contain_text("Beschädigt: Ein Roll-up-Display geknickt")
+    # DOMAIN rule 9: the overview names the blocked unit and the later booking on it; staff give
+    # that booking the second unit instead.
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Übersicht").click()
+    blocked = page.get_by_role("table").filter(has_text="Buchungen darauf")
+    expect(blocked).to_contain_text("GB-1")
+    blocked.get_by_role("link", name=f"#{later_id}").click()
+    expect(page.get_by_role("main")).to_contain_text("erst nach der Freigabe ausgegeben")
+    page.get_by_label("Anderes Exemplar").select_option(label="GB-2")
+    page.get_by_role("button", name="Exemplar wechseln").click()
+    expect(page.get_by_role("main")).not_to_contain_text("erst nach der Freigabe ausgegeben")
+    expect(page.get_by_role("table").first).to_contain_text("GB-2")
+    page.goto(f"/materials/units/{gb1_id}")
     page.get_by_role("button", name="Erledigt: wieder buchbar").click()
     expect(page.get_by_text("Exemplar GB-1 ist wieder buchbar.")).to_be_visible()
     expect(page.locator(".facts")).to_contain_text("Gut")
