@@ -55,7 +55,8 @@ def login():
         else:
             login_user(result.user, remember=form.remember.data)
             flash(_("Welcome, %(name)s.", name=result.user.name), "success")
-            return signin.remember_device(redirect(safe_next(url_for("pages.home"))), result.user)
+            start = url_for("requests.overview") if result.user.is_staff else url_for("pages.home")
+            return signin.remember_device(redirect(safe_next(start)), result.user)
     return render_template("accounts/login.html", form=form)
 
 

@@ -92,6 +92,38 @@ def book_free_unit(edition: Edition, starts_on: date, ends_on: date, request_id:
                           start=format_date(starts_on), end=format_date(ends_on)))
 
 
+def free_unit_count(edition: Edition, starts_on: date, ends_on: date) -> int:
+    """How many units of the edition are free for the period (buffer days included)."""
+    return db.session.scalar(select(func.count()).select_from(
+        free_units_query(starts_on, ends_on).where(Unit.edition_id == edition.id).subquery()))
+
+
+def next_free_start(edition: Edition, starts_on: date, ends_on: date) -> date | None:
+    """The first day on or after ``starts_on`` from which some unit of the edition is free for a period
+    as long as the one asked for (with the buffer days after it, by the one overlap rule); None when
+    the edition has no bookable unit. One query: every active booking of its bookable units from then on."""
+    unit_ids = [u.id for u in edition.units if u.bookable]
+    if not unit_ids:
+        return None
+    taken = (ends_on - starts_on) + timedelta(days=edition.material.buffer_days)
+    rows = db.session.execute(
+        select(Booking.unit_id, Booking.starts_on, Booking.blocked_until)
+        .where(Booking.unit_id.in_(unit_ids), Booking.status.in_(ACTIVE_BOOKING), Booking.blocked_until >= starts_on)
+        .order_by(Booking.starts_on)
+    ).all()
+    best = None
+    for unit_id in unit_ids:
+        candidate = starts_on
+        for row in rows:
+            if row.unit_id != unit_id or row.blocked_until < candidate:
+                continue
+            if not overlaps(candidate, candidate + taken, row.starts_on, row.blocked_until):
+                break  # the bookings are in order of their start: the gap before this one is enough
+            candidate = row.blocked_until + timedelta(days=1)
+        best = candidate if best is None else min(best, candidate)
+    return best
+
+
 def hand_over_booking(booking: Booking) -> None:
     """Mark a reserved unit as handed over (part of its request's handover, which writes the audit
     entry); the database refuses a second open loan of the unit."""

@@ -1,14 +1,15 @@
 """The partner's cart and its submission: stock taken and units booked, all or nothing.
 
-The cart lives in the partner's session until they submit: a dict with
+The cart is kept per person (``Cart``, read by ``cart_of``, written by ``keep_cart``) until they submit: a dict with
 "items": [{"edition_id": int, "quantity": int}] for giveaways and
 [{"edition_id": int, "starts_on": "YYYY-MM-DD", "ends_on": "YYYY-MM-DD"}] for units.
 Submitting takes the stock and books units in one transaction; if anything is
 short, nothing is taken and the partner is told exactly what.
 """
 
+import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -18,11 +19,11 @@ from accounts.models import User
 from core import audit
 from core.db import unit_of_work
 from core.extensions import db
-from core.i18n import local_today
-from materials.bookings import book_free_unit
+from core.i18n import format_date, local_today
+from materials.bookings import book_free_unit, free_unit_count, next_free_start, overlaps
 from materials.errors import MaterialsError, NotAvailable, Shortage
 from materials.lending import notify_submitted
-from materials.models import Delivery, Edition, Material, Request, RequestLine, RequestStatus, StockReason
+from materials.models import Cart, Delivery, Edition, Material, Request, RequestLine, RequestStatus, StockReason
 from materials.stock import change_stock, lock_editions
 
 
@@ -53,6 +54,26 @@ def cart_items(cart: dict) -> list[CartItem]:
     return items
 
 
+def cart_of(user: User) -> dict:
+    """The person's cart as they left it (in this browser or another)."""
+    kept = db.session.get(Cart, user.id)
+    return {"items": json.loads(kept.items)} if kept is not None else {"items": []}
+
+
+@unit_of_work
+def keep_cart(user: User, cart: dict) -> None:
+    """Keep the person's cart; an empty one is removed."""
+    kept = db.session.get(Cart, user.id)
+    if not cart.get("items"):
+        if kept is not None:
+            db.session.delete(kept)
+        return
+    if kept is None:
+        kept = Cart(user_id=user.id)
+        db.session.add(kept)
+    kept.items = json.dumps(cart["items"])
+
+
 def add_to_cart(cart: dict, edition: Edition, quantity: int | None = None,
                 starts_on: date | None = None, ends_on: date | None = None, today: date | None = None) -> dict:
     """Check one item against the material's rules and add it to the cart; returns the new cart."""
@@ -62,6 +83,7 @@ def add_to_cart(cart: dict, edition: Edition, quantity: int | None = None,
         raise MaterialsError(_l("This material is no longer in the catalogue."))
     if material.is_returnable:
         check_period(material, starts_on, ends_on, today or local_today())
+        check_free(edition, starts_on, ends_on, items)
         items.append({"edition_id": edition.id, "starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat()})
     else:
         if not quantity or quantity < 1:
@@ -80,6 +102,28 @@ def add_to_cart(cart: dict, edition: Edition, quantity: int | None = None,
         items = [i for i in items if i.get("edition_id") != edition.id or "starts_on" in i]
         items.append({"edition_id": edition.id, "quantity": already + quantity})
     return {"items": items}
+
+
+def check_free(edition: Edition, starts_on: date, ends_on: date, items: list[dict]) -> None:
+    """A unit must be free for the period now, beyond those the cart already holds for overlapping
+    periods; otherwise the partner learns the next free period of the same length. (Submitting checks
+    again: this only spares the partner a request that cannot be met.)"""
+    blocked_until = ends_on + timedelta(days=edition.material.buffer_days)
+    held = sum(1 for i in items if i.get("edition_id") == edition.id and "starts_on" in i and overlaps(
+        date.fromisoformat(i["starts_on"]), date.fromisoformat(i["ends_on"]) + timedelta(
+            days=edition.material.buffer_days), starts_on, blocked_until))
+    if free_unit_count(edition, starts_on, ends_on) > held:
+        return
+    if held:
+        raise NotAvailable(_l("Your request already holds every unit that is free from %(start)s to %(end)s.",
+                              start=format_date(starts_on), end=format_date(ends_on)), field="starts_on")
+    following = next_free_start(edition, starts_on, ends_on)
+    if following is None:
+        raise NotAvailable(_l("This material cannot be borrowed at the moment."), field="starts_on")
+    raise NotAvailable(_l("No unit is free from %(start)s to %(end)s. The next free period of the same length "
+                          "is %(next_start)s to %(next_end)s.", start=format_date(starts_on),
+                          end=format_date(ends_on), next_start=format_date(following),
+                          next_end=format_date(following + (ends_on - starts_on))), field="starts_on")
 
 
 def check_period(material: Material, starts_on: date | None, ends_on: date | None, today: date) -> None:
@@ -142,6 +186,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
     if problems:
         raise Shortage(problems)
     audit.record(user, "submit", request, to_state=RequestStatus.SUBMITTED, refs=refs, details="; ".join(taken))
+    keep_cart(user, {})  # submitted: the cart is empty, in the same transaction
     notify_submitted(request)
     return request
 

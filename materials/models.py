@@ -424,6 +424,18 @@ class Booking(Stateful, TimestampMixin, db.Model):
     request: Mapped[Request | None] = relationship(back_populates="bookings")
 
 
+class Cart(db.Model):
+    """The request a partner is putting together, kept per person until they submit it: it survives
+    signing out and in, and another browser of the same person sees it. ``items`` is the cart as
+    ``materials.cart`` reads it (JSON), nothing personal besides whose it is."""
+
+    __tablename__ = "carts"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    items: Mapped[str] = mapped_column(Text, default="[]")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 audit.names("material", Material.title)
 audit.names("unit", Unit.inventory_code)
 audit.names("edition", Material.title, Edition, Edition.material)

@@ -2,7 +2,7 @@
 
 import secrets
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -19,49 +19,42 @@ from core.security import staff_required
 from core.states import seen_state
 from materials import bookings, exports, lending, staff_lists
 from materials.access import booking_for, material_for, request_for, require_partner, visible_requests
-from materials.cart import add_to_cart, cart_items, submit_request
-from materials.errors import MaterialsError, Shortage
+from materials.cart import add_to_cart, cart_items, cart_of, keep_cart, submit_request
+from materials.errors import Shortage
 from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
 from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit, UnitCondition
-from materials.views import edition_choices
+from materials.views import detail_page, edition_choices
 
 bp = Blueprint("requests", __name__, url_prefix="/requests")
-
-CART = "cart"
 
 
 @bp.post("/add/<int:material_id>")
 @login_required
 def add(material_id: int):
-    """Put a quantity or a period of a material into the partner's request."""
+    """Put a quantity or a period of a material into the partner's request; a refusal shows the
+    material's page again with what was typed and the reason at its field."""
     require_partner(current_user)
     material = material_for(current_user, material_id)
     form = AddPeriodForm() if material.is_returnable else AddQuantityForm()
     form.edition_id.choices = edition_choices(material)
     if form.validate_on_submit():
         edition = db.get_or_404(Edition, form.edition_id.data)
-        try:
+        with shown_at(form):  # checks only: nothing was written
             if material.is_returnable:
-                cart = add_to_cart(session.get(CART, {}), edition,
+                cart = add_to_cart(cart_of(current_user), edition,
                                    starts_on=form.starts_on.data, ends_on=form.ends_on.data)
             else:
-                cart = add_to_cart(session.get(CART, {}), edition, quantity=form.quantity.data)
-        except MaterialsError as error:  # checks only: nothing was written
-            flash(str(error.message), "error")
-        else:
-            session[CART] = cart
+                cart = add_to_cart(cart_of(current_user), edition, quantity=form.quantity.data)
+            keep_cart(current_user, cart)
             flash(_("Added to your request."), "success")
             return redirect(url_for("requests.cart"))
-    flash_form_errors(form)
-    return redirect(url_for("materials.detail", material_id=material.id))
-
-
+    return detail_page(material, form), 422
 @bp.route("/cart", methods=["GET", "POST"])
 @login_required
 def cart():
     """The request being put together; submitting checks availability and reserves everything or nothing."""
     require_partner(current_user)
-    items = cart_items(session.get(CART, {}))
+    items = cart_items(cart_of(current_user))
     form = SubmitRequestForm()
     if request.method == "GET":
         form.submit_key.data = secrets.token_urlsafe(16)
@@ -70,14 +63,13 @@ def cart():
         with shown_at(form):
             try:
                 created = submit_request(
-                    current_user, session.get(CART, {}), form.submit_key.data or secrets.token_urlsafe(16),
+                    current_user, cart_of(current_user), form.submit_key.data or secrets.token_urlsafe(16),
                     form.purpose.data, form.audience.data or "", Delivery(form.delivery.data),
                     form.shipping_address.data or "",
                 )
             except Shortage as error:  # besides the message, what is short is listed item by item
                 problems = [str(p) for p in error.problems]
                 raise
-            session.pop(CART, None)
             flash(_("Your request has been sent."), "success")
             return redirect(url_for("requests.detail", request_id=created.id))
     return render_template("materials/cart.html", items=items, form=form, problems=problems)
@@ -88,10 +80,10 @@ def cart():
 def remove(index: int):
     """Take one item out of the request being put together."""
     require_partner(current_user)
-    cart_items = list(session.get(CART, {}).get("items", []))
-    if 0 <= index < len(cart_items):
-        cart_items.pop(index)
-        session[CART] = {"items": cart_items}
+    items = cart_of(current_user)["items"]
+    if 0 <= index < len(items):
+        items.pop(index)
+        keep_cart(current_user, {"items": items})
     return redirect(url_for("requests.cart"))
 
 
@@ -111,7 +103,7 @@ def index():
         query = query.where(Request.organisation_id == organisation.id)
     page = db.paginate(query, per_page=30, error_out=False, page=page_number())
     return render_template("materials/requests.html", page=page, status=status, statuses=list(RequestStatus),
-                           organisation=organisation)
+                           organisation=organisation, contents=staff_lists.request_contents([r.id for r in page.items]))
 
 
 @bp.get("/<int:request_id>")

@@ -1,7 +1,7 @@
 """The staff's lists: the morning overview and the full loan and low-stock lists."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from flask_sqlalchemy.pagination import Pagination
@@ -9,7 +9,18 @@ from sqlalchemy import Row, Select, Subquery, func, select
 
 from accounts.models import Organisation
 from core.extensions import db
-from materials.models import BLOCKED, Booking, BookingStatus, Edition, Lending, Material, Request, RequestStatus, Unit
+from materials.models import (
+    BLOCKED,
+    Booking,
+    BookingStatus,
+    Edition,
+    Lending,
+    Material,
+    Request,
+    RequestLine,
+    RequestStatus,
+    Unit,
+)
 
 
 @dataclass
@@ -154,3 +165,32 @@ def staff_overview(today: date) -> Overview:
     loans = {kind: bounded(loans_list(kind, today)) for kind in ("pickups", "returns", "overdue")}
     return Overview(bounded(pending), low_stock=bounded(low_stock_list()), blocked=bounded(blocked_units_list()),
                     **loans)
+
+
+@dataclass
+class Contents:
+    """What a request holds, for a list of requests: copies per edition, and kits with their periods."""
+
+    copies: list = field(default_factory=list)  # (quantity, title, language)
+    loans: list = field(default_factory=list)  # (title, starts_on, ends_on)
+
+
+def request_contents(request_ids: list[int]) -> dict[int, Contents]:
+    """The contents of the listed requests in two queries, whatever their number."""
+    contents = {request_id: Contents() for request_id in request_ids}
+    if not request_ids:
+        return contents
+    for row in db.session.execute(
+        select(RequestLine.request_id, RequestLine.quantity, Material.title, Edition.language)
+        .join(RequestLine.edition).join(Edition.material)
+        .where(RequestLine.request_id.in_(request_ids)).order_by(RequestLine.id)
+    ):
+        contents[row.request_id].copies.append((row.quantity, row.title, row.language))
+    for row in db.session.execute(
+        select(Booking.request_id, Material.title, Booking.starts_on, Booking.ends_on)
+        .join(Booking.unit).join(Unit.edition).join(Edition.material)
+        .where(Booking.request_id.in_(request_ids), Booking.status != BookingStatus.CANCELLED)
+        .order_by(Booking.starts_on, Booking.id)
+    ):
+        contents[row.request_id].loans.append((row.title, row.starts_on, row.ends_on))
+    return contents

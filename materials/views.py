@@ -69,22 +69,31 @@ def catalogue():
 @bp.get("/<int:material_id>")
 def detail(material_id: int):
     """A material with its editions, stock or free units, and a month calendar for returnable ones."""
-    material = material_for(current_user, material_id)
+    return detail_page(material_for(current_user, material_id))
+
+
+def detail_page(material: Material, add_form=None):
+    """The material's page; ``add_form`` is the partner's form as sent, when it is shown again with
+    its errors (what was typed stays)."""
     # The free period chosen in the catalogue travels with its links: calendar month and request form.
     period = CatalogueQuery.from_args(request.args)
+    chosen = add_form.starts_on.data if add_form is not None and material.is_returnable \
+        and not add_form.starts_on.errors else None  # an out-of-range date shows its error, not its month
     weeks, month = None, None
     if material.is_returnable:
-        month = (parse_month(request.args.get("month", ""))
+        month = (parse_month(request.args.get("month", "")) or (chosen and chosen.replace(day=1))
                  or (period.available_from and period.available_from.replace(day=1))
                  or local_today().replace(day=1))
         weeks = bookings.month_availability(material, month)
-    add_form = None
-    if current_user.is_authenticated and current_user.organisation_id and not material.archived_at:
+    if add_form is None and current_user.is_authenticated and current_user.organisation_id \
+            and not material.archived_at:
         if material.is_returnable:
             add_form = AddPeriodForm(starts_on=period.available_from, ends_on=period.available_to)
         else:
             add_form = AddQuantityForm()
         add_form.edition_id.choices = edition_choices(material)
+    if add_form is not None and not material.is_returnable and material.per_request_max:
+        add_form.quantity.render_kw = {"max": material.per_request_max}
     return render_template("materials/detail.html", material=material, weeks=weeks, month=month, add_form=add_form,
                            period=period.period_args())
 

@@ -139,7 +139,7 @@ TABLE = [
     ("GET", "/materials/{material}/manage", STAFF_ONLY),
     ("POST", "/materials/{material}/manage", STAFF_ONLY),
     ("POST", "/materials/{material}/archive", STAFF_POST),
-    ("POST", "/requests/add/{material}", (LOGIN, 302, 302, 403, 403)),
+    ("POST", "/requests/add/{material}", (LOGIN, 422, 422, 403, 403)),  # an empty form is shown again
     ("GET", "/requests/cart", (LOGIN, 200, 200, 403, 403)),
     ("POST", "/requests/cart", (LOGIN, 200, 200, 403, 403)),
     ("POST", "/requests/cart/remove/0", (LOGIN, 302, 302, 403, 403)),

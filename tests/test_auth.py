@@ -22,11 +22,27 @@ def outbox() -> list[OutboxMessage]:
     return db.session.scalars(db.select(OutboxMessage).order_by(OutboxMessage.id)).all()
 
 
+def test_a_partner_lands_on_the_home_page_and_finds_the_basket_kept_after_signing_in_again(client, make_user,
+                                                                                         make_material, login):
+    """Issue 16.10/14: the basket is kept per person across signing out and in; partners land on
+    the home page, the basket and "our requests" have names that tell them apart."""
+    partner = make_user(Role.PARTNER)
+    brochure = make_material(title="Flyer Vielfalt", editions={"de": 30})
+    assert login(partner).headers["Location"] == "/"
+    client.post(f"/requests/add/{brochure.id}", data={"edition_id": brochure.editions[0].id, "quantity": "3"})
+    client.post("/logout")
+    login(partner)
+    page = client.get("/requests/cart").get_data(as_text=True)
+    assert "<h1>Warenkorb</h1>" in page and "Flyer Vielfalt" in page and ">Unsere Bestellungen<" in page
+    client.post("/requests/cart/remove/0")
+    assert "Flyer Vielfalt" not in client.get("/requests/cart").get_data(as_text=True)
+
+
 def test_login_and_logout(client, make_user):
     user = make_user(Role.STAFF)
     response = client.post("/login", data={"email": user.email.upper(), "password": PASSWORD})
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/requests/overview"  # staff land on their overview
     assert client.get("/account").status_code == 200
     assert db.session.get(User, user.id).last_login_at is not None
     assert client.post("/logout").status_code == 302
@@ -206,11 +222,11 @@ def test_login_is_rate_limited_per_address(make_app):
     [
         ("/staff/organisations", "/staff/organisations"),
         ("/account?tab=1", "/account?tab=1"),
-        ("https://evil.example/", "/"),
-        ("//evil.example/", "/"),
-        ("/\\evil.example", "/"),
-        ("javascript:alert(1)", "/"),
-        ("", "/"),
+        ("https://evil.example/", "/requests/overview"),
+        ("//evil.example/", "/requests/overview"),
+        ("/\\evil.example", "/requests/overview"),
+        ("javascript:alert(1)", "/requests/overview"),
+        ("", "/requests/overview"),
     ],
 )
 def test_next_redirects_only_within_the_site(client, make_user, target, expected):

@@ -1,5 +1,6 @@
 """Partner requests: all-or-nothing submission, double submits, decisions, cancellation."""
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 
 from accounts.models import Role
 from core.extensions import db
-from core.i18n import local_today
+from core.i18n import format_date, local_today
 from core.states import IllegalTransition
 from materials.cart import add_to_cart, submit_request
 from materials.errors import MaterialsError, Shortage
@@ -43,6 +44,41 @@ def test_cart_checks_limits_and_stock(make_material):
         add_to_cart(cart, kit, starts_on=SOON, ends_on=SOON + timedelta(days=14))
     cart = add_to_cart(cart, kit, starts_on=SOON, ends_on=SOON + timedelta(days=3))
     assert len(cart["items"]) == 2
+
+
+def test_adding_a_kit_checks_it_is_free_and_names_the_next_free_period(make_material, make_user):
+    """Issue 16.9: availability is checked when adding to the request, not only at submit: a period
+    nobody can have is refused at once with the next free period of the same length; the cart's own
+    items count too."""
+    other = make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["K-1"]}, buffer_days=2).editions[0]
+    submit(other, add_to_cart({}, kit, starts_on=SOON, ends_on=SOON + timedelta(days=4)))  # K-1 taken to SOON+6
+    with pytest.raises(MaterialsError) as refused:
+        add_to_cart({}, kit, starts_on=SOON + timedelta(days=2), ends_on=SOON + timedelta(days=3))
+    assert str(refused.value.message) == (
+        f"Kein Exemplar ist vom {format_date(SOON + timedelta(days=2))} bis {format_date(SOON + timedelta(days=3))} "
+        f"frei. Der nächste freie Zeitraum gleicher Länge ist vom {format_date(SOON + timedelta(days=7))} bis "
+        f"{format_date(SOON + timedelta(days=8))}.")
+    cart = add_to_cart({}, kit, starts_on=SOON + timedelta(days=7), ends_on=SOON + timedelta(days=8))
+    with pytest.raises(MaterialsError, match="hält bereits jedes Exemplar"):
+        add_to_cart(cart, kit, starts_on=SOON + timedelta(days=8), ends_on=SOON + timedelta(days=9))
+    assert len(add_to_cart(cart, kit, starts_on=SOON + timedelta(days=11), ends_on=SOON + timedelta(days=12))
+               ["items"]) == 2
+
+
+def test_a_refused_add_shows_the_page_again_with_what_was_typed(client, make_material, make_user, login):
+    """Issue 16.10: a form error keeps what was typed, and the copies field's maximum is the
+    material's per-request maximum."""
+    brochure = make_material(title="Flyer Vielfalt", editions={"de": 30}, per_request_max=25)
+    login(make_user(Role.PARTNER))
+    page = client.get(f"/materials/{brochure.id}").get_data(as_text=True)
+    assert re.search(r'<input[^>]*id="quantity"[^>]*max="25"', page)
+    refused = client.post(f"/requests/add/{brochure.id}", data={"edition_id": brochure.editions[0].id,
+                                                                 "quantity": "26"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Höchstens 25 Exemplare pro Bestellung" in html
+    assert re.search(r'<input[^>]*id="quantity"[^>]*value="26"', html)
+    assert client.get("/requests/cart").get_data(as_text=True).count("Flyer Vielfalt") == 0
 
 
 def test_submit_takes_stock_and_books_units(make_material, make_user):

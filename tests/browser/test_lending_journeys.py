@@ -4,7 +4,6 @@ import re
 from datetime import timedelta
 
 from babel import dates as babel_dates
-
 from sqlalchemy import select
 
 from accounts.models import Role, User
@@ -68,7 +67,7 @@ def test_partner_requests_and_staff_lend_and_take_back(context, live, make_org, 
     page.get_by_label("Sprache").select_option(label="Türkisch")
     page.get_by_label("Exemplare").fill("20")
     page.get_by_role("button", name="Zur Bestellung hinzufügen").click()
-    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Ihre Bestellung").click()
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Warenkorb").click()
     check(page, "cart")
     page.get_by_label("Wofür brauchen Sie es?").fill("Aktionswoche im Quartier")
     page.get_by_role("button", name="Bestellung absenden").click()
