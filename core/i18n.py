@@ -172,3 +172,9 @@ def to_local(value: datetime | None) -> datetime | None:
 def local_today() -> date:
     """Today's date in the site's zone (the server clock may run in UTC: after 23:00 UTC it is tomorrow in Berlin)."""
     return datetime.now(local_tz()).date()
+
+
+def language_name(code: str) -> str:
+    """``de`` → "Deutsch" / "German", in the page's language (the locale is parsed once per process,
+    see ``core.i18n.select_locale``, and keeps its loaded data)."""
+    return get_locale().languages.get(code, code)

@@ -177,7 +177,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
                 refs.append(booking.unit)
                 taken.append(f"{booking.unit.inventory_code} {item.starts_on.isoformat()}–{item.ends_on.isoformat()}")
             else:
-                change_stock(item.edition.id, -item.quantity, StockReason.HANDOUT, user, request_id=request.id)
+                change_stock(item.edition.id, -item.quantity, StockReason.RESERVED, user, request_id=request.id)
                 request.lines.append(RequestLine(edition_id=item.edition.id, quantity=item.quantity))
                 taken.append(f"{item.quantity} × {material.title} ({item.edition.language})")
             refs.append(material)

@@ -14,7 +14,7 @@ from materials.models import Booking, Edition, Request, StockEntry, Unit
 def export_rows(kind: str, start: date, end: date) -> tuple[list[str], list[list]]:
     """Header and rows of an export for the period (requests by date received, loans by pickup,
     ledger by date of the change)."""
-    from core.i18n import local_tz
+    from core.i18n import language_name, local_tz
 
     tz = local_tz()
     begin = datetime.combine(start, time.min, tz)
@@ -49,6 +49,7 @@ def export_rows(kind: str, start: date, end: date) -> tuple[list[str], list[list
         ).all()
         header = [str(_l("When")), str(_l("Material")), str(_l("Language")), str(_l("Change")), str(_l("Balance")),
                   str(_l("Reason")), str(_l("By")), str(_l("Request")), str(_l("Note"))]
-        return header, [[e.created_at, e.edition.material.title, e.edition.language, e.delta, e.balance_after,
-                         e.reason.label, e.user.name if e.user else "", e.request_id or "", e.note] for e in rows]
+        return header, [[e.created_at, e.edition.material.title, language_name(e.edition.language), e.delta,
+                         e.balance_after, e.what, e.user.name if e.user else "", e.request_id or "", e.note]
+                        for e in rows]
     raise MaterialsError(_l("Unknown export."))

@@ -36,7 +36,7 @@ from materials.models import (
     Unit,
     UnitCondition,
 )
-from materials.stock import change_stock, lock_editions
+from materials.stock import change_stock, lock_editions, note_handed_out
 
 
 def _refs(request: Request, bookings=()) -> list:
@@ -167,6 +167,9 @@ def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_che
     for booking in chosen:
         _start_today(booking, today)
         hand_over_booking(booking)
+    if request.status == RequestStatus.APPROVED:  # the copies go with the first handover
+        for line in request.lines:
+            note_handed_out(line.edition_id, actor, request.id)
     done = RequestStatus.CLOSED if not request.bookings else RequestStatus.HANDED_OVER
     Request.states.move(request, "hand_over", actor, to=done, refs=_refs(request, chosen),
                         details=", ".join(b.unit.inventory_code for b in chosen))

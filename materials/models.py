@@ -71,15 +71,17 @@ UNIT_CONDITION_LABELS = set_labels(UnitCondition, {
 class StockReason(LabelledEnum):
     INTAKE = "intake"  # new print run, delivery
     CORRECTION = "correction"  # stocktaking
-    HANDOUT = "handout"  # given to a partner with a request
-    CANCELLED = "cancelled"  # a handout taken back
+    RESERVED = "reserved"  # taken from stock for a submitted request
+    HANDOUT = "handout"  # handed out: by staff (a negative change), or a request's copies at its handover (no change)
+    CANCELLED = "cancelled"  # a request's reserved copies back in stock
 
 
 STOCK_REASON_LABELS = set_labels(StockReason, {
     StockReason.INTAKE: _l("Intake"),
     StockReason.CORRECTION: _l("Correction"),
+    StockReason.RESERVED: _l("Reserved"),
     StockReason.HANDOUT: _l("Handed out"),
-    StockReason.CANCELLED: _l("Handout cancelled"),
+    StockReason.CANCELLED: _l("Reservation released"),
 })
 
 
@@ -231,7 +233,8 @@ class StockEntry(db.Model):
     """The stock ledger: every change of a giveaway edition's stock, with who, when, why."""
 
     __tablename__ = "stock_entries"
-    __table_args__ = (CheckConstraint("delta <> 0", name="delta_not_zero"),)
+    # Only a handover leaves the stock as it is (its copies were reserved at submission).
+    __table_args__ = (CheckConstraint("delta <> 0 OR reason = 'handout'", name="delta_not_zero"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="RESTRICT"), index=True)
@@ -245,6 +248,21 @@ class StockEntry(db.Model):
 
     edition: Mapped[Edition] = relationship()
     user: Mapped[User | None] = relationship()
+
+    @property
+    def what(self) -> str:
+        """What happened, in words: "Reserved for request #12", "Handed out with request #12"."""
+        if self.request_id is None:
+            return self.reason.label
+        return str(STOCK_EVENTS.get(self.reason, _l("%(reason)s (request #%(number)s)")) % {
+            "reason": self.reason.label, "number": self.request_id})
+
+
+STOCK_EVENTS = {
+    StockReason.RESERVED: _l("Reserved for request #%(number)s"),
+    StockReason.HANDOUT: _l("Handed out with request #%(number)s"),
+    StockReason.CANCELLED: _l("Released from request #%(number)s"),
+}
 
 
 class KitContent(db.Model):

@@ -62,6 +62,16 @@ def change_stock(
     return entry
 
 
+def note_handed_out(edition_id: int, user: User, request_id: int) -> StockEntry:
+    """A request's copies leave the house: a ledger row that changes nothing (they were reserved,
+    and taken from the stock, when the request was submitted), in the caller's transaction."""
+    balance = db.session.scalar(select(Edition.stock_on_hand).where(Edition.id == edition_id))
+    entry = StockEntry(edition_id=edition_id, delta=0, balance_after=balance, reason=StockReason.HANDOUT,
+                       user_id=user.id if user else None, request_id=request_id)
+    db.session.add(entry)
+    return entry
+
+
 def lock_editions(edition_ids) -> None:
     """Lock the editions' rows for the rest of the transaction, in the one canonical order (ascending
     id). Every writer that takes the stock or books the units of several editions locks them first,

@@ -13,7 +13,7 @@ from accounts.audit_log import history
 from core.bounds import page_number, parse_month
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
-from core.i18n import local_today
+from core.i18n import language_name, local_today
 from core.security import safe_next, staff_required
 from core.urls import external_url
 from core.vocabulary import TargetGroup
@@ -34,12 +34,6 @@ from materials.forms import (
 from materials.models import BookingStatus, Edition, Lending, Material, MaterialKind, StockReason, Topic, Unit, fold
 
 bp = Blueprint("materials", __name__, url_prefix="/materials")
-
-
-def language_name(code: str) -> str:
-    """``de`` → "Deutsch" / "German", in the page's language (the locale is parsed once per process,
-    see ``core.i18n.select_locale``, and keeps its loaded data)."""
-    return get_locale().languages.get(code, code)
 
 
 # A global rather than a context variable, so that imported macros see it too.

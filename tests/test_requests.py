@@ -223,7 +223,7 @@ def test_reject_and_cancel_release_stock_and_units(make_material, make_user):
     cancel_request(second.id, partner)
     assert db.session.get(Edition, brochure.id).stock_on_hand == 20
     reasons = [e.reason.value for e in db.session.scalars(select(StockEntry).order_by(StockEntry.id))]
-    assert reasons == ["handout", "cancelled", "handout", "cancelled"]
+    assert reasons == ["reserved", "cancelled", "reserved", "cancelled"]
     with pytest.raises(IllegalTransition):
         cancel_request(second.id, partner)
 
@@ -429,8 +429,6 @@ def test_slip_and_csv_exports_for_german_excel(client, make_material, make_user,
     by_note = {row[-1]: row for row in rows[1:]}
     assert by_note["Nachdruck"][3:7] == ["100", "133", "Zugang", "Jonas Weber"]
     assert rows[1][1] == "'=Formel; \"Zitat\""  # no formula, semicolon and quotes survive
-    assert __import__("re").fullmatch(r"\d\d\.\d\d\.\d{4} \d\d:\d\d", rows[1][0])  # a date-time to LibreOffice
-
     loans = list(csv.reader(io.StringIO(client.get(
         f"/requests/export/loans.csv?from={SOON.isoformat()}&to={SOON.isoformat()}").get_data().decode("utf-8-sig")),
         delimiter=";"))
@@ -440,6 +438,21 @@ def test_slip_and_csv_exports_for_german_excel(client, make_material, make_user,
         "/requests/export/loans.csv?from=2020-01-01&to=2020-01-02").get_data().decode("utf-8-sig"))))) == 1
     bad = client.get("/requests/export/loans.csv?from=gestern", follow_redirects=True)
     assert bad.status_code == 200 and "ist kein Datum" in bad.get_data(as_text=True)
+    # Issue 16.13: the ledger names what happened, and languages by name.
+    (reserved,) = [row for row in rows[1:] if row[3] == "-7"]
+    assert reserved[2] == "Deutsch" and reserved[5] == f"Reserviert für Bestellung Nr. {request.id}"
+    from materials import lending
+
+    lending.approve_request(request.id, staff)
+    lending.hand_over(request.id, [b.id for b in request.bookings], staff, True)
+    rows = list(csv.reader(io.StringIO(client.get("/requests/export/ledger.csv").get_data().decode("utf-8-sig")),
+                           delimiter=";"))
+    assert [row[3:7] for row in rows[1:] if row[3] == "0"] == [
+        ["0", "133", f"Ausgegeben mit Bestellung Nr. {request.id}", "Jonas Weber"]]
+    manage = client.get(f"/materials/{brochure.id}/manage").get_data(as_text=True)
+    assert f"Ausgegeben mit Bestellung Nr. {request.id}" in manage
+    assert __import__("re").fullmatch(r"\d\d\.\d\d\.\d{4} \d\d:\d\d", rows[1][0])  # a date-time to LibreOffice
+
 
 
 def test_unit_page_history_and_qr_labels(client, make_material, make_user, login):
