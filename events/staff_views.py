@@ -12,6 +12,7 @@ from wtforms.fields.choices import SelectChoice
 
 from accounts.audit_log import history
 from core.bounds import form_ids
+from core.confirm import Confirmation, ReasonForm, confirm_page
 from core.csv_export import csv_bytes
 from core.errors import action, shown_at
 from core.extensions import db
@@ -130,14 +131,32 @@ def publish(training_id: int):
     flash(_("The training is published."), "success")
 
 
+def _cancel_confirmation(training: Training, form: ReasonForm) -> Confirmation:
+    return Confirmation(_("Cancel the training?"), training.title, trainings.cancel_consequences(training),
+                        _("Cancel the training and tell everyone"),
+                        url_for("trainings.cancel", training_id=training.id), _participant_list(training.id),
+                        form=form, seen=training.state)
+
+
+@bp.get("/<int:training_id>/cancel")
+@action(_participant_list)
+def confirm_cancel(training_id: int):
+    """Ask before cancelling: what will happen, how many get a mail, and the reason for the mail."""
+    return confirm_page(_cancel_confirmation(db.get_or_404(Training, training_id), ReasonForm()))
+
+
 @bp.post("/<int:training_id>/cancel")
 @action(_participant_list)
 def cancel(training_id: int):
-    """Cancel the training: every registration ends and everyone registered is told."""
-    db.get_or_404(Training, training_id)
-    trainings.cancel_training(training_id, current_user, request.form.get("reason", "")[:2000],
-                              seen=seen_state(request.form))
-    flash(_("The training is cancelled; everyone registered has been told."), "success")
+    """Cancel the training: every registration ends and everyone registered is told, with the reason."""
+    training = db.get_or_404(Training, training_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        with shown_at(form):
+            trainings.cancel_training(training_id, current_user, form.reason.data or "", seen=seen_state(request.form))
+            flash(_("The training is cancelled; everyone registered has been told."), "success")
+            return None
+    return confirm_page(_cancel_confirmation(training, form), 422)
 
 
 @bp.get("/<int:training_id>")
@@ -255,13 +274,35 @@ def release_holds(training_id: int):
             moved=moved), "success")
 
 
+def _cancel_registration_confirmation(registration: Registration, form: ReasonForm) -> Confirmation:
+    return Confirmation(_("Cancel this registration?"), f"{registration.name} · {registration.training.title}",
+                        registrations.staff_cancel_consequences(registration),
+                        _("Cancel the registration and tell the person"),
+                        url_for("trainings.cancel_registration", registration_id=registration.id),
+                        _participant_list(registration.training_id), form=form, seen=registration.state)
+
+
+@bp.get("/registrations/<int:registration_id>/cancel")
+@action(_registration_list)
+def confirm_cancel_registration(registration_id: int):
+    """Ask before cancelling someone's registration: what will happen, who gets a mail, the reason."""
+    registration = db.get_or_404(Registration, registration_id)
+    return confirm_page(_cancel_registration_confirmation(registration, ReasonForm()))
+
+
 @bp.post("/registrations/<int:registration_id>/cancel")
 @action(_registration_list)
 def cancel_registration(registration_id: int):
-    """Cancel a registration for the person; the waiting list moves up."""
-    db.get_or_404(Registration, registration_id)
-    registrations.staff_cancel(registration_id, current_user, request.form.get("reason", "")[:2000])
-    flash(_("The registration is cancelled; the person is told."), "success")
+    """Cancel a registration for the person, who is told with the reason; the waiting list moves up."""
+    registration = db.get_or_404(Registration, registration_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        with shown_at(form):
+            registrations.staff_cancel(registration_id, current_user, form.reason.data or "",
+                                       seen=seen_state(request.form))
+            flash(_("The registration is cancelled; the person is told."), "success")
+            return None
+    return confirm_page(_cancel_registration_confirmation(registration, form), 422)
 
 
 @bp.route("/<int:training_id>/message", methods=["GET", "POST"])
@@ -297,12 +338,26 @@ def person_export():
                     headers={"Content-Disposition": 'attachment; filename="personal-data.json"'})
 
 
+def _person_address() -> str:
+    email = (request.form if request.method == "POST" else request.args).get("email", "").strip()
+    if not is_email(email):
+        abort(400)
+    return email
+
+
+@bp.get("/people/delete")
+def confirm_person_delete():
+    """Ask before erasing an address's personal data: what will happen and who gets a mail."""
+    email = _person_address()
+    return confirm_page(Confirmation(
+        _("Delete this person’s data?"), email, personal_data.delete_consequences(email),
+        _("Delete the personal data"), url_for("trainings.person_delete"), url_for("trainings.person", email=email),
+        hidden={"email": email}))
+
+
 @bp.post("/people/delete")
 @action(lambda: url_for("trainings.person"))
 def person_delete():
     """Erase an address's personal data (registrations stay, anonymised, for the figures)."""
-    email = request.form.get("email", "").strip()
-    if not is_email(email):
-        abort(400)
-    count = personal_data.delete_person(email, current_user)
+    count = personal_data.delete_person(_person_address(), current_user)
     flash(_("The personal data of %(n)s registrations is deleted.", n=count), "success")

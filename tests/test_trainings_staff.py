@@ -388,3 +388,83 @@ def test_training_pages_are_accessible(staff, make_training, make_user):
                 f"/events/registrations/{links.manage_token(registration)}",
                 "/events/staff/people?email=a@example.org"):
         check_page(staff, url)
+
+
+def outbox_size() -> int:
+    return db.session.scalar(select(func.count()).select_from(OutboxMessage))
+
+
+def test_cancelling_a_training_asks_first_and_tells_everyone_the_reason(staff, make_training):
+    """The button leads to a page that changes nothing and says how many get a mail; the reason typed
+    there goes into every cancellation mail, in each person's language, and into the audit entry."""
+    training = make_training(seats=1, title="Absage mit Grund")
+    first = confirmed(training.id, "first@example.org")
+    registrations.register(training.id, "Second", "second@example.org")  # waiting
+    db.session.execute(update(Registration).where(Registration.id == first.id).values(locale="en"))
+    db.session.commit()
+    participants_page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'href="/events/staff/{training.id}/cancel"' in participants_page  # a link, no button that acts
+    before = outbox_size()
+
+    page = staff.get(f"/events/staff/{training.id}/cancel")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "2 Adressen erhalten eine E-Mail." in text and "2 Anmeldungen enden" in text
+    assert "Grund (steht in der E-Mail)" in text
+    assert outbox_size() == before and db.session.get(Training, training.id).status == TrainingStatus.PUBLISHED
+
+    too_long = staff.post(f"/events/staff/{training.id}/cancel", data={"reason": "x" * 2001, "seen": "published"})
+    assert too_long.status_code == 422 and "x" * 2001 in too_long.get_data(as_text=True)  # typed text kept
+    db.session.expire_all()
+    assert outbox_size() == before and db.session.get(Training, training.id).status == TrainingStatus.PUBLISHED
+
+    reason = "Die Referentin ist erkrankt.\nWir melden uns mit einem neuen Termin."
+    assert staff.post(f"/events/staff/{training.id}/cancel", data={"reason": reason, "seen": "published"}
+                      ).status_code == 302
+    assert outbox_size() == before + 2
+    english, german = (mail_text(mails_to(a)[-1]).replace("\r\n", "\n") for a in ("first@example.org",
+                                                                                    "second@example.org"))
+    assert "The reason we give:\nDie Referentin ist erkrankt.\nWir melden uns" in english
+    assert "Unsere Begründung:\nDie Referentin ist erkrankt.\nWir melden uns" in german
+    html = email.message_from_bytes(mails_to("second@example.org")[-1].raw, policy=email.policy.default)
+    assert "Die Referentin ist erkrankt.<br>Wir melden uns" in html.get_body(("html",)).get_content()
+    from core.audit import AuditEntry
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "cancel",
+                                                        AuditEntry.object_type == "training")).one()
+    assert entry.reason == reason
+    # Cancelled: the page that asks no longer asks, it says why.
+    again = staff.get(f"/events/staff/{training.id}/cancel", follow_redirects=True).get_data(as_text=True)
+    assert "Diese Fortbildung ist bereits abgesagt." in again and "Grund (steht in der E-Mail)" not in again
+
+
+def test_cancelling_someones_registration_asks_first_and_mails_the_reason(staff, make_training):
+    training = make_training(seats=1)
+    holder = confirmed(training.id, "holder@example.org")
+    waiting = registrations.register(training.id, "W", "w@example.org").registration
+    before = outbox_size()
+    page = staff.get(f"/events/staff/registrations/{holder.id}/cancel").get_data(as_text=True)
+    assert "2 Adressen erhalten eine E-Mail." in page  # the person, and the first on the waiting list
+    assert "1 Person rückt nach" in page
+    assert "1 Adresse erhält eine E-Mail." in staff.get(
+        f"/events/staff/registrations/{waiting.id}/cancel").get_data(as_text=True)
+    assert outbox_size() == before
+    assert db.session.get(Registration, holder.id).status == RegistrationStatus.CONFIRMED
+
+    staff.post(f"/events/staff/registrations/{holder.id}/cancel", data={"reason": "Doppelt angemeldet.",
+                                                                        "seen": "confirmed"})
+    assert "Unsere Begründung:\nDoppelt angemeldet." in mail_text(mails_to("holder@example.org")[-1]).replace("\r", "")
+    assert mails_to("w@example.org")[-1].subject == "Ein Platz ist für Sie frei geworden"
+    assert outbox_size() == before + 2
+
+
+def test_deleting_a_persons_data_asks_first(staff, make_training):
+    training = make_training(seats=1)
+    registrations.register(training.id, "Rita Roth", "rita@example.org")
+    registrations.register(training.id, "Next", "next@example.org")  # waiting
+    person = staff.get("/events/staff/people?email=rita@example.org").get_data(as_text=True)
+    assert 'href="/events/staff/people/delete?email=rita@example.org"' in person
+    page = staff.get("/events/staff/people/delete?email=rita@example.org").get_data(as_text=True)
+    assert "1 davon, für eine kommende Fortbildung, wird ohne E-Mail an die Person storniert." in page
+    assert "1 Adresse erhält eine E-Mail." in page  # the next on the waiting list
+    assert 'name="email" value="rita@example.org"' in page
+    assert db.session.scalar(select(func.count()).select_from(Registration).where(Registration.name == "")) == 0
