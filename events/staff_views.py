@@ -14,7 +14,7 @@ from accounts.audit_log import history
 from core.bounds import form_ids
 from core.confirm import Confirmation, ReasonForm, confirm_page
 from core.csv_export import csv_bytes
-from core.errors import action, shown_at
+from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import format_date, from_local, to_local
 from core.models import utcnow
@@ -24,7 +24,7 @@ from core.text import is_email
 from events import participants as participants_module
 from events import personal_data, registrations, trainings
 from events.errors import EventsError
-from events.forms import MessageForm, TrainingForm
+from events.forms import MessageForm, OverrideForm, TrainingForm
 from events.models import REGISTRATION_STATUS_LABELS, Registration, Training, TrainingFormat, TrainingSession
 from events.participants import answers_of, message_participants, participant_list, set_attendance
 from materials.models import Material
@@ -164,7 +164,11 @@ def participants(training_id: int):
     """The participant list: status, organisation, answers, attendance per session, actions."""
     training = db.get_or_404(Training, training_id)
     rows = participant_list(training.id)
+    override = request.args.get("override") == "1"
     return render_template("events/staff/participants.html", training=training, rows=rows,
+                           override=override, override_form=OverrideForm(),
+                           recordable=participants_module.recordable_sessions(training, override),
+                           certifiable={r.id for r in rows if participants_module.certified_sessions(r, override)},
                            taken=sum(1 for r in rows if r.holds_seat), answers_of=answers_of,
                            unconfirmed=sum(1 for r in rows if r.unconfirmed),
                            over=bool(training.ends_at and training.ends_at < utcnow()),
@@ -176,7 +180,8 @@ def participants(training_id: int):
 @bp.post("/<int:training_id>/attendance")
 @action(_participant_list)
 def attendance(training_id: int):
-    """Save the attendance checkboxes (``present`` = "registration:session")."""
+    """Save the attendance checkboxes (``present`` = "registration:session") of the sessions that have
+    started; with a reason (``override_reason``) of the others too."""
     db.get_or_404(Training, training_id)
     pairs = set()
     for value in request.form.getlist("present"):
@@ -184,7 +189,11 @@ def attendance(training_id: int):
         if not (registration_id.isdigit() and session_id.isdigit() and len(value) < 24):
             abort(400)
         pairs.add((int(registration_id), int(session_id)))
-    count = set_attendance(training_id, pairs, current_user)
+    form = OverrideForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return None
+    count = set_attendance(training_id, pairs, current_user, form.override_reason.data or "")
     flash(_("Attendance saved (%(n)s marked).", n=count), "success")
 
 
@@ -222,9 +231,14 @@ def sign_in_sheet(session_id: int):
 @action(lambda registration_id: url_for("trainings.certificate", registration_id=registration_id),
         refused=lambda registration_id: _registration_list(registration_id))
 def issue_certificate(registration_id: int):
-    """Issue a certificate of attendance (recorded), then show it to print."""
+    """Issue a certificate of attendance (recorded) for the attended sessions that have ended (with a
+    reason, ``override_reason``, before they end), then show it to print."""
     db.get_or_404(Registration, registration_id)
-    participants_module.issue_certificate(registration_id, current_user)
+    form = OverrideForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(_registration_list(registration_id))
+    participants_module.issue_certificate(registration_id, current_user, form.override_reason.data or "")
 
 
 @bp.get("/registrations/<int:registration_id>/certificate")
@@ -232,8 +246,8 @@ def certificate(registration_id: int):
     """A printable certificate of attendance (Teilnahmebescheinigung) for the sessions attended,
     once it has been issued from the participant list."""
     registration = db.get_or_404(Registration, registration_id)
-    sessions = participants_module.attended_sessions(registration)
-    if not sessions or registration.anonymised_at or not participants_module.certificate_issued(registration):
+    sessions = participants_module.certificate_sessions(registration)
+    if not sessions:
         abort(404)
     hours = sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600
     return render_template("events/staff/certificate.html", registration=registration,

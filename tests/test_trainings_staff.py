@@ -193,6 +193,14 @@ def test_cancelling_a_training_tells_everyone_once_and_the_feed_keeps_it_as_canc
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == before
 
 
+def shift_sessions(training_id: int, by: timedelta) -> None:
+    """Move a training's sessions in time (registrations are made while it is still to come)."""
+    for session in db.session.scalars(select(TrainingSession).where(TrainingSession.training_id == training_id)):
+        session.starts_at, session.ends_at = session.starts_at + by, session.ends_at + by
+    db.session.commit()
+    db.session.expire_all()
+
+
 def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     training = make_training(seats=5, trainers="B. Schulz", sessions=[
@@ -201,6 +209,7 @@ def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
     jan = confirmed(training.id, "jan@example.org")
     registrations.register(training.id, "Offen", "offen@example.org")  # pending, not confirmed
     first, second = (s.id for s in training.sessions)
+    shift_sessions(training.id, -timedelta(days=5))  # the day has come and gone
     response = staff.post(f"/events/staff/{training.id}/attendance",
                           data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}", f"{jan.id}:{first}"]})
     assert response.status_code == 302
@@ -379,9 +388,10 @@ def test_training_pages_are_accessible(staff, make_training, make_user):
     training = make_training(seats=1, ask_accessibility=True, ask_dietary=True, free_question="Ihre Fälle?")
     registration = confirmed(training.id, "a@example.org")
     registrations.register(training.id, "W", "w@example.org")
-    participants.set_attendance(training.id, {(registration.id, training.sessions[0].id)}, staff_user)
-    participants.issue_certificate(registration.id, staff_user)
-    for url in (f"/events/{training.id}", f"/events/staff/{training.id}", f"/events/staff/{training.id}/edit",
+    participants.set_attendance(training.id, {(registration.id, training.sessions[0].id)}, staff_user, "vorab")
+    participants.issue_certificate(registration.id, staff_user, "vorab")
+    for url in (f"/events/{training.id}", f"/events/staff/{training.id}", f"/events/staff/{training.id}?override=1",
+                f"/events/staff/{training.id}/edit",
                 f"/events/staff/{training.id}/duplicate", f"/events/staff/{training.id}/message",
                 f"/events/staff/sessions/{training.sessions[0].id}/sign-in-sheet",
                 f"/events/staff/registrations/{registration.id}/certificate",
@@ -468,3 +478,53 @@ def test_deleting_a_persons_data_asks_first(staff, make_training):
     assert "1 Adresse erhält eine E-Mail." in page  # the next on the waiting list
     assert 'name="email" value="rita@example.org"' in page
     assert db.session.scalar(select(func.count()).select_from(Registration).where(Registration.name == "")) == 0
+
+
+def test_attendance_once_a_session_started_certificates_once_it_ended_earlier_only_with_a_reason(
+        staff, make_training):
+    """A session still to come has no attendance checkbox and refuses attendance; a certificate waits
+    until an attended session has ended. Staff may do either earlier with a reason, which the audit
+    entry keeps; recording the usual way then leaves the early record alone."""
+    from core.audit import AuditEntry
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    training = make_training(seats=5, sessions=[(start, start + timedelta(hours=6)),
+                                                (start + timedelta(days=1), start + timedelta(days=1, hours=6))])
+    ayse = confirmed(training.id, "ayse@example.org")
+    first, second = (s.id for s in training.sessions)
+    shift_sessions(training.id, -timedelta(days=2, hours=1))  # the first session runs, the second is tomorrow
+
+    page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'id="present-{ayse.id}-{first}"' in page and f'id="present-{ayse.id}-{second}"' not in page
+    refused = staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{ayse.id}:{second}"]},
+                         follow_redirects=True)
+    assert "nur für Termine erfasst werden, die begonnen haben" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
+    staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{ayse.id}:{first}"]})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 1
+
+    page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'form="certificate-{ayse.id}"' not in page  # the session has not ended
+    refused = staff.post(f"/events/staff/registrations/{ayse.id}/certificate", follow_redirects=True)
+    assert "nur für besuchte Termine, die zu Ende sind" in refused.get_data(as_text=True)
+    assert staff.get(f"/events/staff/registrations/{ayse.id}/certificate").status_code == 404
+
+    early = staff.get(f"/events/staff/{training.id}?override=1").get_data(as_text=True)
+    assert f'id="present-{ayse.id}-{second}"' in early and 'name="override_reason"' in early
+    staff.post(f"/events/staff/{training.id}/attendance",
+               data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}"], "override_reason": "Liste vorab"})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 2
+    staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{ayse.id}:{first}"]})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 2  # the second is kept
+    issued = staff.post(f"/events/staff/registrations/{ayse.id}/certificate",
+                        data={"override_reason": "Reist vor dem Ende ab"})
+    assert issued.headers["Location"].endswith(f"/events/staff/registrations/{ayse.id}/certificate")
+    assert "Dauer: 12,0 Stunden" in staff.get(issued.headers["Location"]).get_data(as_text=True)
+    reasons = dict(db.session.execute(select(AuditEntry.action, AuditEntry.reason).where(
+        AuditEntry.action.in_(("attendance", "certificate")), AuditEntry.reason != "")).all())
+    assert reasons == {"attendance": "Liste vorab", "certificate": "Reist vor dem Ende ab"}
+
+    shift_sessions(training.id, -timedelta(days=2))  # both have ended: no reason needed
+    page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'form="certificate-{ayse.id}"' in page and "Früher erfassen" not in page
+    assert staff.post(f"/events/staff/registrations/{ayse.id}/certificate").status_code == 302
