@@ -23,6 +23,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from core.bounds import DateInRange
+from core.confirm import REASON_LENGTH
 from core.vocabulary import target_group_choices
 from events.models import FORMAT_LABELS, HEALTH_ANSWERS, TrainingFormat
 
@@ -123,6 +124,13 @@ class TrainingForm(FlaskForm):
                                        _l("An online or hybrid training needs its online link.")]
             valid = False
         return valid
+
+
+class OverrideForm(FlaskForm):
+    """Staff record attendance before a session starts, or issue a certificate before it ends: why."""
+
+    override_reason = TextAreaField(_l("Reason for recording before the start or certifying before the end"),
+                                    validators=[Length(max=REASON_LENGTH)])
 
 
 class MessageForm(FlaskForm):

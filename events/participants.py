@@ -11,6 +11,7 @@ from core import audit
 from core.audit import AuditEntry
 from core.db import unit_of_work
 from core.extensions import db
+from core.models import utcnow
 from events.errors import EventsError
 from events.models import ACTIVE, SEAT_HOLDING, Attendance, Registration, RegistrationStatus
 from events.notifications import mail_registration
@@ -36,21 +37,35 @@ def answers_of(registration: Registration) -> dict[str, str]:
         return {}
 
 
+def recordable_sessions(training, override: bool = False) -> set[int]:
+    """The sessions whose attendance can be recorded: those that have started (every one with an
+    override, which needs a reason)."""
+    now = utcnow()
+    return {s.id for s in training.sessions if override or s.starts_at <= now}
+
+
 @unit_of_work
-def set_attendance(training_id: int, present: set[tuple[int, int]], actor: User) -> int:
-    """Replace the training's attendance with ``present`` (registration id, session id) pairs.
+def set_attendance(training_id: int, present: set[tuple[int, int]], actor: User, override_reason: str = "") -> int:
+    """Replace the attendance of the sessions that have started with ``present`` (registration id,
+    session id) pairs; ``override_reason`` lets staff record sessions still to come (the reason is
+    in the audit entry).
 
     Only confirmed registrations and the training's own sessions count; returns how many are marked.
     """
     training = lock_training(training_id)
+    override = override_reason.strip()
     session_ids = {s.id for s in training.sessions}
     confirmed = {r.id for r in registrations_of(training, (RegistrationStatus.CONFIRMED,))}
     wanted = {(r, s) for r, s in present if r in confirmed and s in session_ids}
     if len(wanted) != len(present):
         raise EventsError(_l("Attendance can only be marked for confirmed participants."))
-    db.session.execute(delete(Attendance).where(Attendance.session_id.in_(session_ids)))
+    recordable = recordable_sessions(training, override=bool(override))
+    if any(s not in recordable for _r, s in wanted):
+        raise EventsError(_l("Attendance can be recorded only for sessions that have started. To record it "
+                             "earlier, give the reason."))
+    db.session.execute(delete(Attendance).where(Attendance.session_id.in_(recordable)))
     db.session.add_all(Attendance(registration_id=r, session_id=s) for r, s in sorted(wanted))
-    audit.record(actor, "attendance", training, details=str(len(wanted)))
+    audit.record(actor, "attendance", training, reason=override, details=str(len(wanted)))
     return len(wanted)
 
 
@@ -72,19 +87,39 @@ def attended_sessions(registration: Registration) -> list:
     return [s for s in registration.training.sessions if s.id in attended_ids]
 
 
+def certified_sessions(registration: Registration, override: bool = False) -> list:
+    """What a certificate of attendance lists: the sessions the person attended that have ended
+    (every attended one with an override, which needs a reason); none once the personal data is gone."""
+    if registration.anonymised_at:
+        return []
+    now = utcnow()
+    return [s for s in attended_sessions(registration) if override or s.ends_at <= now]
+
+
 @unit_of_work
-def issue_certificate(registration_id: int, actor: User) -> Registration:
-    """Staff issue a certificate of attendance: only for someone who attended a session, and never
-    once the registration's personal data is removed."""
+def issue_certificate(registration_id: int, actor: User, override_reason: str = "") -> Registration:
+    """Staff issue a certificate of attendance: only for attended sessions that have ended, unless
+    ``override_reason`` says why earlier (it is in the audit entry); never once the registration's
+    personal data is removed."""
     registration = db.session.get(Registration, registration_id)
     if registration is None or registration.anonymised_at or not attended_sessions(registration):
         raise EventsError(_l("A certificate is only for someone who attended."))
-    audit.record(actor, "certificate", registration, refs=[registration.training],
-                 details=str(len(attended_sessions(registration))))
+    override = override_reason.strip()
+    sessions = certified_sessions(registration, override=bool(override))
+    if not sessions:
+        raise EventsError(_l("A certificate is only for attended sessions that have ended. To issue it earlier, "
+                             "give the reason."))
+    audit.record(actor, "certificate", registration, refs=[registration.training], reason=override,
+                 details=str(len(sessions)))
     return registration
 
 
-def certificate_issued(registration: Registration) -> bool:
-    return db.session.scalar(select(AuditEntry.id).where(
+def certificate_sessions(registration: Registration) -> list:
+    """The sessions an issued certificate lists (as it was issued: with or without an override); none
+    if no certificate was issued."""
+    issued = db.session.scalars(select(AuditEntry).where(
         AuditEntry.object_type == "registration", AuditEntry.object_id == registration.id,
-        AuditEntry.action == "certificate").limit(1)) is not None
+        AuditEntry.action == "certificate").order_by(AuditEntry.id.desc()).limit(1)).first()
+    if issued is None:
+        return []
+    return certified_sessions(registration, override=bool(issued.reason))

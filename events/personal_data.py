@@ -10,11 +10,13 @@ import secrets
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import lazy_ngettext
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from accounts.models import User
 from core import audit
+from core.confirm import Consequences
 from core.db import unit_of_work
 from core.extensions import db
 from core.mail import OutboxMessage, erase_mails, erase_mails_about
@@ -24,7 +26,7 @@ from core.states import lock
 from core.text import normalise_email
 from events.models import HEALTH_ANSWERS, Registration, RegistrationStatus, TraineeKey, Training, TrainingSession
 from events.participants import answers_of
-from events.seats import lock_trainings, promote
+from events.seats import lock_trainings, moving_up, promote
 
 
 def _months_ago(now: datetime, months: int) -> datetime:
@@ -152,6 +154,32 @@ def person_export(email: str, actor: User) -> dict:
     return data
 
 
+def _ends_on_deletion(registration: Registration, training: Training, now: datetime) -> bool:
+    """An active registration for a training still to come is cancelled when its person is deleted."""
+    return registration.can("cancel") and bool(training.ends_at) and training.ends_at > now
+
+
+def delete_consequences(email: str) -> Consequences:
+    """What ``delete_person`` would do now, for the page that asks first."""
+    registrations = person_registrations(email)
+    now = utcnow()
+    ending = [r for r in registrations if _ends_on_deletion(r, r.training, now)]
+    moved = sum(moving_up(r.training, r) for r in ending)
+    effects = [lazy_ngettext(
+        "Name, address, answers, links and mails of %(num)s registration are removed; the row stays, anonymised, "
+        "for the figures.",
+        "Name, address, answers, links and mails of %(num)s registrations are removed; the rows stay, anonymised, "
+        "for the figures.", len(registrations))]
+    if ending:
+        effects.append(lazy_ngettext(
+            "%(num)s of them, for a training still to come, is cancelled without a mail to the person.",
+            "%(num)s of them, for trainings still to come, are cancelled without a mail to the person.", len(ending)))
+    if moved:
+        effects.append(lazy_ngettext("A freed seat goes to the waiting list: %(num)s person moves up and is told.",
+                                     "Freed seats go to the waiting list: %(num)s people move up and are told.", moved))
+    return Consequences(tuple(effects), mails=moved)
+
+
 @unit_of_work
 def delete_person(email: str, actor: User) -> int:
     """Erase one address on request (Art. 17 GDPR): cancel what is still active and to come
@@ -164,7 +192,7 @@ def delete_person(email: str, actor: User) -> int:
     for found in registrations:
         training = trainings[found.training_id]
         registration = lock(Registration, found.id)
-        if registration.can("cancel") and training.ends_at and training.ends_at > now:
+        if _ends_on_deletion(registration, training, now):
             Registration.states.move(registration, "cancel", actor, record=False)
             registration.hold_expires_at = None
             promote(training, actor)

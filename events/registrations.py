@@ -4,13 +4,14 @@ opt-in, cancellation by the person or by staff, and a seat given by hand."""
 import json
 from dataclasses import dataclass
 
-from flask_babel import get_locale
+from flask_babel import get_locale, lazy_ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
 from core import audit
+from core.confirm import Consequences
 from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
@@ -24,6 +25,7 @@ from events.seats import (
     hold_time,
     lock_registration,
     lock_training,
+    moving_up,
     promote,
     seat_from_waiting_list,
     seats_taken,
@@ -165,7 +167,7 @@ def _cancel(training: Training, registration: Registration, actor, reason: str =
     Registration.states.move(registration, "cancel", actor, reason=reason, refs=[training])
     registration.hold_expires_at = None
     mail_registration(registration, "events/registration_cancelled", _l("Your registration is cancelled"),
-                      attach="CANCEL" if held_seat else None)
+                      attach="CANCEL" if held_seat else None, reason=reason.strip())
     promote(training, actor)
 
 
@@ -213,10 +215,25 @@ def release_unconfirmed(training_id: int, registration_ids, actor: User) -> tupl
 
 
 @unit_of_work
-def staff_cancel(registration_id: int, actor: User, reason: str = "") -> Registration:
-    """Staff cancel a registration (the person is told; the seat goes to the waiting list)."""
+def staff_cancel(registration_id: int, actor: User, reason: str = "", seen: str | None = None) -> Registration:
+    """Staff cancel a registration (the person is told, with ``reason``; the seat goes to the waiting
+    list). ``seen``: the state the acting person's page showed; refused if it has changed meanwhile."""
     training, registration = lock_registration(db.session.get(Registration, registration_id))
+    if seen is not None and registration.state != seen:
+        raise EventsError(Registration.states.refused)
     if not registration.can("cancel"):
         raise EventsError(_l("This registration is not active."))
     _cancel(training, registration, actor, reason)
     return registration
+
+
+def staff_cancel_consequences(registration: Registration) -> Consequences:
+    """What ``staff_cancel`` would do now, for the page that asks first; refused like the action."""
+    if not registration.can("cancel"):
+        raise EventsError(_l("This registration is not active."))
+    moved = moving_up(registration.training, registration)
+    effects = [_l("The registration of %(name)s ends and the person is told.", name=registration.name)]
+    if moved:
+        effects.append(lazy_ngettext("The freed seat goes to the waiting list: %(num)s person moves up and is told.",
+                                     "Freed seats go to the waiting list: %(num)s people move up and are told.", moved))
+    return Consequences(tuple(effects), mails=1 + moved)

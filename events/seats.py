@@ -112,6 +112,16 @@ def promote(training: Training, actor=audit.SYSTEM) -> list[Registration]:
     return list(waiting)
 
 
+def moving_up(training: Training, leaving: Registration) -> int:
+    """How many on the waiting list ``promote`` would move up (and mail) once ``leaving`` ends: what
+    the page that asks first says, counted as ``promote`` counts."""
+    if not training.can("edit"):
+        return 0
+    free = training.seats - seats_taken(training.id) + (1 if leaving.holds_seat else 0)
+    waiting = waiting_count(training.id) - (1 if leaving.is_waiting else 0)
+    return max(0, min(free, waiting))
+
+
 def seat_from_waiting_list(registration: Registration, now: datetime, action: str, actor) -> None:
     """Move a waiting registration to a seat and tell the person (the training's row must be locked):
     confirmed at once for a confirmed address, else held until the address is confirmed."""

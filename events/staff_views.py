@@ -12,8 +12,9 @@ from wtforms.fields.choices import SelectChoice
 
 from accounts.audit_log import history
 from core.bounds import form_ids
+from core.confirm import Confirmation, ReasonForm, confirm_page
 from core.csv_export import csv_bytes
-from core.errors import action, shown_at
+from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import format_date, from_local, to_local
 from core.models import utcnow
@@ -23,7 +24,7 @@ from core.text import is_email
 from events import participants as participants_module
 from events import personal_data, registrations, trainings
 from events.errors import EventsError
-from events.forms import MessageForm, TrainingForm
+from events.forms import MessageForm, OverrideForm, TrainingForm
 from events.models import REGISTRATION_STATUS_LABELS, Registration, Training, TrainingFormat, TrainingSession
 from events.participants import answers_of, message_participants, participant_list, set_attendance
 from materials.models import Material
@@ -130,14 +131,32 @@ def publish(training_id: int):
     flash(_("The training is published."), "success")
 
 
+def _cancel_confirmation(training: Training, form: ReasonForm) -> Confirmation:
+    return Confirmation(_("Cancel the training?"), training.title, trainings.cancel_consequences(training),
+                        _("Cancel the training and tell everyone"),
+                        url_for("trainings.cancel", training_id=training.id), _participant_list(training.id),
+                        form=form, seen=training.state)
+
+
+@bp.get("/<int:training_id>/cancel")
+@action(_participant_list)
+def confirm_cancel(training_id: int):
+    """Ask before cancelling: what will happen, how many get a mail, and the reason for the mail."""
+    return confirm_page(_cancel_confirmation(db.get_or_404(Training, training_id), ReasonForm()))
+
+
 @bp.post("/<int:training_id>/cancel")
 @action(_participant_list)
 def cancel(training_id: int):
-    """Cancel the training: every registration ends and everyone registered is told."""
-    db.get_or_404(Training, training_id)
-    trainings.cancel_training(training_id, current_user, request.form.get("reason", "")[:2000],
-                              seen=seen_state(request.form))
-    flash(_("The training is cancelled; everyone registered has been told."), "success")
+    """Cancel the training: every registration ends and everyone registered is told, with the reason."""
+    training = db.get_or_404(Training, training_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        with shown_at(form):
+            trainings.cancel_training(training_id, current_user, form.reason.data or "", seen=seen_state(request.form))
+            flash(_("The training is cancelled; everyone registered has been told."), "success")
+            return None
+    return confirm_page(_cancel_confirmation(training, form), 422)
 
 
 @bp.get("/<int:training_id>")
@@ -145,7 +164,11 @@ def participants(training_id: int):
     """The participant list: status, organisation, answers, attendance per session, actions."""
     training = db.get_or_404(Training, training_id)
     rows = participant_list(training.id)
+    override = request.args.get("override") == "1"
     return render_template("events/staff/participants.html", training=training, rows=rows,
+                           override=override, override_form=OverrideForm(),
+                           recordable=participants_module.recordable_sessions(training, override),
+                           certifiable={r.id for r in rows if participants_module.certified_sessions(r, override)},
                            taken=sum(1 for r in rows if r.holds_seat), answers_of=answers_of,
                            unconfirmed=sum(1 for r in rows if r.unconfirmed),
                            over=bool(training.ends_at and training.ends_at < utcnow()),
@@ -157,7 +180,8 @@ def participants(training_id: int):
 @bp.post("/<int:training_id>/attendance")
 @action(_participant_list)
 def attendance(training_id: int):
-    """Save the attendance checkboxes (``present`` = "registration:session")."""
+    """Save the attendance checkboxes (``present`` = "registration:session") of the sessions that have
+    started; with a reason (``override_reason``) of the others too."""
     db.get_or_404(Training, training_id)
     pairs = set()
     for value in request.form.getlist("present"):
@@ -165,7 +189,11 @@ def attendance(training_id: int):
         if not (registration_id.isdigit() and session_id.isdigit() and len(value) < 24):
             abort(400)
         pairs.add((int(registration_id), int(session_id)))
-    count = set_attendance(training_id, pairs, current_user)
+    form = OverrideForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return None
+    count = set_attendance(training_id, pairs, current_user, form.override_reason.data or "")
     flash(_("Attendance saved (%(n)s marked).", n=count), "success")
 
 
@@ -203,9 +231,14 @@ def sign_in_sheet(session_id: int):
 @action(lambda registration_id: url_for("trainings.certificate", registration_id=registration_id),
         refused=lambda registration_id: _registration_list(registration_id))
 def issue_certificate(registration_id: int):
-    """Issue a certificate of attendance (recorded), then show it to print."""
+    """Issue a certificate of attendance (recorded) for the attended sessions that have ended (with a
+    reason, ``override_reason``, before they end), then show it to print."""
     db.get_or_404(Registration, registration_id)
-    participants_module.issue_certificate(registration_id, current_user)
+    form = OverrideForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(_registration_list(registration_id))
+    participants_module.issue_certificate(registration_id, current_user, form.override_reason.data or "")
 
 
 @bp.get("/registrations/<int:registration_id>/certificate")
@@ -213,8 +246,8 @@ def certificate(registration_id: int):
     """A printable certificate of attendance (Teilnahmebescheinigung) for the sessions attended,
     once it has been issued from the participant list."""
     registration = db.get_or_404(Registration, registration_id)
-    sessions = participants_module.attended_sessions(registration)
-    if not sessions or registration.anonymised_at or not participants_module.certificate_issued(registration):
+    sessions = participants_module.certificate_sessions(registration)
+    if not sessions:
         abort(404)
     hours = sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600
     return render_template("events/staff/certificate.html", registration=registration,
@@ -255,13 +288,35 @@ def release_holds(training_id: int):
             moved=moved), "success")
 
 
+def _cancel_registration_confirmation(registration: Registration, form: ReasonForm) -> Confirmation:
+    return Confirmation(_("Cancel this registration?"), f"{registration.name} · {registration.training.title}",
+                        registrations.staff_cancel_consequences(registration),
+                        _("Cancel the registration and tell the person"),
+                        url_for("trainings.cancel_registration", registration_id=registration.id),
+                        _participant_list(registration.training_id), form=form, seen=registration.state)
+
+
+@bp.get("/registrations/<int:registration_id>/cancel")
+@action(_registration_list)
+def confirm_cancel_registration(registration_id: int):
+    """Ask before cancelling someone's registration: what will happen, who gets a mail, the reason."""
+    registration = db.get_or_404(Registration, registration_id)
+    return confirm_page(_cancel_registration_confirmation(registration, ReasonForm()))
+
+
 @bp.post("/registrations/<int:registration_id>/cancel")
 @action(_registration_list)
 def cancel_registration(registration_id: int):
-    """Cancel a registration for the person; the waiting list moves up."""
-    db.get_or_404(Registration, registration_id)
-    registrations.staff_cancel(registration_id, current_user, request.form.get("reason", "")[:2000])
-    flash(_("The registration is cancelled; the person is told."), "success")
+    """Cancel a registration for the person, who is told with the reason; the waiting list moves up."""
+    registration = db.get_or_404(Registration, registration_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        with shown_at(form):
+            registrations.staff_cancel(registration_id, current_user, form.reason.data or "",
+                                       seen=seen_state(request.form))
+            flash(_("The registration is cancelled; the person is told."), "success")
+            return None
+    return confirm_page(_cancel_registration_confirmation(registration, form), 422)
 
 
 @bp.route("/<int:training_id>/message", methods=["GET", "POST"])
@@ -297,12 +352,26 @@ def person_export():
                     headers={"Content-Disposition": 'attachment; filename="personal-data.json"'})
 
 
+def _person_address() -> str:
+    email = (request.form if request.method == "POST" else request.args).get("email", "").strip()
+    if not is_email(email):
+        abort(400)
+    return email
+
+
+@bp.get("/people/delete")
+def confirm_person_delete():
+    """Ask before erasing an address's personal data: what will happen and who gets a mail."""
+    email = _person_address()
+    return confirm_page(Confirmation(
+        _("Delete this person’s data?"), email, personal_data.delete_consequences(email),
+        _("Delete the personal data"), url_for("trainings.person_delete"), url_for("trainings.person", email=email),
+        hidden={"email": email}))
+
+
 @bp.post("/people/delete")
 @action(lambda: url_for("trainings.person"))
 def person_delete():
     """Erase an address's personal data (registrations stay, anonymised, for the figures)."""
-    email = request.form.get("email", "").strip()
-    if not is_email(email):
-        abort(400)
-    count = personal_data.delete_person(email, current_user)
+    count = personal_data.delete_person(_person_address(), current_user)
     flash(_("The personal data of %(n)s registrations is deleted.", n=count), "success")

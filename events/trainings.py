@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from accounts.models import User
 from core import audit
+from core.confirm import Consequences
 from core.db import unit_of_work
 from core.extensions import db
 from core.i18n import from_local
@@ -151,9 +153,23 @@ def cancel_training(training_id: int, actor: User, reason: str = "", seen: str |
         if was_published:
             mail_registration(registration, "events/training_cancelled",
                               _l("Cancelled: %(title)s", title=training.title),
-                              attach="CANCEL" if held_seat else None)
+                              attach="CANCEL" if held_seat else None, reason=reason.strip())
             told += 1
     return told
+
+
+def cancel_consequences(training: Training) -> Consequences:
+    """What ``cancel_training`` would do now, for the page that asks first; refused like the action."""
+    if not training.can("cancel"):
+        raise EventsError(_l("This training is cancelled already."))
+    ended = registrations_of(training, ACTIVE)
+    waiting = sum(1 for r in ended if r.is_waiting)
+    return Consequences((
+        _l("The training is cancelled; the programme and the calendar feeds keep it, marked as cancelled."),
+        lazy_ngettext("%(num)s registration ends (with a seat: %(seats)s, waiting: %(waiting)s); nobody moves up.",
+                      "%(num)s registrations end (with a seat: %(seats)s, waiting: %(waiting)s); nobody moves up.",
+                      len(ended), seats=len(ended) - waiting, waiting=waiting),
+    ), mails=len(ended) if training.status == TrainingStatus.PUBLISHED else 0)
 
 
 def training_input(training: Training, shift: timedelta = timedelta(0)) -> TrainingInput:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from accounts.models import User
 from core import audit
+from core.confirm import Consequences
 from core.db import unit_of_work
 from core.extensions import db
 from core.i18n import format_date, local_today
@@ -97,6 +98,18 @@ def reject_request(request_id: int, actor: User, reason: str, seen: str | None =
     request.decided_at, request.decided_by_id, request.reject_reason = utcnow(), actor.id, reason.strip()
     notify_decided(request)
     return request
+
+
+def reject_consequences(request: Request) -> Consequences:
+    """What ``reject_request`` would do now, for the page that asks first; refused like the action."""
+    if not request.can("reject"):
+        raise IllegalTransition(Request.states.refused)
+    return Consequences((
+        _l("Request #%(id)s is rejected; the partner is told, with your reason.", id=request.id),
+        _l("What it holds is released (copies back to stock: %(copies)s; unit bookings ended: %(bookings)s).",
+           copies=sum(line.quantity for line in request.lines),
+           bookings=sum(1 for b in request.bookings if b.can("release"))),
+    ), mails=1 if request.created_by is not None else 0)
 
 
 @unit_of_work

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 from accounts.audit_log import history
 from accounts.models import Organisation
 from core.bounds import FIRST_DAY, LAST_DAY, arg_id, page_number, parse_date
+from core.confirm import Confirmation, confirm_page
 from core.csv_export import csv_bytes
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
@@ -125,7 +126,7 @@ def detail(request_id: int):
         alternatives = {b.id: bookings.alternative_units(b) for b in booked if b.can("reassign")}
         past = history("request", req.id)
     return render_template("materials/request.html", req=req, lines=lines, bookings=booked,
-                           decision_form=DecisionForm(), conditions=list(UnitCondition), alternatives=alternatives,
+                           conditions=list(UnitCondition), alternatives=alternatives,
                            history=past)
 
 
@@ -147,18 +148,34 @@ def approve(request_id: int):
     flash(_("Request approved."), "success")
 
 
+def _reject_confirmation(req: Request, form: DecisionForm) -> Confirmation:
+    return Confirmation(_("Reject this request?"), _("Request #%(id)s", id=req.id) + f" · {req.organisation.name}",
+                        lending.reject_consequences(req), _("Reject the request and tell the partner"),
+                        url_for("requests.reject", request_id=req.id), _request_page(req.id), form=form,
+                        seen=req.state)
+
+
+@bp.get("/<int:request_id>/reject")
+@staff_required
+@action(_request_page)
+def confirm_reject(request_id: int):
+    """Ask before rejecting: what will happen, who gets a mail, and the reason for the mail."""
+    return confirm_page(_reject_confirmation(request_for(current_user, request_id), DecisionForm()))
+
+
 @bp.post("/<int:request_id>/reject")
 @staff_required
 @action(_request_page)
 def reject(request_id: int):
-    """Reject a request with a reason; its copies and units are released."""
-    request_for(current_user, request_id)
+    """Reject a request with a reason, which the partner is mailed; its copies and units are released."""
+    req = request_for(current_user, request_id)
     form = DecisionForm()
-    if not form.validate_on_submit():
-        flash_form_errors(form)
-        return None
-    lending.reject_request(request_id, current_user, form.reason.data or "", seen=seen_state(request.form))
-    flash(_("Request rejected."), "success")
+    if form.validate_on_submit():
+        with shown_at(form):
+            lending.reject_request(request_id, current_user, form.reason.data or "", seen=seen_state(request.form))
+            flash(_("Request rejected."), "success")
+            return None
+    return confirm_page(_reject_confirmation(req, form), 422)
 
 
 @bp.post("/<int:request_id>/cancel")

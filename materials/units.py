@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from accounts.models import User
 from core import audit
+from core.confirm import Consequences
 from core.db import unit_of_work
 from core.extensions import db
 from core.models import utcnow
@@ -57,13 +58,24 @@ def retire_unit(unit_id: int, actor: User) -> Unit:
         raise MaterialsError(_l("Unknown unit."))
     lock_editions([edition_id])  # no booking of the edition's units can start meanwhile
     unit = lock(Unit, unit_id)
-    if unit.retired_at is not None:
-        raise MaterialsError(_l("Unit %(code)s is retired already.", code=unit.inventory_code))
-    if db.session.scalar(select(Booking.id).where(Booking.unit_id == unit_id, Booking.status.in_(ACTIVE_BOOKING))):
-        raise MaterialsError(_l("The unit is booked or out on loan; change those bookings first."))
+    _refuse_retiring(unit)
     unit.retired_at = utcnow()
     audit.record(actor, "retire", unit, refs=[unit.edition.material], details=unit.inventory_code)
     return unit
+
+
+def _refuse_retiring(unit: Unit) -> None:
+    if unit.retired_at is not None:
+        raise MaterialsError(_l("Unit %(code)s is retired already.", code=unit.inventory_code))
+    if db.session.scalar(select(Booking.id).where(Booking.unit_id == unit.id, Booking.status.in_(ACTIVE_BOOKING))):
+        raise MaterialsError(_l("The unit is booked or out on loan; change those bookings first."))
+
+
+def retire_consequences(unit: Unit) -> Consequences:
+    """What ``retire_unit`` would do now, for the page that asks first; refused like the action."""
+    _refuse_retiring(unit)
+    return Consequences((_l("Unit %(code)s can no longer be booked or handed out, for good; its bookings and "
+                            "history stay.", code=unit.inventory_code),))
 
 
 def unit_bookings(unit: Unit) -> list[Booking]:

@@ -11,6 +11,7 @@ from wtforms.fields.choices import SelectChoice
 
 from accounts.audit_log import history
 from core.bounds import page_number, parse_month
+from core.confirm import Confirmation, confirm_page
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import language_name, local_today
@@ -291,6 +292,18 @@ def pdf(material_id: int):
         abort(404)
     return send_from_directory(current_app.config["UPLOAD_FOLDER"], material.pdf_path, mimetype="application/pdf",
                                download_name=f"{fold(material.title).replace(' ', '-')[:60]}.pdf")
+
+
+@bp.get("/units/<int:unit_id>/retire")
+@staff_required
+@action(_unit_page)
+def confirm_retire_unit(unit_id: int):
+    """Ask before retiring a unit for good: what will happen (nobody gets a mail)."""
+    unit = db.get_or_404(Unit, unit_id)
+    return confirm_page(Confirmation(
+        _("Retire this unit?"), f"{unit.inventory_code} · {unit.edition.material.title}",
+        units.retire_consequences(unit), _("Retire the unit"), url_for("materials.retire_unit", unit_id=unit.id),
+        _unit_page(unit.id)))
 
 
 @bp.post("/units/<int:unit_id>/retire")

@@ -146,8 +146,9 @@ TABLE = [
     ("GET", "/requests/", SIGNED_IN),
     ("GET", "/requests/{request}", (LOGIN, 200, 403, 200, 200)),
     ("GET", "/requests/99999", (LOGIN, 404, 404, 404, 404)),
+    ("GET", "/requests/{request}/reject", STAFF_ONLY),  # asks first: what happens, who gets a mail
     ("POST", "/requests/{request}/approve", STAFF_POST),
-    ("POST", "/requests/{request}/reject", STAFF_POST),
+    ("POST", "/requests/{request}/reject", (LOGIN, 403, 403, 422, 422)),  # no reason: asked again
     ("POST", "/requests/{request}/cancel", (LOGIN, 302, 403, 302, 302)),
     ("POST", "/requests/{request}/hand-over", STAFF_POST),
     ("POST", "/requests/{request}/close", STAFF_POST),
@@ -162,6 +163,7 @@ TABLE = [
     ("POST", "/requests/bookings/99999/return", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/materials/units/99999/clear", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/units/99999", (LOGIN, 403, 403, 404, 404)),
+    ("GET", "/materials/units/99999/retire", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/materials/units/99999/retire", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/materials/{material}/labels", STAFF_ONLY),
     ("GET", "/materials/import", STAFF_ONLY),
@@ -196,6 +198,8 @@ TABLE = [
     ("GET", "/events/staff/registrations/{registration}/certificate", (LOGIN, 403, 403, 404, 404)),  # not attended
     ("POST", "/events/staff/registrations/{registration}/certificate", STAFF_POST),  # not attended: told so
     ("POST", "/events/staff/registrations/{registration}/seat", STAFF_POST),
+    ("GET", "/events/staff/registrations/{registration}/cancel", STAFF_ONLY),  # asks first
+    ("GET", "/events/staff/registrations/99999/cancel", (LOGIN, 403, 403, 404, 404)),
     ("POST", "/events/staff/registrations/99999/cancel", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/events/staff/{training}/holds", STAFF_ONLY),
     ("POST", "/events/staff/{training}/holds", STAFF_POST),  # nothing chosen: told so
@@ -203,7 +207,10 @@ TABLE = [
     ("POST", "/events/staff/{training}/message", STAFF_ONLY),  # empty form: errors shown
     ("GET", "/events/staff/people", STAFF_ONLY),
     ("POST", "/events/staff/people/export.json", (LOGIN, 403, 403, 400, 400)),  # no address given
+    ("GET", "/events/staff/people/delete?email=w@example.org", STAFF_ONLY),  # asks first
+    ("GET", "/events/staff/people/delete", (LOGIN, 403, 403, 400, 400)),  # no address given
     ("POST", "/events/staff/people/delete", (LOGIN, 403, 403, 400, 400)),  # no address given
+    ("GET", "/events/staff/{training}/cancel", STAFF_ONLY),  # asks first: what happens, who gets a mail
     ("POST", "/events/staff/{training}/cancel", STAFF_POST),  # admin: cancelled already, told so
     ("GET", "/my/registrations", EVERYONE),
     ("POST", "/my/registrations", EVERYONE),  # empty form: errors shown

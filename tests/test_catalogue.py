@@ -425,6 +425,13 @@ def test_staff_edit_kit_contents_and_retire_units(client, make_material, make_us
     db.session.commit()
     busy = client.post(f"/materials/units/{a1.id}/retire", follow_redirects=True)
     assert "gebucht oder ausgeliehen" in busy.get_data(as_text=True)
+    asked = client.get(f"/materials/units/{a1.id}/retire", follow_redirects=True).get_data(as_text=True)
+    assert "gebucht oder ausgeliehen" in asked and "Exemplar ausmustern</button>" not in asked  # refused at once
+    assert f'href="/materials/units/{a2.id}/retire"' in client.get(f"/materials/units/{a2.id}").get_data(as_text=True)
+    asked = client.get(f"/materials/units/{a2.id}/retire").get_data(as_text=True)
+    assert "A-2 kann dauerhaft nicht mehr gebucht" in asked and "Niemand erhält eine E-Mail." in asked
+    db.session.refresh(a2)
+    assert a2.retired_at is None  # asking changed nothing
     client.post(f"/materials/units/{a2.id}/retire")
     db.session.refresh(a2)
     assert a2.retired_at is not None and not a2.bookable

@@ -228,6 +228,42 @@ def test_reject_and_cancel_release_stock_and_units(make_material, make_user):
         cancel_request(second.id, partner)
 
 
+def test_rejecting_asks_first_and_mails_the_reason(client, login, make_material, make_user):
+    """The request page links to a page that changes nothing, says what is released and who is
+    mailed, and keeps a reason that is missing or too long at its field; the reason reaches the mail."""
+    from core.mail import OutboxMessage
+    from tests.conftest import mail_text
+
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    brochure = make_material(editions={"de": 20}).editions[0]
+    kit = make_material(returnable=True, units={"de": ["K-1"]}).editions[0]
+    cart = add_to_cart(add_to_cart({}, brochure, quantity=5), kit, starts_on=SOON, ends_on=SOON + timedelta(days=1))
+    req = submit(partner, cart)
+    login(staff)
+
+    def mails():
+        return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == partner.email)
+                                       .order_by(OutboxMessage.id)))
+
+    before = len(mails())
+    assert f'href="/requests/{req.id}/reject"' in client.get(f"/requests/{req.id}").get_data(as_text=True)
+    page = client.get(f"/requests/{req.id}/reject").get_data(as_text=True)
+    assert "Stück zurück in den Bestand: 5; beendete Exemplar-Buchungen: 1" in page
+    assert "1 Adresse erhält eine E-Mail." in page and 'name="seen" value="submitted"' in page
+    empty = client.post(f"/requests/{req.id}/reject", data={"seen": "submitted", "reason": " "})
+    assert empty.status_code == 422 and "Bitte geben Sie den Grund an" in empty.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Request, req.id).status == RequestStatus.SUBMITTED and len(mails()) == before
+    assert db.session.get(Edition, brochure.id).stock_on_hand == 15
+
+    client.post(f"/requests/{req.id}/reject", data={"seen": "submitted", "reason": "Im Frühjahr wieder."})
+    db.session.expire_all()
+    assert db.session.get(Request, req.id).status == RequestStatus.REJECTED
+    assert "Im Frühjahr wieder." in mail_text(mails()[-1]) and len(mails()) == before + 1
+    gone = client.get(f"/requests/{req.id}/reject", follow_redirects=True).get_data(as_text=True)
+    assert "inzwischen geändert" in gone and "Bestellung ablehnen und" not in gone
+
+
 def test_partner_requests_through_the_pages_and_staff_approve(app, client, make_material, make_user, make_org, login):
     org = make_org(name="Wohnen am See eG")
     partner, colleague = make_user(Role.PARTNER, organisation=org), make_user(Role.PARTNER, organisation=org)

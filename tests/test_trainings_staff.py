@@ -193,6 +193,14 @@ def test_cancelling_a_training_tells_everyone_once_and_the_feed_keeps_it_as_canc
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == before
 
 
+def shift_sessions(training_id: int, by: timedelta) -> None:
+    """Move a training's sessions in time (registrations are made while it is still to come)."""
+    for session in db.session.scalars(select(TrainingSession).where(TrainingSession.training_id == training_id)):
+        session.starts_at, session.ends_at = session.starts_at + by, session.ends_at + by
+    db.session.commit()
+    db.session.expire_all()
+
+
 def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     training = make_training(seats=5, trainers="B. Schulz", sessions=[
@@ -201,6 +209,7 @@ def test_run_the_day_attendance_sheet_certificate_csv(staff, make_training):
     jan = confirmed(training.id, "jan@example.org")
     registrations.register(training.id, "Offen", "offen@example.org")  # pending, not confirmed
     first, second = (s.id for s in training.sessions)
+    shift_sessions(training.id, -timedelta(days=5))  # the day has come and gone
     response = staff.post(f"/events/staff/{training.id}/attendance",
                           data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}", f"{jan.id}:{first}"]})
     assert response.status_code == 302
@@ -379,12 +388,143 @@ def test_training_pages_are_accessible(staff, make_training, make_user):
     training = make_training(seats=1, ask_accessibility=True, ask_dietary=True, free_question="Ihre Fälle?")
     registration = confirmed(training.id, "a@example.org")
     registrations.register(training.id, "W", "w@example.org")
-    participants.set_attendance(training.id, {(registration.id, training.sessions[0].id)}, staff_user)
-    participants.issue_certificate(registration.id, staff_user)
-    for url in (f"/events/{training.id}", f"/events/staff/{training.id}", f"/events/staff/{training.id}/edit",
+    participants.set_attendance(training.id, {(registration.id, training.sessions[0].id)}, staff_user, "vorab")
+    participants.issue_certificate(registration.id, staff_user, "vorab")
+    for url in (f"/events/{training.id}", f"/events/staff/{training.id}", f"/events/staff/{training.id}?override=1",
+                f"/events/staff/{training.id}/edit",
                 f"/events/staff/{training.id}/duplicate", f"/events/staff/{training.id}/message",
                 f"/events/staff/sessions/{training.sessions[0].id}/sign-in-sheet",
                 f"/events/staff/registrations/{registration.id}/certificate",
                 f"/events/registrations/{links.manage_token(registration)}",
                 "/events/staff/people?email=a@example.org"):
         check_page(staff, url)
+
+
+def outbox_size() -> int:
+    return db.session.scalar(select(func.count()).select_from(OutboxMessage))
+
+
+def test_cancelling_a_training_asks_first_and_tells_everyone_the_reason(staff, make_training):
+    """The button leads to a page that changes nothing and says how many get a mail; the reason typed
+    there goes into every cancellation mail, in each person's language, and into the audit entry."""
+    training = make_training(seats=1, title="Absage mit Grund")
+    first = confirmed(training.id, "first@example.org")
+    registrations.register(training.id, "Second", "second@example.org")  # waiting
+    db.session.execute(update(Registration).where(Registration.id == first.id).values(locale="en"))
+    db.session.commit()
+    participants_page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'href="/events/staff/{training.id}/cancel"' in participants_page  # a link, no button that acts
+    before = outbox_size()
+
+    page = staff.get(f"/events/staff/{training.id}/cancel")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "2 Adressen erhalten eine E-Mail." in text and "2 Anmeldungen enden" in text
+    assert "Grund (steht in der E-Mail)" in text
+    assert outbox_size() == before and db.session.get(Training, training.id).status == TrainingStatus.PUBLISHED
+
+    too_long = staff.post(f"/events/staff/{training.id}/cancel", data={"reason": "x" * 2001, "seen": "published"})
+    assert too_long.status_code == 422 and "x" * 2001 in too_long.get_data(as_text=True)  # typed text kept
+    db.session.expire_all()
+    assert outbox_size() == before and db.session.get(Training, training.id).status == TrainingStatus.PUBLISHED
+
+    reason = "Die Referentin ist erkrankt.\nWir melden uns mit einem neuen Termin."
+    assert staff.post(f"/events/staff/{training.id}/cancel", data={"reason": reason, "seen": "published"}
+                      ).status_code == 302
+    assert outbox_size() == before + 2
+    english, german = (mail_text(mails_to(a)[-1]).replace("\r\n", "\n") for a in ("first@example.org",
+                                                                                    "second@example.org"))
+    assert "The reason we give:\nDie Referentin ist erkrankt.\nWir melden uns" in english
+    assert "Unsere Begründung:\nDie Referentin ist erkrankt.\nWir melden uns" in german
+    html = email.message_from_bytes(mails_to("second@example.org")[-1].raw, policy=email.policy.default)
+    assert "Die Referentin ist erkrankt.<br>Wir melden uns" in html.get_body(("html",)).get_content()
+    from core.audit import AuditEntry
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "cancel",
+                                                        AuditEntry.object_type == "training")).one()
+    assert entry.reason == reason
+    # Cancelled: the page that asks no longer asks, it says why.
+    again = staff.get(f"/events/staff/{training.id}/cancel", follow_redirects=True).get_data(as_text=True)
+    assert "Diese Fortbildung ist bereits abgesagt." in again and "Grund (steht in der E-Mail)" not in again
+
+
+def test_cancelling_someones_registration_asks_first_and_mails_the_reason(staff, make_training):
+    training = make_training(seats=1)
+    holder = confirmed(training.id, "holder@example.org")
+    waiting = registrations.register(training.id, "W", "w@example.org").registration
+    before = outbox_size()
+    page = staff.get(f"/events/staff/registrations/{holder.id}/cancel").get_data(as_text=True)
+    assert "2 Adressen erhalten eine E-Mail." in page  # the person, and the first on the waiting list
+    assert "1 Person rückt nach" in page
+    assert "1 Adresse erhält eine E-Mail." in staff.get(
+        f"/events/staff/registrations/{waiting.id}/cancel").get_data(as_text=True)
+    assert outbox_size() == before
+    assert db.session.get(Registration, holder.id).status == RegistrationStatus.CONFIRMED
+
+    staff.post(f"/events/staff/registrations/{holder.id}/cancel", data={"reason": "Doppelt angemeldet.",
+                                                                        "seen": "confirmed"})
+    assert "Unsere Begründung:\nDoppelt angemeldet." in mail_text(mails_to("holder@example.org")[-1]).replace("\r", "")
+    assert mails_to("w@example.org")[-1].subject == "Ein Platz ist für Sie frei geworden"
+    assert outbox_size() == before + 2
+
+
+def test_deleting_a_persons_data_asks_first(staff, make_training):
+    training = make_training(seats=1)
+    registrations.register(training.id, "Rita Roth", "rita@example.org")
+    registrations.register(training.id, "Next", "next@example.org")  # waiting
+    person = staff.get("/events/staff/people?email=rita@example.org").get_data(as_text=True)
+    assert 'href="/events/staff/people/delete?email=rita@example.org"' in person
+    page = staff.get("/events/staff/people/delete?email=rita@example.org").get_data(as_text=True)
+    assert "1 davon, für eine kommende Fortbildung, wird ohne E-Mail an die Person storniert." in page
+    assert "1 Adresse erhält eine E-Mail." in page  # the next on the waiting list
+    assert 'name="email" value="rita@example.org"' in page
+    assert db.session.scalar(select(func.count()).select_from(Registration).where(Registration.name == "")) == 0
+
+
+def test_attendance_once_a_session_started_certificates_once_it_ended_earlier_only_with_a_reason(
+        staff, make_training):
+    """A session still to come has no attendance checkbox and refuses attendance; a certificate waits
+    until an attended session has ended. Staff may do either earlier with a reason, which the audit
+    entry keeps; recording the usual way then leaves the early record alone."""
+    from core.audit import AuditEntry
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    training = make_training(seats=5, sessions=[(start, start + timedelta(hours=6)),
+                                                (start + timedelta(days=1), start + timedelta(days=1, hours=6))])
+    ayse = confirmed(training.id, "ayse@example.org")
+    first, second = (s.id for s in training.sessions)
+    shift_sessions(training.id, -timedelta(days=2, hours=1))  # the first session runs, the second is tomorrow
+
+    page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'id="present-{ayse.id}-{first}"' in page and f'id="present-{ayse.id}-{second}"' not in page
+    refused = staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{ayse.id}:{second}"]},
+                         follow_redirects=True)
+    assert "nur für Termine erfasst werden, die begonnen haben" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
+    staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{ayse.id}:{first}"]})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 1
+
+    page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'form="certificate-{ayse.id}"' not in page  # the session has not ended
+    refused = staff.post(f"/events/staff/registrations/{ayse.id}/certificate", follow_redirects=True)
+    assert "nur für besuchte Termine, die zu Ende sind" in refused.get_data(as_text=True)
+    assert staff.get(f"/events/staff/registrations/{ayse.id}/certificate").status_code == 404
+
+    early = staff.get(f"/events/staff/{training.id}?override=1").get_data(as_text=True)
+    assert f'id="present-{ayse.id}-{second}"' in early and 'name="override_reason"' in early
+    staff.post(f"/events/staff/{training.id}/attendance",
+               data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}"], "override_reason": "Liste vorab"})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 2
+    staff.post(f"/events/staff/{training.id}/attendance", data={"present": [f"{ayse.id}:{first}"]})
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 2  # the second is kept
+    issued = staff.post(f"/events/staff/registrations/{ayse.id}/certificate",
+                        data={"override_reason": "Reist vor dem Ende ab"})
+    assert issued.headers["Location"].endswith(f"/events/staff/registrations/{ayse.id}/certificate")
+    assert "Dauer: 12,0 Stunden" in staff.get(issued.headers["Location"]).get_data(as_text=True)
+    reasons = dict(db.session.execute(select(AuditEntry.action, AuditEntry.reason).where(
+        AuditEntry.action.in_(("attendance", "certificate")), AuditEntry.reason != "")).all())
+    assert reasons == {"attendance": "Liste vorab", "certificate": "Reist vor dem Ende ab"}
+
+    shift_sessions(training.id, -timedelta(days=2))  # both have ended: no reason needed
+    page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'form="certificate-{ayse.id}"' in page and "Früher erfassen" not in page
+    assert staff.post(f"/events/staff/registrations/{ayse.id}/certificate").status_code == 302

@@ -62,6 +62,8 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
             (f"/events/staff/{full.id}/edit", None), (f"/events/staff/{full.id}/message", None),
             (f"/events/staff/sessions/{past.sessions[0].id}/sign-in-sheet", "sign-in-sheet"),
             (f"/events/staff/registrations/{attended.id}/certificate", None),
+            (f"/events/staff/{full.id}?override=1", None), (f"/events/staff/{full.id}/cancel", None),
+            (f"/events/staff/registrations/{confirmed.id}/cancel", None), (f"/requests/{submitted.id}/reject", None),
         ],
         "admin": [
             ("/admin/audit", "audit-trail"), (f"/admin/users/{team.id}/edit", None), ("/admin/users", None),

@@ -1,6 +1,7 @@
 """Trainee and staff journeys through the trainings in a real browser (journeys 3, 4, 5 and 7)."""
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -115,13 +116,57 @@ def test_staff_create_two_day_training_publish_mark_attendance_and_open_a_certif
 
     page.reload()
     check(page, "participant-list")
+    # The training is still to come: attendance and a certificate now need a reason (issue 16, item 17).
+    expect(page.get_by_label(re.compile(r"Ayşe Kaya anwesend am"))).to_have_count(0)
+    early = "Früher erfassen oder bescheinigen, mit Begründung"
+    reason = "Grund für die Erfassung vor Beginn oder die Bescheinigung vor dem Ende"
+    page.get_by_role("link", name=early).click()
+    check(page)
+    page.get_by_label(reason).fill("Teilnahmeliste vorab ausgefüllt")
     page.get_by_label(re.compile(r"Ayşe Kaya anwesend am")).first.check()
     page.get_by_role("button", name="Anwesenheit speichern").click()
     expect(page.get_by_role("status").or_(page.locator(".alert--success"))).to_contain_text("Anwesenheit gespeichert")
-    page.get_by_role("button", name="Bescheinigung").click()
+    page.get_by_role("link", name=early).click()
+    page.get_by_label(reason).fill("Reist vor dem Ende ab")
+    page.get_by_role("button", name="Bescheinigung für Ayşe Kaya").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Teilnahmebescheinigung")
     expect(page.locator("main")).to_contain_text("Ayşe Kaya")
     check(page, "certificate")
+
+
+def test_staff_cancel_a_training_after_seeing_who_is_told_and_the_reason_reaches_the_mail(
+        page, live, make_user, make_training):
+    """Issue 16, item 3: the button asks first, says how many addresses get a mail, and the reason typed
+    there is in every cancellation mail."""
+    from events import links, registrations
+
+    staff_email = make_user(Role.STAFF, name="Jonas Weber").email
+    training_id = make_training(title="Fachtag fällt aus", seats=1).id
+    first = registrations.register(training_id, "Erste Person", "erste@example.org").registration
+    registrations.confirm_registration(links.confirm_token(first))
+    registrations.register(training_id, "Zweite Person", "zweite@example.org")  # on the waiting list
+    release()
+    sign_in(page, staff_email, PASSWORD)
+    page.goto(f"/events/staff/{training_id}")
+    page.get_by_role("link", name="Fortbildung absagen", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Fortbildung absagen?")
+    expect(page.locator("main")).to_contain_text("2 Adressen erhalten eine E-Mail.")
+    check(page, "training-cancel-confirm")
+    page.get_by_role("link", name="Zurück, nichts ändern").click()  # asking changed nothing
+    expect(page.locator(".facts")).to_contain_text("Veröffentlicht")
+    page.get_by_role("link", name="Fortbildung absagen", exact=True).click()
+    page.get_by_label("Grund (steht in der E-Mail)").fill("Die Referentin ist erkrankt.\nEin neuer Termin folgt.")
+    page.get_by_role("button", name="Fortbildung absagen und alle benachrichtigen").click()
+    expect(page.get_by_role("status")).to_contain_text("Die Fortbildung ist abgesagt")
+    expect(page.locator(".facts")).to_contain_text("Abgesagt")
+    for address in ("erste@example.org", "zweite@example.org"):
+        deadline = time.monotonic() + 30
+        while not (cancelled := [m for m in live.mails_to(address) if m["Subject"] == "Abgesagt: Fachtag fällt aus"]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(cancelled) == 1, address
+        text = cancelled[0].get_body(("plain",)).get_content().replace("\r\n", "\n")
+        assert "Unsere Begründung:\nDie Referentin ist erkrankt.\nEin neuer Termin folgt." in text
 
 
 def focused(page) -> dict:
