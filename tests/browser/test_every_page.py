@@ -38,6 +38,9 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
     pending = db.session.scalar(select(Registration).where(Registration.status == RegistrationStatus.PENDING)
                                 .order_by(Registration.id))
     team = db.session.scalar(select(User).where(User.email == "team@fundus.example"))
+    partner_org = db.session.scalar(select(User).where(User.email == "wohnen@partner.example")).organisation_id
+    # /materials/10 in the demo: a long German title above the request form.
+    handout = db.session.scalar(select(Material).where(Material.title.like("Arbeitshilfe: Diskriminierungsfälle%")))
     participants.issue_certificate(attended.id, team)
     assert full.status == TrainingStatus.PUBLISHED
     pages = {
@@ -51,6 +54,8 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
         ],
         "partner": [
             ("/requests/", None), (f"/requests/{submitted.id}", None), ("/requests/cart", None), ("/account", None),
+            # The request forms: date fields and a long button label inside their card (383 and 324 px wide once).
+            (f"/materials/{kit.id}", None), (f"/materials/{handout.id}", None),
         ],
         "staff": [
             ("/requests/overview", "staff-dashboard"), ("/requests/loans/overdue", None),
@@ -65,6 +70,7 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
         ],
         "admin": [
             ("/admin/audit", "audit-trail"), (f"/admin/users/{team.id}/edit", None), ("/admin/users", None),
+            (f"/organisations/{partner_org}", None),  # the contact form's button was 389 px wide
         ],
     }
     release()
