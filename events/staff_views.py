@@ -216,9 +216,24 @@ def certificate(registration_id: int):
     sessions = participants_module.attended_sessions(registration)
     if not sessions or registration.anonymised_at or not participants_module.certificate_issued(registration):
         abort(404)
-    hours = sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600
-    return render_template("events/staff/certificate.html", registration=registration,
-                           training=registration.training, sessions=sessions, hours=hours)
+    return render_template("events/staff/certificate.html", training=registration.training,
+                           **_certificate(registration))
+
+
+def _certificate(registration: Registration) -> dict:
+    """What one certificate shows: the person, the sessions attended and their hours."""
+    sessions = participants_module.attended_sessions(registration)
+    return {"registration": registration, "sessions": sessions,
+            "hours": sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600}
+
+
+@bp.get("/<int:training_id>/certificates")
+def certificates(training_id: int):
+    """Every issued certificate of a training on one page to print, each on its own sheet."""
+    training = db.get_or_404(Training, training_id)
+    issued, not_issued = participants_module.certificates_of(training.id)
+    return render_template("events/staff/certificates.html", training=training, not_issued=not_issued,
+                           items=[_certificate(r) for r in issued])
 
 
 @bp.post("/registrations/<int:registration_id>/seat")

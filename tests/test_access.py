@@ -195,6 +195,7 @@ TABLE = [
     ("GET", "/events/staff/sessions/{session}/sign-in-sheet", STAFF_ONLY),
     ("GET", "/events/staff/registrations/{registration}/certificate", (LOGIN, 403, 403, 404, 404)),  # not attended
     ("POST", "/events/staff/registrations/{registration}/certificate", STAFF_POST),  # not attended: told so
+    ("GET", "/events/staff/{training}/certificates", STAFF_ONLY),  # none issued: says so
     ("POST", "/events/staff/registrations/{registration}/seat", STAFF_POST),
     ("POST", "/events/staff/registrations/99999/cancel", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/events/staff/{training}/holds", STAFF_ONLY),
