@@ -3,7 +3,7 @@
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from core.changes import version as change_version
@@ -22,16 +22,33 @@ def sessions_ending_after(moment: datetime):
     return select(TrainingSession.training_id).where(TrainingSession.ends_at >= moment)
 
 
-def feed_query(target_group=None, today: date | None = None):
+def filtered(query, target_group=None, training_format=None, month: date | None = None):
+    """The programme's filters, the one definition the programme page and the feeds share: target group,
+    format, and the month (its first day) in which the first session starts, in Berlin time."""
+    if target_group is not None:
+        query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
+    if training_format is not None:
+        query = query.where(Training.format == training_format)
+    if month is not None:
+        following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        start, end = from_local(datetime.combine(month, time())), from_local(datetime.combine(following, time()))
+        # Sessions before the month's end only: a training whose first session is later has none of them.
+        first_in_month = (select(TrainingSession.training_id).where(TrainingSession.starts_at < end)
+                          .group_by(TrainingSession.training_id)
+                          .having(func.min(TrainingSession.starts_at) >= start))
+        query = query.where(Training.id.in_(first_in_month))
+    return query
+
+
+def feed_query(target_group=None, today: date | None = None, training_format=None, month: date | None = None):
     """Published and cancelled trainings with a session ending on or after the day 30 days before
-    ``today`` (Berlin): whole days, so that a feed's content changes only with the data or the date."""
+    ``today`` (Berlin): whole days, so that a feed's content changes only with the data or the date.
+    The programme's filters (``filtered``) narrow it, so a filtered programme has its own feed."""
     day = (today or local_today()) - timedelta(days=FEED_DAYS_BACK)
     since = from_local(datetime.combine(day, time()))
     query = select(Training).where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
                                    Training.id.in_(sessions_ending_after(since)))
-    if target_group is not None:
-        query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
-    return query
+    return filtered(query, target_group, training_format, month)
 
 
 def feed_trainings(query) -> list[Training]:

@@ -62,8 +62,10 @@ class Availability(enum.StrEnum):
     FULL = "full"  # the next registration joins the waiting list
 
 
-def availability(training: Training) -> Availability:
-    left = training.seats - seats_taken(training.id)
+def availability(training: Training, taken: int | None = None) -> Availability:
+    """``taken``: the seats taken as read with the training's row, where a page lists many trainings
+    (no statement per training); by default read afresh."""
+    left = training.seats - (seats_taken(training.id) if taken is None else taken)
     if left <= 0:
         return Availability.FULL
     return Availability.FEW if left <= FEW_SEATS else Availability.FREE

@@ -249,9 +249,23 @@ def certificate(registration_id: int):
     sessions = participants_module.certificate_sessions(registration)
     if not sessions:
         abort(404)
-    hours = sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600
-    return render_template("events/staff/certificate.html", registration=registration,
-                           training=registration.training, sessions=sessions, hours=hours)
+    return render_template("events/staff/certificate.html", training=registration.training,
+                           **_certificate(registration, sessions))
+
+
+def _certificate(registration: Registration, sessions: list) -> dict:
+    """What one certificate shows: the person, the sessions it lists and their hours."""
+    return {"registration": registration, "sessions": sessions,
+            "hours": sum((s.ends_at - s.starts_at).total_seconds() for s in sessions) / 3600}
+
+
+@bp.get("/<int:training_id>/certificates")
+def certificates(training_id: int):
+    """Every issued certificate of a training on one page to print, each on its own sheet."""
+    training = db.get_or_404(Training, training_id)
+    issued, not_issued = participants_module.certificates_of(training.id)
+    return render_template("events/staff/certificates.html", training=training, not_issued=not_issued,
+                           items=[_certificate(r, sessions) for r, sessions in issued])
 
 
 @bp.post("/registrations/<int:registration_id>/seat")

@@ -2,7 +2,7 @@
 and the staff."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
@@ -14,10 +14,9 @@ from core import audit
 from core.confirm import Consequences
 from core.db import unit_of_work
 from core.extensions import db
-from core.i18n import from_local
 from core.models import utcnow
 from events.errors import EventsError
-from events.feeds import sessions_ending_after
+from events.feeds import filtered, sessions_ending_after
 from events.models import (
     ACTIVE,
     SEAT_HOLDING,
@@ -262,12 +261,4 @@ def programme(target_group=None, training_format=None, month: date | None = None
         .options(selectinload(Training.sessions))
         .order_by(first.c.first_start, Training.id)
     )
-    if target_group is not None:
-        query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
-    if training_format is not None:
-        query = query.where(Training.format == training_format)
-    if month is not None:
-        following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
-        query = query.where(first.c.first_start >= from_local(datetime.combine(month, time())),
-                            first.c.first_start < from_local(datetime.combine(following, time())))
-    return query
+    return filtered(query, target_group, training_format, month)

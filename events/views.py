@@ -80,18 +80,30 @@ def cancel(token: str):
     flash(_("Your registration is cancelled."), "success")
 
 
-@bp.get("/")
-def programme():
-    """Upcoming published trainings; filters by target group, format and month (URL parameters)."""
+def programme_filters() -> tuple:
+    """The programme's filters from the URL (target group, format, month), the same for the page and
+    its feed; a value that is not one of them is no filter."""
     group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
     fmt = TrainingFormat._value2member_map_.get(request.args.get("format", ""))
-    month = request.args.get("month", "")
-    first_day = parse_month(month)  # not a month (or out of range): the programme unfiltered
+    first_day = parse_month(request.args.get("month", ""))  # not a month (or out of range): no filter
+    return group, fmt, first_day
+
+
+@bp.get("/")
+def programme():
+    """Upcoming published trainings with place, target groups and whether seats are free (no numbers:
+    ``seats.availability``); filters by target group, format and month (URL parameters), and the feed
+    of the same selection to subscribe to."""
+    group, fmt, first_day = programme_filters()
     page = db.paginate(trainings.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False,
                        page=page_number())
-    return render_template("events/programme.html", page=page, group=group, fmt=fmt,
-                           month=month if first_day else "", target_groups=list(TargetGroup),
-                           formats=list(TrainingFormat))
+    # Seats as read with each training's row: one statement for the page, not one per training.
+    listed = [(t, registration_state(t), seats.availability(t, t.seats_taken)) for t in page.items]
+    filters = {"target_group": group.value if group else None, "format": fmt.value if fmt else None,
+               "month": f"{first_day:%Y-%m}" if first_day else None}
+    return render_template("events/programme.html", page=page, listed=listed, group=group, fmt=fmt,
+                           month=filters["month"] or "", filters=filters,
+                           target_groups=list(TargetGroup), formats=list(TrainingFormat))
 
 
 def registration_form(training: Training) -> RegistrationForm:
@@ -167,13 +179,16 @@ def training_ics(training_id: int):
 
 @bp.get("/calendar.ics")
 def calendar_ics():
-    """All published (and cancelled) trainings from 30 days ago on; ``?target_group=`` filters.
+    """All published (and cancelled) trainings from 30 days ago on; the programme's filters
+    (``?target_group=``, ``format=``, ``month=``) narrow it, so a filtered programme has its feed.
     Calendar apps poll this every few minutes: the ETag needs one row read by its key."""
-    group = TargetGroup._value2member_map_.get(request.args.get("target_group", ""))
+    group, fmt, first_day = programme_filters()
     today = local_today()
     version = feeds.public_feed_version(today)
-    return ics_response(("public", group.value if group else None), version, version[1],
-                        lambda: feeds.feed_trainings(feeds.feed_query(group, today)),
+    feed = ("public", group.value if group else None, fmt.value if fmt else None,
+            first_day.isoformat() if first_day else None)
+    return ics_response(feed, version, version[1],
+                        lambda: feeds.feed_trainings(feeds.feed_query(group, today, fmt, first_day)),
                         _l("Trainings – %(org)s", org=current_app.config["ORG_NAME"]))
 
 

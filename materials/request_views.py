@@ -13,7 +13,7 @@ from accounts.models import Organisation
 from core.bounds import FIRST_DAY, LAST_DAY, arg_id, page_number, parse_date
 from core.confirm import Confirmation, confirm_page
 from core.csv_export import csv_bytes
-from core.errors import action, flash_form_errors, shown_at
+from core.errors import action, shown_at
 from core.extensions import db
 from core.i18n import format_date, local_today
 from core.security import staff_required

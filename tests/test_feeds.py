@@ -1,6 +1,8 @@
 """Calendar feeds are cached per process by ETag: no two different feeds may ever share an entry."""
 
 import itertools
+import re
+from datetime import datetime, timedelta
 
 import icalendar
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +11,7 @@ from sqlalchemy import select
 
 from core.extensions import db
 from events import links, notifications, registrations
-from events.models import TraineeKey, Training
+from events.models import TraineeKey, Training, TrainingFormat
 
 ADDRESSES = itertools.count()
 
@@ -108,3 +110,90 @@ def test_a_training_cancelled_while_holding_a_seat_stays_in_the_personal_feed_as
     feed = icalendar.Calendar.from_ical(client.get(holder).get_data())
     assert [(str(e["summary"]), str(e["status"])) for e in feed.walk("VEVENT")] == [("Fällt aus", "CANCELLED")]
     assert summaries(client.get(waiting)) == []
+
+
+def programme_entries(client, url: str, **kw) -> dict[str, str]:
+    """Each training of the programme page: its title and the text of its entry."""
+    page = client.get(url, **kw).get_data(as_text=True)
+    entries = re.findall(r'<li class="result">(.*?)</li>', page, re.S)
+    return {re.search(r'<h2><a href="/events/\d+">([^<]+)</a>', e).group(1): re.sub(r"<[^>]+>", " ", e) for e in entries}
+
+
+def test_the_programme_shows_place_target_groups_and_seats_but_never_a_number(client, make_training):
+    """Free, a few left, or full with the waiting list: what the training's own page may say
+    (``seats.availability``); the exact count would tell whether a stranger's address is booked."""
+    free = make_training(title="Viel Platz", seats=37, target_groups="housing,municipal",
+                         venue="Planerladen, Schützenstraße 42, Dortmund")
+    few = make_training(title="Fast voll", seats=5, target_groups="counselling")
+    full = make_training(title="Voll", seats=1)
+    online = make_training(title="Im Netz", format=TrainingFormat.ONLINE, venue="")
+    for address in ("a@example.org", "b@example.org"):
+        registrations.register(few.id, "Person", address)  # 3 of 5 left
+    registrations.register(full.id, "Person", "c@example.org")
+    registrations.register(full.id, "Wartend", "d@example.org")  # on the waiting list
+    entries = programme_entries(client, "/events/")
+    assert set(entries) == {free.title, few.title, full.title, online.title}
+    assert "Ort Planerladen, Schützenstraße 42, Dortmund" in " ".join(entries["Viel Platz"].split())
+    assert "Zielgruppen Wohnungswirtschaft, Kommunalverwaltung" in " ".join(entries["Viel Platz"].split())
+    assert "Zielgruppen Beratungsstellen" in " ".join(entries["Fast voll"].split())
+    assert "Ort" not in entries["Im Netz"].split()  # online: no place to go to
+    seats = {title: re.search(r"Plätze\s+(.+?)\s*$", " ".join(text.split())).group(1) for title, text in entries.items()}
+    assert seats == {"Viel Platz": "Plätze frei", "Fast voll": "Nur noch wenige Plätze frei",
+                     "Voll": "Ausgebucht; Anmeldungen kommen auf die Warteliste", "Im Netz": "Plätze frei"}
+    assert not any(re.search(r"\d+ (Plätze|frei|Warteliste)", text) for text in entries.values())
+
+
+def test_the_filtered_programme_subscribes_to_the_feed_of_the_same_selection(client, make_training):
+    """Every filter of the programme (target group, format, month) travels to its feed links, which
+    come from BASE_URL, never from the Host the request named."""
+    from core.i18n import from_local
+
+    start = from_local(datetime(2099, 3, 10, 9))
+    make_training(title="März online Wohnen", format=TrainingFormat.ONLINE, target_groups="housing",
+                  sessions=[(start, start + timedelta(hours=3))])
+    make_training(title="März vor Ort Wohnen", format=TrainingFormat.IN_PERSON, target_groups="housing",
+                  sessions=[(start, start + timedelta(hours=3))])
+    make_training(title="April online Wohnen", format=TrainingFormat.ONLINE, target_groups="housing",
+                  sessions=[(start + timedelta(days=30), start + timedelta(days=30, hours=3))])
+    make_training(title="März online Verwaltung", format=TrainingFormat.ONLINE, target_groups="municipal",
+                  sessions=[(start, start + timedelta(hours=3))])
+    query = "target_group=housing&format=online&month=2099-03"
+    page = client.get(f"/events/?{query}", headers={"Host": "attacker.example"}).get_data(as_text=True)
+    assert list(programme_entries(client, f"/events/?{query}")) == ["März online Wohnen"]
+    webcal = re.search(r'href="(webcal://[^"]+)">Diese Fortbildungen im Kalender abonnieren', page).group(1)
+    download = re.search(r'href="([^"]+)">Diese Fortbildungen als Kalender \(\.ics\)', page).group(1)
+    assert webcal == f"webcal://fundus.test/events/calendar.ics?{query.replace('&', '&amp;')}"
+    assert download == f"/events/calendar.ics?{query.replace('&', '&amp;')}"
+    assert summaries(client.get(f"/events/calendar.ics?{query}")) == ["März online Wohnen"]
+    # Unfiltered: the whole programme's feed, as before.
+    whole = client.get("/events/").get_data(as_text=True)
+    assert 'href="webcal://fundus.test/events/calendar.ics">Im Kalender abonnieren' in whole
+
+
+def test_the_feed_understands_format_and_month_like_the_programme(client, make_training):
+    from core.i18n import from_local
+
+    def at(*args):
+        return from_local(datetime(*args))
+
+    make_training(title="Online", format=TrainingFormat.ONLINE, sessions=[(at(2099, 5, 4, 9), at(2099, 5, 4, 12))])
+    make_training(title="Hybrid", format=TrainingFormat.HYBRID, sessions=[(at(2099, 5, 31, 23), at(2099, 6, 1, 1))])
+    make_training(title="Vor Ort", format=TrainingFormat.IN_PERSON,
+                  sessions=[(at(2099, 6, 1, 0, 30), at(2099, 6, 1, 2)), (at(2099, 5, 2, 9), at(2099, 5, 2, 12))])
+    make_training(title="Juni", format=TrainingFormat.IN_PERSON, sessions=[(at(2099, 6, 1, 0, 30), at(2099, 6, 1, 2))])
+    cases = {
+        "format=online": ["Online"],
+        "format=hybrid": ["Hybrid"],
+        "format=in-person": ["Juni", "Vor Ort"],
+        "month=2099-05": ["Hybrid", "Online", "Vor Ort"],  # by the first session, in Berlin time
+        "month=2099-06": ["Juni"],
+        "format=in-person&month=2099-05": ["Vor Ort"],
+        "format=nonsense&month=2099-13": ["Hybrid", "Juni", "Online", "Vor Ort"],  # not a filter: everything
+    }
+    etags = set()
+    for query, expected in cases.items():
+        response = client.get(f"/events/calendar.ics?{query}")
+        assert sorted({re.sub(r" \(\d/\d\)$", "", s) for s in summaries(response)}) == expected, query  # (1/2)
+        assert sorted(programme_entries(client, f"/events/?{query}")) == expected, query  # the page agrees
+        etags.add(response.headers["ETag"])
+    assert len(etags) == len(cases)  # no two selections share a cached calendar

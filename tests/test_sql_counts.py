@@ -160,3 +160,29 @@ def test_conditional_feed_answers_304_from_one_row_and_changes_with_the_training
     changed = client.get("/events/calendar.ics", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert b"STATUS:CANCELLED" in changed.get_data()
+
+
+def test_the_page_of_all_certificates_costs_the_same_for_two_and_twenty_people(app, client, make_user,
+                                                                               make_training, login):
+    from events import participants
+
+    staff = make_user(Role.STAFF)
+    ended = utcnow().replace(microsecond=0) - timedelta(days=3)
+    counts = []
+    for scale in (2, 20):
+        training = make_training(seats=scale, sessions=[(ended, ended + timedelta(hours=3)),
+                                                        (ended + timedelta(days=1), ended + timedelta(days=1, hours=3))])
+        people = []
+        for i in range(scale):
+            registration = Registration(training_id=training.id, name=f"Person {i}", email=f"s{scale}p{i}@example.org",
+                                        status=RegistrationStatus.CONFIRMED, consent_at=utcnow(),
+                                        manage_token_hash=f"s{scale}m{i}", confirm_token_hash=f"s{scale}c{i}")
+            registration.attended = [Attendance(session_id=s.id) for s in training.sessions]
+            db.session.add(registration)
+            people.append(registration)
+        db.session.commit()
+        for registration in people:
+            participants.issue_certificate(registration.id, staff)
+        login(staff)
+        counts.append(statements(app, client, f"/events/staff/{training.id}/certificates"))
+    assert counts[0] == counts[1] <= LIMIT

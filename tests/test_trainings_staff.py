@@ -528,3 +528,63 @@ def test_attendance_once_a_session_started_certificates_once_it_ended_earlier_on
     page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
     assert f'form="certificate-{ayse.id}"' in page and "Früher erfassen" not in page
     assert staff.post(f"/events/staff/registrations/{ayse.id}/certificate").status_code == 302
+
+
+def test_staff_print_every_issued_certificate_of_a_training_on_one_page(staff, make_training, make_user):
+    """One page, one certificate per sheet: each person whose certificate was issued, nobody else's."""
+    staff_user = make_user(Role.STAFF)
+    training, other = make_training(seats=5), make_training(seats=5, title="Andere Fortbildung")
+    ayse, jan, olga, max_ = (confirmed(training.id, f"{name}@example.org") for name in ("ayse", "jan", "olga", "max"))
+    stranger = confirmed(other.id, "fremd@example.org")
+    ended = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    for t in (training, other):  # both took place
+        t.sessions[0].starts_at, t.sessions[0].ends_at = ended, ended + timedelta(hours=3)
+    db.session.commit()
+    first = training.sessions[0].id
+    participants.set_attendance(training.id, {(r.id, first) for r in (ayse, jan, olga)}, staff_user)
+    participants.set_attendance(other.id, {(stranger.id, other.sessions[0].id)}, staff_user)
+    for registration in (jan, ayse, stranger):
+        participants.issue_certificate(registration.id, staff_user)
+
+    listed = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert f'href="/events/staff/{training.id}/certificates">Alle Bescheinigungen drucken</a>' in listed
+    page = staff.get(f"/events/staff/{training.id}/certificates").get_data(as_text=True)
+    sheets = page.split('<article class="slip certificate">')[1:]
+    assert [re.search(r"<strong>(\w+)</strong>", s).group(1) for s in sheets] == ["Ayse", "Jan"]  # by name
+    assert all("Diskriminierungsfreie Vermietung" in s and "Dauer: 3,0 Stunden" in s for s in sheets)
+    assert "Olga" not in page and "Max" not in page and "Fremd" not in page and "Andere Fortbildung" not in page
+    assert "2 Bescheinigungen, jede auf einer eigenen Seite." in page
+    assert "1 Person hat teilgenommen, aber noch keine Bescheinigung" in page  # Olga: issue it first
+    assert 'data-print hidden>Drucken</button>' in page and "/static/js/print.js" in page
+    assert staff.get(f"/events/staff/{other.id + 1000}/certificates").status_code == 404
+    assert max_.status == RegistrationStatus.CONFIRMED  # there, but never marked present: no certificate
+
+
+def test_printable_pages_have_a_print_button(staff, make_training, make_user, make_org, make_material):
+    """Slip, sign-in sheet, certificate and QR labels: a button that prints (shown by a script file;
+    the Content-Security-Policy allows no inline script), never printed itself."""
+    from materials.models import Request, RequestStatus
+
+    staff_user = make_user(Role.STAFF)
+    training = make_training()
+    ayse = confirmed(training.id, "ayse@example.org")
+    ended = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    training.sessions[0].starts_at, training.sessions[0].ends_at = ended, ended + timedelta(hours=3)
+    db.session.commit()
+    participants.set_attendance(training.id, {(ayse.id, training.sessions[0].id)}, staff_user)
+    participants.issue_certificate(ayse.id, staff_user)
+    kit = make_material(title="Koffer", returnable=True, units={"de": ["K-1"]})
+    org = make_org()
+    request = Request(organisation_id=org.id, created_by_id=make_user(Role.PARTNER, organisation=org).id,
+                      status=RequestStatus.SUBMITTED)
+    db.session.add(request)
+    db.session.commit()
+    for url in (f"/requests/{request.id}/slip", f"/materials/{kit.id}/labels",
+                f"/events/staff/sessions/{training.sessions[0].id}/sign-in-sheet",
+                f"/events/staff/registrations/{ayse.id}/certificate", f"/events/staff/{training.id}/certificates"):
+        page = staff.get(url).get_data(as_text=True)
+        assert re.search(r'<p class="no-print print-row"><button type="button" class="button" data-print hidden>'
+                         r"Drucken</button></p>\s*<script src=\"/static/js/print.js\" defer></script>", page), url
+    with staff.get("/static/js/print.js") as response:
+        script = response.get_data(as_text=True)
+    assert "window.print()" in script and "hidden = false" in script

@@ -38,7 +38,13 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
     pending = db.session.scalar(select(Registration).where(Registration.status == RegistrationStatus.PENDING)
                                 .order_by(Registration.id))
     team = db.session.scalar(select(User).where(User.email == "team@fundus.example"))
+    partner_org = db.session.scalar(select(User).where(User.email == "wohnen@partner.example")).organisation_id
+    # /materials/10 in the demo: a long German title above the request form.
+    handout = db.session.scalar(select(Material).where(Material.title.like("Arbeitshilfe: Diskriminierungsfälle%")))
     participants.issue_certificate(attended.id, team)
+    second = db.session.scalar(select(Registration).where(Registration.training_id == past.id, Registration.id != attended.id)
+                               .order_by(Registration.id))
+    participants.issue_certificate(second.id, team)  # the page of all certificates prints two sheets
     assert full.status == TrainingStatus.PUBLISHED
     pages = {
         "anonymous": [
@@ -51,6 +57,8 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
         ],
         "partner": [
             ("/requests/", None), (f"/requests/{submitted.id}", None), ("/requests/cart", None), ("/account", None),
+            # The request forms: date fields and a long button label inside their card (383 and 324 px wide once).
+            (f"/materials/{kit.id}", None), (f"/materials/{handout.id}", None),
         ],
         "staff": [
             ("/requests/overview", "staff-dashboard"), ("/requests/loans/overdue", None),
@@ -64,9 +72,11 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
             (f"/events/staff/registrations/{attended.id}/certificate", None),
             (f"/events/staff/{full.id}?override=1", None), (f"/events/staff/{full.id}/cancel", None),
             (f"/events/staff/registrations/{confirmed.id}/cancel", None), (f"/requests/{submitted.id}/reject", None),
+            (f"/events/staff/{past.id}/certificates", "certificates-all"),
         ],
         "admin": [
             ("/admin/audit", "audit-trail"), (f"/admin/users/{team.id}/edit", None), ("/admin/users", None),
+            (f"/organisations/{partner_org}", None),  # the contact form's button was 389 px wide
         ],
     }
     release()
@@ -123,8 +133,12 @@ def test_printable_pages_print_on_a_sane_number_of_a4_pages(context, live):
     pages = dict((name, url) for url, name in demo_pages()["staff"] if name)
     page = context.new_page()
     sign_in(page, "team@fundus.example", DEMO_PASSWORD)
+    # Every printable page has a button that opens the browser's print dialog (here: counted).
+    page.add_init_script("window.print = () => { window.printed = (window.printed || 0) + 1; };")
     for name, most in (("handover-slip", 2), ("sign-in-sheet", 2)):
         page.goto(pages[name])
+        page.get_by_role("button", name="Drucken").click()
+        assert page.evaluate("window.printed") == 1
         page.emulate_media(media="print")
         expect(page.get_by_role("navigation", name="Hauptnavigation")).to_be_hidden()
         page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
@@ -137,5 +151,17 @@ def test_printable_pages_print_on_a_sane_number_of_a4_pages(context, live):
     page.get_by_role("link", name=re.compile("Fachtag Faire Vermietung")).click()
     page.get_by_role("button", name="Bescheinigung").first.click()
     check(page, "certificate")
+    page.get_by_role("button", name="Drucken").click()
+    assert page.evaluate("window.printed") == 1
     page.emulate_media(media="print")
+    expect(page.get_by_role("button", name="Drucken")).to_be_hidden()
     assert pdf_pages(page.pdf(format="A4")) == 1
+    # All certificates of the training at once: one sheet each.
+    page.emulate_media(media="screen")
+    page.get_by_role("link", name="Zurück zur Teilnahmeliste").click()
+    page.get_by_role("link", name="Alle Bescheinigungen drucken").click()
+    expect(page.get_by_role("heading", name="Teilnahmebescheinigung", exact=True)).to_have_count(2)
+    page.get_by_role("button", name="Drucken").click()
+    assert page.evaluate("window.printed") == 1
+    page.emulate_media(media="print")
+    assert pdf_pages(page.pdf(format="A4")) == 2
