@@ -62,6 +62,7 @@ DEFAULTS: dict[str, object] = {
     "ORG_FAX": "0231 8820701",
     "ORG_EMAIL": "integration@planerladen.de",
     "ORG_WEBSITE": "https://www.planerladen.de",
+    "ORG_OPENING_HOURS": "",  # when materials can be picked up, e.g. "Mo–Do 10–16 Uhr"; in approval mails
     "IMPRINT_REPRESENTATIVE": "",  # who represents the association (Vorstand)
     "IMPRINT_REGISTER": "",  # e.g. "Vereinsregister Amtsgericht Dortmund, VR …"
     "IMPRINT_CONTENT_RESPONSIBLE": "",  # responsible for content (§ 18 Abs. 2 MStV)

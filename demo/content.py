@@ -162,14 +162,14 @@ def seed_requests() -> int:
             booking.blocked_until = booking.ends_on + timedelta(days=booking.unit.edition.material.buffer_days)
         db.session.commit()
         lending.approve_request(req.id, staff)
-        lending.hand_over(req.id, [b.id for b in req.bookings], staff, contents_checked=True)
+        lending.hand_over(req.id, [b.id for b in req.bookings], staff, contents_checked=True, early_confirmed=True)
     lending.take_back(closed.bookings[0].id, staff, UnitCondition.DAMAGED, "Roll-up-Display geknickt")
     lending.close_request(closed.id, staff)
     returned = request(beratung, [{"edition_id": edition("Handbuch Antidiskriminierungsberatung").id,
                                    "starts_on": (today + timedelta(days=1)).isoformat(),
                                    "ends_on": (today + timedelta(days=8)).isoformat()}], "Einarbeitung")
     lending.approve_request(returned.id, staff)
-    lending.hand_over(returned.id, [b.id for b in returned.bookings], staff, contents_checked=True)
+    lending.hand_over(returned.id, [b.id for b in returned.bookings], staff, contents_checked=True, early_confirmed=True)
     lending.take_back(returned.bookings[0].id, staff, UnitCondition.GOOD, "")
     return 8
 

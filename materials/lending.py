@@ -76,11 +76,34 @@ def _release(request: Request, actor) -> list[Booking]:
 
 
 @unit_of_work
-def approve_request(request_id: int, actor: User, seen: str | None = None) -> Request:
-    """Staff approve a submitted request; the partner is told."""
+def approve_request(request_id: int, actor: User, seen: str | None = None, quantities: dict[int, int] | None = None,
+                    reason: str = "") -> Request:
+    """Staff approve a submitted request, possibly with fewer copies of a line than asked for
+    (``quantities``: line id → copies, at least 1): the rest goes back into stock, and the reason,
+    which is then required, goes into the approval mail."""
     request = _lock_request(request_id, seen)
-    Request.states.move(request, "approve", actor)
+    if not request.can("approve"):
+        raise IllegalTransition(Request.states.refused)
+    reason = reason.strip()
+    fewer = {line: quantities[line.id] for line in request.lines
+             if quantities and quantities.get(line.id, line.quantity) != line.quantity}
+    for line, quantity in fewer.items():
+        if not 1 <= quantity < line.quantity:
+            raise MaterialsError(_l("Give 1 to %(n)s copies of %(title)s (to give none, reject the request).",
+                                    n=line.quantity, title=line.edition.material.title), field="quantities")
+    if fewer and not reason:
+        raise MaterialsError(_l("Please give the reason for fewer copies; it is sent to the partner."), field="reason")
+    if fewer:
+        _lock_goods(request, [])
+    for line, quantity in fewer.items():
+        change_stock(line.edition_id, line.quantity - quantity, StockReason.CANCELLED, actor, request_id=request.id)
+        line.requested, line.quantity = line.quantity, quantity
+    details = "; ".join(f"{line.edition.material.title} ({line.edition.language}): {line.requested} → {line.quantity}"
+                        for line in fewer)
+    Request.states.move(request, "approve", actor, reason=reason if fewer else "", details=details,
+                        refs=[line.edition.material for line in fewer])
     request.decided_at, request.decided_by_id = utcnow(), actor.id
+    request.approval_note = reason if fewer else ""
     notify_decided(request)
     return request
 
@@ -142,9 +165,18 @@ def _start_today(booking: Booking, today: date) -> None:
                                 day=format_date(other.blocked_until) if other else "")) from None
 
 
+EARLY_HANDOVER_DAYS = 3  # a unit handed over more days than this before its booked start needs a confirmation
+
+
+def handed_over_early(bookings, today: date | None = None) -> list[Booking]:
+    """The bookings whose handover now would be early enough to ask first (the loan then starts today)."""
+    today = today or local_today()
+    return [b for b in bookings if b.starts_on > today + timedelta(days=EARLY_HANDOVER_DAYS)]
+
+
 @unit_of_work
 def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_checked: bool,
-              seen: str | None = None) -> Request:
+              seen: str | None = None, early_confirmed: bool = False) -> Request:
     """Hand over the given units of an approved (or partly handed over) request.
 
     Kits with a contents list need the checklist ticked; a damaged, incomplete or lost unit never
@@ -177,6 +209,12 @@ def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_che
     if any(b.unit.edition.material.contents for b in chosen) and not contents_checked:
         raise MaterialsError(_l("Check the contents list before handing the kit over."), field="contents_checked")
     today = local_today()
+    early = handed_over_early(chosen, today)
+    if early and not early_confirmed:
+        raise MaterialsError(_l("%(code)s is booked from %(day)s. Handed over now, the loan starts today (and blocks "
+                                "the unit from today): confirm the early handover to go on.",
+                                code=early[0].unit.inventory_code, day=format_date(early[0].starts_on)),
+                             field="early_confirmed")
     for booking in chosen:
         _start_today(booking, today)
         hand_over_booking(booking)

@@ -348,6 +348,7 @@ class Request(Stateful, TimestampMixin, db.Model):
     decided_at: Mapped[datetime | None]
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reject_reason: Mapped[str] = mapped_column(Text, default="")
+    approval_note: Mapped[str] = mapped_column(Text, default="")  # why fewer copies than asked for
     # A random key per request form: a double-clicked submit finds the first request.
     submit_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 
@@ -372,6 +373,13 @@ class Request(Stateful, TimestampMixin, db.Model):
         return [b for b in self.bookings if b.can("hand_over")]
 
     @property
+    def materials_with_notes(self) -> list[Material]:
+        """The materials of the request that have pickup or delivery notes, each once."""
+        found = {line.edition.material for line in self.lines}
+        found |= {b.unit.edition.material for b in self.bookings_in_effect}
+        return sorted((m for m in found if m.pickup_notes), key=lambda m: m.title)
+
+    @property
     def bookings_in_effect(self) -> list["Booking"]:
         """The bookings that were not called off (reserved, out or back)."""
         return [b for b in self.bookings if b.status != BookingStatus.CANCELLED]
@@ -387,6 +395,7 @@ class RequestLine(db.Model):
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="RESTRICT"), index=True)
     quantity: Mapped[int]
+    requested: Mapped[int | None]  # what the partner asked for, where staff approved fewer
 
     request: Mapped[Request] = relationship(back_populates="lines")
     edition: Mapped[Edition] = relationship()

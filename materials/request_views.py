@@ -21,7 +21,7 @@ from core.states import seen_state
 from materials import bookings, exports, lending, staff_lists
 from materials.access import booking_for, material_for, request_for, require_partner, visible_requests
 from materials.cart import add_to_cart, cart_items, cart_of, keep_cart, submit_request
-from materials.errors import Shortage
+from materials.errors import MaterialsError, Shortage
 from materials.forms import AddPeriodForm, AddQuantityForm, DecisionForm, SubmitRequestForm
 from materials.models import Booking, Delivery, Edition, Request, RequestLine, RequestStatus, Unit, UnitCondition
 from materials.views import detail_page, edition_choices
@@ -127,7 +127,7 @@ def detail(request_id: int):
         past = history("request", req.id)
     return render_template("materials/request.html", req=req, lines=lines, bookings=booked,
                            conditions=list(UnitCondition), alternatives=alternatives,
-                           history=past)
+                           early=lending.handed_over_early(req.awaiting_handover), history=past)
 
 
 def _request_page(request_id: int) -> str:
@@ -142,10 +142,22 @@ def _booking_request_page(booking_id: int) -> str:
 @staff_required
 @action(_request_page)
 def approve(request_id: int):
-    """Approve a submitted request."""
+    """Approve a submitted request; ``quantity-<line id>`` fields may give fewer copies, with a reason."""
     request_for(current_user, request_id)
-    lending.approve_request(request_id, current_user, seen=seen_state(request.form))
-    flash(_("Request approved."), "success")
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        raise MaterialsError(_("The reason is too long (at most 2000 characters)."))
+    quantities = {}
+    for key, value in request.form.items():
+        if key.startswith("quantity-"):
+            line_id, value = key.removeprefix("quantity-"), value.strip()
+            if not (line_id.isdigit() and len(line_id) <= 10 and value.isdigit() and len(value) <= 7):
+                raise MaterialsError(_("Enter the number of copies to give as a whole number."))
+            quantities[int(line_id)] = int(value)
+    approved = lending.approve_request(request_id, current_user, seen=seen_state(request.form), quantities=quantities,
+                                       reason=form.reason.data or "")
+    flash(_("Request approved with fewer copies; the partner is told why.") if approved.approval_note
+          else _("Request approved."), "success")
 
 
 def _reject_confirmation(req: Request, form: DecisionForm) -> Confirmation:
@@ -196,7 +208,7 @@ def hand_over(request_id: int):
     request_for(current_user, request_id)
     booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit() and len(v) < 10]
     lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y",
-                      seen=seen_state(request.form))
+                      seen=seen_state(request.form), early_confirmed=request.form.get("early_confirmed") == "y")
     flash(_("Handed over."), "success")
 
 

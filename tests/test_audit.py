@@ -56,7 +56,7 @@ def approved(w: World):
 
 def out(w: World):
     approved(w)
-    lending.hand_over(w.request.id, [b.id for b in w.request.bookings], w.staff, True)
+    lending.hand_over(w.request.id, [b.id for b in w.request.bookings], w.staff, True, early_confirmed=True)
 
 
 def damaged(w: World):
@@ -79,7 +79,8 @@ ACTIONS = [
     ("reject", "request", lambda w: w.request.id, None, lambda w: f"/requests/{w.request.id}/reject",
      {"reason": "Nicht vorrätig"}, lambda w: f"/requests/{w.request.id}", "staff"),
     ("hand_over", "request", lambda w: w.request.id, approved, lambda w: f"/requests/{w.request.id}/hand-over",
-     lambda w: {"booking_id": [str(booking(w))], "contents_checked": "y"}, lambda w: f"/requests/{w.request.id}",
+     lambda w: {"booking_id": [str(booking(w))], "contents_checked": "y", "early_confirmed": "y"},
+     lambda w: f"/requests/{w.request.id}",
      "staff"),
     ("take_back", "unit", lambda w: w.request.bookings[0].unit_id, out,
      lambda w: f"/requests/bookings/{booking(w)}/return", {"condition": "damaged", "note": "Kratzer"},

@@ -331,8 +331,15 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
     unchecked = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id)}, follow_redirects=True)
     assert "Prüfen Sie die Inhaltsliste" in unchecked.get_data(as_text=True)
     assert db.session.get(Booking, booking_id).status == BookingStatus.RESERVED
-    client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y"})
+    early = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert f"GB-1 ist ab dem {format_date(SOON)} gebucht" in early  # issue 16.12: asks first, changes nothing
+    assert db.session.get(Booking, booking_id).status == BookingStatus.RESERVED
+    assert 'id="early_confirmed"' in early
+    client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y",
+                                          "early_confirmed": "y"})
     assert db.session.get(Booking, booking_id).status == BookingStatus.HANDED_OVER
+    assert db.session.get(Booking, booking_id).starts_on == local_today()  # the loan starts when it leaves
     assert db.session.get(Request, request_id).status == RequestStatus.HANDED_OVER
 
     no_note = client.post(f"/requests/bookings/{booking_id}/return", data={"condition": "incomplete", "note": ""},
@@ -370,7 +377,7 @@ def test_the_overview_lists_blocked_units_with_the_bookings_that_sit_on_them(cli
     now, later, latest = (submit(partner, {"items": [item | period(start, 2)]}) for start in (0, 10, 20))
     for req in (now, later, latest):
         lending.approve_request(req.id, staff)
-    lending.hand_over(now.id, [now.bookings[0].id], staff, True)
+    lending.hand_over(now.id, [now.bookings[0].id], staff, True, early_confirmed=True)
     login(staff)
     assert "Gesperrte Exemplare (0)" in client.get("/requests/overview").get_data(as_text=True)
     lending.take_back(now.bookings[0].id, staff, UnitCondition.DAMAGED, "Rahmen gebrochen")
@@ -422,7 +429,7 @@ def test_mails_overview_reminders_and_extension(app, client, make_material, make
     # Handed over and not back in time: one reminder, not a second one the next day.
     from materials.lending import hand_over
 
-    hand_over(request.id, [booking_id], staff, contents_checked=True)
+    hand_over(request.id, [booking_id], staff, contents_checked=True, early_confirmed=True)
     later_day = start + timedelta(days=8)
     assert send_overdue_reminders(today=later_day) == 1
     assert send_overdue_reminders(today=later_day + timedelta(days=1)) == 0
@@ -480,7 +487,7 @@ def test_slip_and_csv_exports_for_german_excel(client, make_material, make_user,
     from materials import lending
 
     lending.approve_request(request.id, staff)
-    lending.hand_over(request.id, [b.id for b in request.bookings], staff, True)
+    lending.hand_over(request.id, [b.id for b in request.bookings], staff, True, early_confirmed=True)
     rows = list(csv.reader(io.StringIO(client.get("/requests/export/ledger.csv").get_data().decode("utf-8-sig")),
                            delimiter=";"))
     assert [row[3:7] for row in rows[1:] if row[3] == "0"] == [
@@ -510,7 +517,7 @@ def test_unit_page_history_and_qr_labels(client, make_material, make_user, login
 
     expected = segno.make(f"http://fundus.test/materials/units/{unit_id}", error="m").svg_inline(scale=3)
     assert expected in labels  # the code opens the unit's staff page
-    assert "<script" not in labels and not re.search(r"\sstyle=", labels)
+    assert not re.search(r"<script(?![^>]*\bsrc=)", labels) and not re.search(r"\sstyle=", labels)  # nothing inline
 
 
 def test_staff_see_one_organisations_history(client, make_material, make_user, make_org, login):
@@ -553,3 +560,50 @@ def test_a_submit_key_of_another_organisation_is_refused(make_material, make_use
     submit(make_user(Role.PARTNER), cart, key="k")
     with pytest.raises(MaterialsError, match="schon gesendet"):
         submit(make_user(Role.PARTNER), cart, key="k")
+
+
+def test_staff_approve_fewer_copies_with_a_reason_and_the_mail_gives_pickup_details(app, client, make_material,
+                                                                                     make_user, login):
+    """Issue 16.11: fewer copies than asked for, with a reason that goes into the mail (and back into
+    stock); the approval mail says where and when to pick up, and the booked dates."""
+    from core.mail import OutboxMessage
+    from tests.conftest import mail_text
+
+    app.config["ORG_OPENING_HOURS"] = "Mo–Do 10–16 Uhr"
+    partner, staff = make_user(Role.PARTNER, name="Petra Partner"), make_user(Role.STAFF)
+    brochure = make_material(title="Ihre Rechte", editions={"de": 40})
+    kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["KV-1"]},
+                        pickup_notes="Bitte mit dem Auto kommen.")
+    request = submit(partner, {"items": [
+        {"edition_id": brochure.editions[0].id, "quantity": 20},
+        {"edition_id": kit.editions[0].id, "starts_on": SOON.isoformat(),
+         "ends_on": (SOON + timedelta(days=2)).isoformat()}]})
+    line_id, request_id = request.lines[0].id, request.id
+    login(staff)
+    page = client.get(f"/requests/{request_id}").get_data(as_text=True)
+    assert re.search(rf'<input[^>]*id="quantity-{line_id}"[^>]*value="20"[^>]*max="20"', page)
+
+    no_reason = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": "12", "seen": "submitted"},
+                            follow_redirects=True)
+    assert "Bitte geben Sie den Grund" in no_reason.get_data(as_text=True)
+    for bad in ("0", "21", "-3", "zwölf"):
+        client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": bad, "reason": "x"})
+    db.session.expire_all()
+    assert db.session.get(Request, request_id).status == RequestStatus.SUBMITTED
+    assert db.session.get(Edition, brochure.editions[0].id).stock_on_hand == 20
+
+    client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": "12", "seen": "submitted",
+                                                         "reason": "Die zweite Auflage kommt erst im März."})
+    db.session.expire_all()
+    approved = db.session.get(Request, request_id)
+    assert approved.status == RequestStatus.APPROVED
+    assert (approved.lines[0].quantity, approved.lines[0].requested) == (12, 20)
+    assert db.session.get(Edition, brochure.editions[0].id).stock_on_hand == 28
+    mail = mail_text(db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == partner.email)
+                                        .order_by(OutboxMessage.id.desc())).first())
+    for text in ("12 statt 20 × Ihre Rechte (Deutsch)", "Die zweite Auflage kommt erst im März.",
+                 "Schützenstraße 42, 44147 Dortmund", "Mo–Do 10–16 Uhr", "Bitte mit dem Auto kommen.",
+                 f"{format_date(SOON)} – {format_date(SOON + timedelta(days=2))}"):
+        assert text in mail, text
+    page = client.get(f"/requests/{request_id}").get_data(as_text=True)
+    assert "20 bestellt" in page and "Die zweite Auflage kommt erst im März." in page

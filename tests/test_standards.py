@@ -102,7 +102,7 @@ def test_every_mail_kind_parses_strictly_and_carries_the_headers_it_needs(app, m
             "ends_on": (start + timedelta(days=1)).isoformat()}
     request = submit_request(partner, {"items": [item]}, uuid.uuid4().hex, "Fachtag", "", Delivery.PICKUP, "")
     approve_request(request.id, staff)
-    hand_over(request.id, [request.bookings[0].id], staff, contents_checked=True)
+    hand_over(request.id, [request.bookings[0].id], staff, contents_checked=True, early_confirmed=True)
     assert send_overdue_reminders(today=start + timedelta(days=5)) == 1
     # Trainings: registration, waiting list, the link again, confirmation, a seat for the next,
     # cancellation, "my registrations", a change, a reminder, a message and the training cancelled.

@@ -42,7 +42,7 @@ def test_an_illegal_request_transition_is_refused_and_changes_nothing(make_mater
     before = (db.session.get(Request, req.id).status, db.session.scalar(text("SELECT count(*) FROM audit_entries")))
     service = {"approve": lambda: lending.approve_request(req.id, staff),
                "close": lambda: lending.close_request(req.id, staff),
-               "hand_over": lambda: lending.hand_over(req.id, [b.id for b in req.bookings], staff, True),
+               "hand_over": lambda: lending.hand_over(req.id, [b.id for b in req.bookings], staff, True, early_confirmed=True),
                "cancel": lambda: lending.cancel_request(req.id, staff)}[action]
     with pytest.raises(IllegalTransition):
         service()
@@ -75,7 +75,7 @@ def test_a_unit_in_good_condition_cannot_be_cleared_and_a_return_never_clears(ma
         units.clear_unit(unit.id, staff)
     req = submitted(partner, kit, days=3)
     lending.approve_request(req.id, staff)
-    lending.hand_over(req.id, [b.id for b in req.bookings], staff, True)
+    lending.hand_over(req.id, [b.id for b in req.bookings], staff, True, early_confirmed=True)
     lending.take_back(req.bookings[0].id, staff, UnitCondition.DAMAGED, "Rolle geknickt")
     assert db.session.get(type(unit), unit.id).condition == UnitCondition.DAMAGED
     units.clear_unit(unit.id, staff)
@@ -90,10 +90,10 @@ def test_a_damaged_unit_never_leaves_the_house_for_an_older_reservation(make_mat
     first, later = submitted(partner, kit, days=2), submitted(partner, kit, days=20)
     for req in (first, later):
         lending.approve_request(req.id, staff)
-    lending.hand_over(first.id, [b.id for b in first.bookings], staff, True)
+    lending.hand_over(first.id, [b.id for b in first.bookings], staff, True, early_confirmed=True)
     lending.take_back(first.bookings[0].id, staff, UnitCondition.DAMAGED, "Tafel gebrochen")
     with pytest.raises(DomainError) as refused:
-        lending.hand_over(later.id, [b.id for b in later.bookings], staff, True)
+        lending.hand_over(later.id, [b.id for b in later.bookings], staff, True, early_confirmed=True)
     assert "Tafel gebrochen" in str(refused.value) and "K-1" in str(refused.value)
     db.session.expire_all()
     assert db.session.get(Request, later.id).status == RequestStatus.APPROVED
@@ -110,10 +110,10 @@ def test_every_return_keeps_its_own_condition_record_and_the_damage_stays_until_
     first, second = submitted(partner, kit, days=0), submitted(partner, kit, days=4)
     for req in (first, second):
         lending.approve_request(req.id, staff)
-    lending.hand_over(first.id, [b.id for b in first.bookings], staff, True)
+    lending.hand_over(first.id, [b.id for b in first.bookings], staff, True, early_confirmed=True)
     lending.take_back(first.bookings[0].id, staff, UnitCondition.DAMAGED, "Tafel gebrochen")
     units.clear_unit(unit_id, staff)
-    lending.hand_over(second.id, [b.id for b in second.bookings], staff, True)
+    lending.hand_over(second.id, [b.id for b in second.bookings], staff, True, early_confirmed=True)
     lending.take_back(second.bookings[0].id, staff, UnitCondition.INCOMPLETE, "Stecker fehlt")
     db.session.expire_all()
     records = {b.request_id: (b.return_condition, b.return_note)
@@ -241,16 +241,16 @@ def test_a_stale_page_cannot_override_a_colleagues_decision(client, login, make_
 def test_a_unit_handed_over_early_is_booked_from_that_day(make_material, make_user):
     """Handed over before its booked start, the loan starts today: the unit no longer looks free in
     between, and a request for that time gets another unit or nothing."""
-    from materials.errors import Shortage
+    from materials.errors import MaterialsError
 
     staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
     kit = make_material(returnable=True, units={"de": ["BU-10"]}, buffer_days=0).editions[0]
     later = submitted(partner, kit, days=20)
     lending.approve_request(later.id, staff)
-    lending.hand_over(later.id, [b.id for b in later.bookings], staff, True)
+    lending.hand_over(later.id, [b.id for b in later.bookings], staff, True, early_confirmed=True)
     db.session.expire_all()
     assert db.session.get(Request, later.id).bookings[0].starts_on == local_today()
-    with pytest.raises(Shortage):
+    with pytest.raises(MaterialsError, match="Kein Exemplar ist"):  # refused when added, already
         submitted(partner, kit, days=3)
 
 
@@ -261,7 +261,7 @@ def test_an_early_handover_is_refused_when_the_unit_is_booked_in_between(make_ma
     for req in (soon, later):
         lending.approve_request(req.id, staff)
     with pytest.raises(DomainError, match="für jemand anderen gebucht"):
-        lending.hand_over(later.id, [b.id for b in later.bookings], staff, True)
+        lending.hand_over(later.id, [b.id for b in later.bookings], staff, True, early_confirmed=True)
     db.session.expire_all()
     assert db.session.get(Request, later.id).status == RequestStatus.APPROVED
 
@@ -277,7 +277,7 @@ def test_the_last_two_units_taken_back_at_once_return_the_request(app, make_mate
                            starts_on=start, ends_on=start + timedelta(days=2))
         req = submit_request(partner, cart, f"two-{round_}", "Fachtag", "", Delivery.PICKUP, "")
         lending.approve_request(req.id, staff)
-        lending.hand_over(req.id, [b.id for b in req.bookings], staff, True)
+        lending.hand_over(req.id, [b.id for b in req.bookings], staff, True, early_confirmed=True)
         booking_ids, staff_id = [b.id for b in req.bookings], staff.id
 
         def back(i, booking_ids=booking_ids, staff_id=staff_id):

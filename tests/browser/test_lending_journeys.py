@@ -96,6 +96,10 @@ def test_partner_requests_and_staff_lend_and_take_back(context, live, make_org, 
     page.go_back()
     page.get_by_label("Inhalt geprüft und vollständig").check()
     page.get_by_role("button", name="Ausgeben").click()
+    expect(page.get_by_role("main")).to_contain_text("Bestätigen Sie die frühe Ausgabe")  # booked from in 10 days
+    page.get_by_label("Vor dem gebuchten Beginn ausgeben").check()
+    page.get_by_label("Inhalt geprüft und vollständig").check()
+    page.get_by_role("button", name="Ausgeben").click()
     expect(page.locator(".facts")).to_contain_text("Ausgegeben")
     page.get_by_label("Zustand").select_option(label="Beschädigt")
     page.get_by_label("Was ist beschädigt oder fehlt?").fill("Ein Roll-up-Display geknickt")
