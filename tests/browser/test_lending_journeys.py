@@ -125,3 +125,41 @@ def test_partner_requests_and_staff_lend_and_take_back(context, live, make_org, 
     expect(page.locator(".facts")).to_contain_text("Gut")
     staff.close()
 
+
+
+def test_a_partner_learns_at_once_when_a_kit_is_taken_and_when_it_is_free(context, live, make_user, make_material):
+    """Issue 16.9 and 16.10 in the browser: adding a kit for a period in which it is booked is refused
+    at the date field, naming the next free period, with the dates typed kept; the basket then holds
+    the free period and is still there after signing out and in."""
+    from core.extensions import db
+
+    partner_email = make_user(Role.PARTNER, name="Petra Partner").email
+    kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["KV-1"]}, buffer_days=1)
+    start = local_today() + timedelta(days=5)
+    submit_request(make_user(Role.PARTNER, name="Karl Kunde"), add_to_cart(
+        {}, kit.editions[0], starts_on=start, ends_on=start + timedelta(days=3)), "taken", "Fest", "",
+        Delivery.PICKUP, "")  # KV-1 is taken from start to start + 4 (the buffer day)
+    kit_id = kit.id
+    db.session.commit()
+    release()
+    page = context.new_page()
+    sign_in(page, partner_email, PASSWORD)
+    page.goto(f"/materials/{kit_id}")
+    wanted = start + timedelta(days=1)
+    page.get_by_label("Abholdatum").fill(wanted.isoformat())
+    page.get_by_label("Rückgabedatum").fill((wanted + timedelta(days=1)).isoformat())
+    page.get_by_role("button", name="Zur Bestellung hinzufügen").click()
+    free = start + timedelta(days=5)
+    day = lambda d: d.strftime("%d.%m.%Y")  # noqa: E731
+    expect(page.get_by_role("main")).to_contain_text(
+        f"Der nächste freie Zeitraum gleicher Länge ist vom {day(free)} bis {day(free + timedelta(days=1))}.")
+    expect(page.get_by_label("Abholdatum")).to_have_value(wanted.isoformat())  # what was typed stays
+    check(page)
+    page.get_by_label("Abholdatum").fill(free.isoformat())
+    page.get_by_label("Rückgabedatum").fill((free + timedelta(days=1)).isoformat())
+    page.get_by_role("button", name="Zur Bestellung hinzufügen").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Warenkorb")
+    page.get_by_role("button", name="Abmelden").click()
+    sign_in(page, partner_email, PASSWORD)
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Warenkorb").click()
+    expect(page.get_by_role("main")).to_contain_text(f"{day(free)} – {day(free + timedelta(days=1))}")
