@@ -111,11 +111,14 @@ def next_free_start(edition: Edition, starts_on: date, ends_on: date) -> date | 
         .where(Booking.unit_id.in_(unit_ids), Booking.status.in_(ACTIVE_BOOKING), Booking.blocked_until >= starts_on)
         .order_by(Booking.starts_on)
     ).all()
+    by_unit = {unit_id: [] for unit_id in unit_ids}
+    for row in rows:
+        by_unit[row.unit_id].append(row)
     best = None
-    for unit_id in unit_ids:
+    for booked in by_unit.values():
         candidate = starts_on
-        for row in rows:
-            if row.unit_id != unit_id or row.blocked_until < candidate:
+        for row in booked:
+            if row.blocked_until < candidate:
                 continue
             if not overlaps(candidate, candidate + taken, row.starts_on, row.blocked_until):
                 break  # the bookings are in order of their start: the gap before this one is enough

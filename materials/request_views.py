@@ -13,7 +13,7 @@ from accounts.models import Organisation
 from core.bounds import FIRST_DAY, LAST_DAY, arg_id, page_number, parse_date
 from core.confirm import Confirmation, confirm_page
 from core.csv_export import csv_bytes
-from core.errors import action, shown_at
+from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import format_date, local_today
 from core.security import staff_required
@@ -145,8 +145,9 @@ def approve(request_id: int):
     """Approve a submitted request; ``quantity-<line id>`` fields may give fewer copies, with a reason."""
     request_for(current_user, request_id)
     form = DecisionForm()
-    if not form.validate_on_submit():
-        raise MaterialsError(_("The reason is too long (at most 2000 characters)."))
+    if not form.validate_on_submit():  # the reason too long, or the form's token gone
+        flash_form_errors(form)
+        return None
     quantities = {}
     for key, value in request.form.items():
         if key.startswith("quantity-"):
