@@ -129,21 +129,51 @@ def reject_consequences(request: Request) -> Consequences:
         raise IllegalTransition(Request.states.refused)
     return Consequences((
         _l("Request #%(id)s is rejected; the partner is told, with your reason.", id=request.id),
-        _l("What it holds is released (copies back to stock: %(copies)s; unit bookings ended: %(bookings)s).",
-           copies=sum(line.quantity for line in request.lines),
-           bookings=sum(1 for b in request.bookings if b.can("release"))),
+        _release_effect(request),
     ), mails=1 if request.created_by is not None else 0)
 
 
+def _release_effect(request: Request) -> str:
+    return _l("What it holds is released (copies back to stock: %(copies)s; unit bookings ended: %(bookings)s).",
+              copies=sum(line.quantity for line in request.lines),
+              bookings=sum(1 for b in request.bookings if b.can("release")))
+
+
+def _told_on_cancel(request: Request, actor) -> bool:
+    """Staff ending a partner's request tell the partner why; a partner cancelling their own tells nobody."""
+    return bool(actor.is_staff and request.created_by is not None)
+
+
 @unit_of_work
-def cancel_request(request_id: int, actor: User, seen: str | None = None) -> Request:
-    """A partner (or staff) cancels until the handover; everything held is released."""
+def cancel_request(request_id: int, actor: User, seen: str | None = None, reason: str = "") -> Request:
+    """A partner (or staff) cancels until the handover; everything held is released. Staff give a
+    reason, which the partner is mailed and which stays on the request as its reason."""
     request = _lock_request(request_id, seen)
     if not request.can("cancel"):
         raise IllegalTransition(Request.states.refused)
+    told = _told_on_cancel(request, actor)
+    if told and not reason.strip():
+        raise MaterialsError(_l("Please give the reason; it is sent to the partner."), field="reason")
     released = _release(request, actor)
-    Request.states.move(request, "cancel", actor, refs=_refs(request, released))
+    Request.states.move(request, "cancel", actor, reason=reason.strip(), refs=_refs(request, released))
+    if told:
+        request.reject_reason = reason.strip()
+        queue_mail(request.created_by.email, _l("Your request has been cancelled"), "materials/request_cancelled",
+                   locale=request.created_by.locale, request=request,
+                   link=external_url("requests.detail", request_id=request.id))
     return request
+
+
+def cancel_consequences(request: Request, actor) -> Consequences:
+    """What ``cancel_request`` would do now for ``actor``, for the page that asks first."""
+    if not request.can("cancel"):
+        raise IllegalTransition(Request.states.refused)
+    told = _told_on_cancel(request, actor)
+    return Consequences((
+        _l("Request #%(id)s is cancelled; the partner is told, with your reason.", id=request.id) if told
+        else _l("Request #%(id)s is cancelled.", id=request.id),
+        _release_effect(request),
+    ), mails=1 if told else 0)
 
 
 def _start_today(booking: Booking, today: date) -> None:

@@ -191,14 +191,36 @@ def reject(request_id: int):
     return confirm_page(_reject_confirmation(req, form), 422)
 
 
+def _cancel_confirmation(req: Request, form: DecisionForm) -> Confirmation:
+    consequences = lending.cancel_consequences(req, current_user)
+    return Confirmation(_("Cancel this request?"), _("Request #%(id)s", id=req.id) + f" · {req.organisation.name}",
+                        consequences, _("Cancel the request and tell the partner") if consequences.mails
+                        else _("Cancel the request"), url_for("requests.cancel", request_id=req.id),
+                        _request_page(req.id), form=form if consequences.mails else None, seen=req.state)
+
+
+@bp.get("/<int:request_id>/cancel")
+@login_required
+@action(_request_page)
+def confirm_cancel(request_id: int):
+    """Ask before cancelling: what is released, and (staff) the reason for the partner's mail."""
+    return confirm_page(_cancel_confirmation(request_for(current_user, request_id), DecisionForm()))
+
+
 @bp.post("/<int:request_id>/cancel")
 @login_required
 @action(_request_page)
 def cancel(request_id: int):
-    """Cancel a request until handover (the partner's organisation or staff)."""
-    request_for(current_user, request_id)
-    lending.cancel_request(request_id, current_user, seen=seen_state(request.form))
-    flash(_("Request cancelled."), "success")
+    """Cancel a request until handover (the partner's organisation, or staff with a reason for the partner)."""
+    req = request_for(current_user, request_id)
+    form = DecisionForm()
+    if form.validate_on_submit():
+        with shown_at(form):
+            lending.cancel_request(request_id, current_user, seen=seen_state(request.form),
+                                   reason=form.reason.data or "")
+            flash(_("Request cancelled."), "success")
+            return None
+    return confirm_page(_cancel_confirmation(req, form), 422)
 
 
 @bp.post("/<int:request_id>/hand-over")

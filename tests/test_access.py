@@ -149,7 +149,8 @@ TABLE = [
     ("GET", "/requests/{request}/reject", STAFF_ONLY),  # asks first: what happens, who gets a mail
     ("POST", "/requests/{request}/approve", STAFF_POST),
     ("POST", "/requests/{request}/reject", (LOGIN, 403, 403, 422, 422)),  # no reason: asked again
-    ("POST", "/requests/{request}/cancel", (LOGIN, 302, 403, 302, 302)),
+    ("GET", "/requests/{request}/cancel", (LOGIN, 200, 403, 200, 200)),  # asks first
+    ("POST", "/requests/{request}/cancel", (LOGIN, 302, 403, 302, 302)),  # the partner cancelled it: refused
     ("POST", "/requests/{request}/hand-over", STAFF_POST),
     ("POST", "/requests/{request}/close", STAFF_POST),
     ("GET", "/requests/overview", STAFF_ONLY),

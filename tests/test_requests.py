@@ -607,3 +607,52 @@ def test_staff_approve_fewer_copies_with_a_reason_and_the_mail_gives_pickup_deta
         assert text in mail, text
     page = client.get(f"/requests/{request_id}").get_data(as_text=True)
     assert "20 bestellt" in page and "Die zweite Auflage kommt erst im März." in page
+
+
+def test_cancelling_asks_first_and_staff_tell_the_partner_why(app, client, login, make_material, make_user):
+    """An approved request is not ended by one click: the page asks first and says what is released;
+    staff give a reason, which goes into a mail to the partner and stays on the request page; a
+    partner cancelling their own request mails nobody."""
+    from core.mail import OutboxMessage
+    from tests.conftest import mail_text
+
+    partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
+    brochure = make_material(editions={"de": 20}).editions[0]
+    kit = make_material(returnable=True, units={"de": ["K-1"]}).editions[0]
+    cart = add_to_cart(add_to_cart({}, brochure, quantity=5), kit, starts_on=SOON, ends_on=SOON + timedelta(days=1))
+    req = submit(partner, cart)
+    approve_request(req.id, staff)
+
+    def mails():
+        return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.to_addr == partner.email)
+                                       .order_by(OutboxMessage.id)))
+
+    before = len(mails())
+    login(staff)
+    detail = client.get(f"/requests/{req.id}").get_data(as_text=True)
+    assert f'href="/requests/{req.id}/cancel"' in detail  # a link to a page that asks, no button that acts
+    page = client.get(f"/requests/{req.id}/cancel").get_data(as_text=True)
+    assert "Stück zurück in den Bestand: 5; beendete Exemplar-Buchungen: 1" in page
+    assert "1 Adresse erhält eine E-Mail." in page and 'name="reason"' in page
+    empty = client.post(f"/requests/{req.id}/cancel", data={"seen": "approved", "reason": ""})
+    assert empty.status_code == 422 and "Bitte geben Sie den Grund an" in empty.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Request, req.id).status == RequestStatus.APPROVED and len(mails()) == before
+
+    client.post(f"/requests/{req.id}/cancel", data={"seen": "approved", "reason": "Die Ausstellung ist defekt."})
+    db.session.expire_all()
+    assert db.session.get(Request, req.id).status == RequestStatus.CANCELLED
+    assert db.session.get(Edition, brochure.id).stock_on_hand == 20
+    assert len(mails()) == before + 1 and "Die Ausstellung ist defekt." in mail_text(mails()[-1])
+    assert "storniert" in mails()[-1].subject
+    client = app.test_client()
+    login(partner, the_client=client)
+    assert "Die Ausstellung ist defekt." in client.get(f"/requests/{req.id}").get_data(as_text=True)
+
+    own = submit(partner, cart)
+    page = client.get(f"/requests/{own.id}/cancel").get_data(as_text=True)
+    assert "Niemand erhält eine E-Mail." in page and 'name="reason"' not in page
+    count = len(mails())
+    client.post(f"/requests/{own.id}/cancel", data={"seen": "submitted"})
+    db.session.expire_all()
+    assert db.session.get(Request, own.id).status == RequestStatus.CANCELLED and len(mails()) == count
