@@ -41,6 +41,21 @@ def overlapping_bookings(unit_id: int, starts_on: date, blocked_until: date) -> 
     ).all()
 
 
+def latest_return(material: Material, starts_on: date) -> date | None:
+    """The last return date the material's longest loan allows for a loan from ``starts_on`` (None: no limit)."""
+    return starts_on + timedelta(days=material.loan_days_max - 1) if material.loan_days_max else None
+
+
+def check_loan_length(material: Material, starts_on: date, ends_on: date) -> None:
+    """A loan lasts at most the material's ``loan_days_max`` days, counting both ends: in the cart, at
+    booking, at an early handover (which moves the start) and at an extension (which moves the end)."""
+    latest = latest_return(material, starts_on)
+    if latest is not None and ends_on > latest:
+        raise MaterialsError(_l("This material can be borrowed for at most %(days)s days: a loan from %(start)s "
+                                "comes back by %(end)s at the latest.", days=material.loan_days_max,
+                                start=format_date(starts_on), end=format_date(latest)), field="ends_on")
+
+
 def book_unit(unit_id: int, starts_on: date, ends_on: date, request_id: int | None = None) -> Booking:
     """Reserve a unit for a period plus the material's buffer days, in the caller's transaction.
 
@@ -53,11 +68,7 @@ def book_unit(unit_id: int, starts_on: date, ends_on: date, request_id: int | No
     if ends_on < starts_on:
         raise MaterialsError(_l("The return date is before the pickup date."), field="ends_on")
     material = unit.edition.material
-    if material.loan_days_max and (ends_on - starts_on).days + 1 > material.loan_days_max:
-        raise MaterialsError(
-            _l("This material can be borrowed for at most %(days)s days.", days=material.loan_days_max),
-            field="ends_on",
-        )
+    check_loan_length(material, starts_on, ends_on)
     if not unit.bookable:
         raise NotAvailable(_l("Unit %(code)s cannot be booked at the moment.", code=unit.inventory_code))
     blocked_until = ends_on + timedelta(days=material.buffer_days)
@@ -211,6 +222,7 @@ def extend_booking(booking_id: int, new_end: date, actor) -> Booking:
         raise MaterialsError(_l("This booking cannot be changed any more."))
     if new_end <= booking.ends_on:
         raise MaterialsError(_l("Choose a date after the current return date."), field="ends_on")
+    check_loan_length(booking.unit.edition.material, booking.starts_on, new_end)
     old_end = booking.ends_on
     buffer = booking.unit.edition.material.buffer_days
     try:

@@ -20,7 +20,7 @@ from core import audit
 from core.db import unit_of_work
 from core.extensions import db
 from core.i18n import format_date, local_today
-from materials.bookings import book_free_unit, free_unit_count, next_free_start, overlaps
+from materials.bookings import book_free_unit, check_loan_length, free_unit_count, next_free_start, overlaps
 from materials.errors import MaterialsError, NotAvailable, Shortage
 from materials.lending import notify_submitted
 from materials.models import Cart, Delivery, Edition, Material, Request, RequestLine, RequestStatus, StockReason
@@ -133,11 +133,7 @@ def check_period(material: Material, starts_on: date | None, ends_on: date | Non
         raise MaterialsError(_l("The pickup date is in the past."), field="starts_on")
     if ends_on < starts_on:
         raise MaterialsError(_l("The return date is before the pickup date."), field="ends_on")
-    if material.loan_days_max and (ends_on - starts_on).days + 1 > material.loan_days_max:
-        raise MaterialsError(
-            _l("This material can be borrowed for at most %(days)s days.", days=material.loan_days_max),
-            field="ends_on",
-        )
+    check_loan_length(material, starts_on, ends_on)
 
 
 @unit_of_work

@@ -24,7 +24,7 @@ from core.mail import queue_mail
 from core.models import utcnow
 from core.states import IllegalTransition, lock
 from core.urls import external_url
-from materials.bookings import alternative_units, hand_over_booking
+from materials.bookings import alternative_units, hand_over_booking, latest_return
 from materials.errors import MaterialsError
 from materials.models import (
     BLOCKED,
@@ -176,12 +176,20 @@ def cancel_consequences(request: Request, actor) -> Consequences:
     ), mails=1 if told else 0)
 
 
-def _start_today(booking: Booking, today: date) -> None:
+def _start_today(booking: Booking, today: date) -> str | None:
     """A unit handed over before its booked period: the loan starts today, so the unit is blocked from
-    today (else it looks free and is booked for someone else while it is out). The database refuses
-    the move when another booking of the unit lies in between."""
+    today (else it looks free and is booked for someone else while it is out). Returns why the start
+    cannot move (the loan would outgrow the material's longest loan, or the database refuses it because
+    another booking of the unit lies in between), else None."""
     if booking.starts_on <= today:
-        return
+        return None
+    material = booking.unit.edition.material
+    latest = latest_return(material, today)
+    if latest is not None and booking.ends_on > latest:
+        return _l("%(code)s: from today the loan would be longer than the %(days)s days this material can be "
+                  "borrowed for; hand it over on %(day)s at the earliest.", code=booking.unit.inventory_code,
+                  days=material.loan_days_max,
+                  day=format_date(booking.ends_on - timedelta(days=material.loan_days_max - 1)))
     try:
         with db.session.begin_nested():
             booking.starts_on = today
@@ -190,9 +198,10 @@ def _start_today(booking: Booking, today: date) -> None:
             Booking.unit_id == booking.unit_id, Booking.id != booking.id,
             Booking.status.in_((BookingStatus.RESERVED, BookingStatus.HANDED_OVER)),
             Booking.starts_on < booking.starts_on, Booking.blocked_until >= today).order_by(Booking.starts_on)).first()
-        raise MaterialsError(_l("Unit %(code)s is booked for someone else until %(day)s; hand it over after that, or "
-                                "give this booking another unit.", code=booking.unit.inventory_code,
-                                day=format_date(other.blocked_until) if other else "")) from None
+        return _l("Unit %(code)s is booked for someone else until %(day)s; hand it over after that, or give this "
+                  "booking another unit.", code=booking.unit.inventory_code,
+                  day=format_date(other.blocked_until) if other else "")
+    return None
 
 
 EARLY_HANDOVER_DAYS = 3  # a unit handed over more days than this before its booked start needs a confirmation
@@ -241,12 +250,14 @@ def hand_over(request_id: int, booking_ids: list[int], actor: User, contents_che
     today = local_today()
     early = handed_over_early(chosen, today)
     if early and not early_confirmed:
-        raise MaterialsError(_l("%(code)s is booked from %(day)s. Handed over now, the loan starts today (and blocks "
-                                "the unit from today): confirm the early handover to go on.",
-                                code=early[0].unit.inventory_code, day=format_date(early[0].starts_on)),
-                             field="early_confirmed")
+        raise MaterialsError(" ".join(str(_l(
+            "%(code)s is booked from %(day)s. Handed over now, the loan starts today (and blocks the unit from "
+            "today): confirm the early handover to go on.", code=b.unit.inventory_code, day=format_date(b.starts_on)))
+            for b in early), field="early_confirmed")
+    refused = [str(why) for why in (_start_today(b, today) for b in chosen) if why]
+    if refused:  # every unit that cannot go now is named, not only the first
+        raise MaterialsError(" ".join(refused))
     for booking in chosen:
-        _start_today(booking, today)
         hand_over_booking(booking)
     if request.status == RequestStatus.APPROVED:  # the copies go with the first handover
         for line in request.lines:

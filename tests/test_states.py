@@ -4,13 +4,14 @@ seats and blocked units held by the rules, the seats by the database itself."""
 from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from accounts.models import Role
 from core.errors import DomainError
 from core.extensions import db
-from core.i18n import local_today
+from core.i18n import format_date, local_today
 from core.states import IllegalTransition
 from events import registrations, trainings
 from events.errors import EventsError
@@ -31,7 +32,7 @@ def submitted(partner, kit, days: int = 10) -> Request:
     ("approve", lambda req, staff: lending.reject_request(req.id, staff, "nein")),
     ("close", lambda req, staff: None),  # only a returned request can be closed
     ("hand_over", lambda req, staff: None),  # not approved yet
-    ("cancel", lambda req, staff: lending.cancel_request(req.id, staff)),
+    ("cancel", lambda req, staff: lending.cancel_request(req.id, staff, reason="doppelt")),
 ])
 def test_an_illegal_request_transition_is_refused_and_changes_nothing(make_material, make_user, action, prepare):
     partner, staff = make_user(Role.PARTNER), make_user(Role.STAFF)
@@ -292,3 +293,48 @@ def staff_again(user_id: int):
     from accounts.models import User
 
     return db.session.get(User, user_id)
+
+
+def test_an_early_handover_and_an_extension_keep_the_longest_loan(make_material, make_user):
+    """Issue 16: a handover long before the booked start moved the start and made a loan longer than
+    the material allows, and an extension had no limit. Both now stop at ``loan_days_max`` and name
+    the date that would still fit."""
+    from materials.bookings import extend_booking
+
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["LD-1"]}, buffer_days=0, loan_days_max=7).editions[0]
+    later = submitted(partner, kit, days=20)  # three days, from in 20 days
+    lending.approve_request(later.id, staff)
+    booking = later.bookings[0]
+    earliest = booking.ends_on - timedelta(days=6)
+    with pytest.raises(DomainError, match=f"höchstens 7 Tage.*{format_date(earliest)}"):
+        lending.hand_over(later.id, [booking.id], staff, True, early_confirmed=True)
+    db.session.expire_all()
+    booking = db.session.get(Request, later.id).bookings[0]
+    assert booking.starts_on == local_today() + timedelta(days=20) and booking.status.value == "reserved"
+
+    with time_machine.travel(earliest, tick=False):  # on the earliest day that fits, the handover goes
+        lending.hand_over(later.id, [booking.id], staff, True, early_confirmed=True)
+    db.session.expire_all()
+    booking = db.session.get(Request, later.id).bookings[0]
+    assert booking.starts_on == earliest
+    with pytest.raises(DomainError, match=f"höchstens 7 Tage.*{format_date(booking.ends_on)}"):
+        extend_booking(booking.id, booking.ends_on + timedelta(days=1), staff)
+
+
+def test_an_early_handover_of_two_units_names_every_clash(make_material, make_user):
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    kit = make_material(returnable=True, units={"de": ["CL-1", "CL-2"]}, buffer_days=0).editions[0]
+    start = local_today() + timedelta(days=20)
+    both = add_to_cart(add_to_cart({}, kit, starts_on=start, ends_on=start + timedelta(days=2)), kit,
+                       starts_on=start, ends_on=start + timedelta(days=2))
+    later = submit_request(partner, both, "both", "Fachtag", "", Delivery.PICKUP, "")
+    soon_start = local_today() + timedelta(days=3)
+    soon = submit_request(partner, add_to_cart(add_to_cart({}, kit, starts_on=soon_start, ends_on=soon_start), kit,
+                                               starts_on=soon_start, ends_on=soon_start),
+                          "soon", "Fachtag", "", Delivery.PICKUP, "")
+    for req in (later, soon):
+        lending.approve_request(req.id, staff)
+    with pytest.raises(DomainError) as refused:
+        lending.hand_over(later.id, [b.id for b in later.bookings], staff, True, early_confirmed=True)
+    assert "CL-1" in str(refused.value.message) and "CL-2" in str(refused.value.message)

@@ -72,6 +72,7 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
             (f"/events/staff/registrations/{attended.id}/certificate", None),
             (f"/events/staff/{full.id}?override=1", None), (f"/events/staff/{full.id}/cancel", None),
             (f"/events/staff/registrations/{confirmed.id}/cancel", None), (f"/requests/{submitted.id}/reject", None),
+            (f"/requests/{submitted.id}/cancel", None),
             (f"/events/staff/{past.id}/certificates", "certificates-all"),
         ],
         "admin": [
