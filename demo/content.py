@@ -43,6 +43,15 @@ USERS = [
 ]
 
 
+# The topics' English names (staff give them on the topics page).
+TOPICS_EN = {
+    "AGG": "Equal Treatment Act (AGG)", "Belegung": "Allocation of flats", "Beratung": "Counselling",
+    "Dokumentation": "Documentation", "Fachtagung": "Conference", "Geflüchtete": "Refugees",
+    "Interkulturelle Öffnung": "Intercultural opening", "Kampagne": "Campaign", "Nachbarschaft": "Neighbourhood",
+    "Recht": "Law", "Testing": "Testing", "Training": "Training", "Vermietung": "Letting",
+    "Wohnungspolitik": "Housing policy", "Wohnungssuche": "Searching for a flat",
+}
+
 # (title, kind, {language: stock} or {language: [unit codes]}, topics, target groups, extra fields)
 B, C, E, M, P, F, O = "brochure", "concept", "exhibition", "method-kit", "poster", "media", "other"
 MATERIALS = [
@@ -94,6 +103,8 @@ def seed_materials() -> int:
             **extra,
         )
         material.topics = [topic_for(name) for name in topics]
+        for topic in material.topics:
+            topic.name_en = topic.name_en or TOPICS_EN.get(topic.name, "")
         material.contents = [KitContent(name=n, quantity=q, position=i) for i, (n, q) in enumerate(contents)]
         for language, stock in editions.items():
             edition = Edition(language=language)

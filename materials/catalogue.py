@@ -6,7 +6,7 @@ from datetime import date
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from accounts.models import User
@@ -19,7 +19,8 @@ from core.models import LabelledEnum, utcnow
 from core.states import lock
 from core.vocabulary import TargetGroup
 from materials.bookings import unit_is_free
-from materials.models import Edition, KitContent, Lending, Material, MaterialKind, Topic, Unit, fold
+from materials.errors import MaterialsError
+from materials.models import Edition, KitContent, Lending, Material, MaterialKind, Topic, Unit, fold, material_topics
 
 
 @dataclass
@@ -169,6 +170,31 @@ def topic_for(name: str) -> Topic:
     if topic is None:
         topic = Topic(name=name, slug=slug)
         db.session.add(topic)
+    return topic
+
+
+def topics_in_use():
+    """Every topic with the number of materials it tags, by German name, for the staff's topic page."""
+    count = (select(func.count()).select_from(material_topics).where(material_topics.c.topic_id == Topic.id)
+             .correlate(Topic).scalar_subquery())
+    return db.session.execute(select(Topic, count).order_by(Topic.name)).all()
+
+
+@unit_of_work
+def name_topic(topic_id: int, name: str, name_en: str, actor: User) -> Topic:
+    """Staff rename a topic or give its English name; the catalogue finds its materials by both names."""
+    topic = lock(Topic, topic_id)
+    name, name_en = " ".join(name.split()), " ".join(name_en.split())
+    slug = fold(name).replace(" ", "-")
+    if not slug:
+        raise MaterialsError(_l("Give the topic a name."), field="name")
+    if db.session.scalar(select(Topic.id).where(Topic.slug == slug, Topic.id != topic.id)) is not None:
+        raise MaterialsError(_l("Another topic is called “%(name)s” already.", name=name), field="name")
+    before = f"{topic.name} / {topic.name_en}"
+    topic.name, topic.slug, topic.name_en = name, slug, name_en
+    for material in db.session.scalars(select(Material).where(Material.topics.any(Topic.id == topic.id))):
+        material.refresh_search_text()
+    audit.record(actor, "edit", topic, details=f"{before} → {name} / {name_en}")
     return topic
 
 

@@ -162,6 +162,15 @@ class SubmitRequestForm(FlaskForm):
     submit = SubmitField(_l("Submit request"))
 
 
+class TopicForm(FlaskForm):
+    """One topic's names on the staff's topic page (each row its own form, with a prefix)."""
+
+    name = StringField(_l("German name"), validators=[DataRequired(message=_l("Give the topic a name.")),
+                                                     Length(max=100)])
+    name_en = StringField(_l("English name"), validators=[Length(max=100)])
+    submit = SubmitField(_l("Save"))
+
+
 class DecisionForm(FlaskForm):
     reason = TextAreaField(_l("Reason (sent to the partner)"), validators=[Length(max=2000)])
 

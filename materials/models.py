@@ -12,6 +12,7 @@ The rules users rely on are enforced by the database, not only by code:
 import unicodedata
 from datetime import date, datetime
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -66,8 +67,14 @@ class Topic(db.Model):
     __tablename__ = "topics"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # German, as staff type it on a material
     slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name_en: Mapped[str] = mapped_column(String(100), default="", server_default="")  # empty: the German name
+
+    @property
+    def label(self) -> str:
+        """The name in the page's language (the German name where no English one is given)."""
+        return self.name_en if self.name_en and str(get_locale()) == "en" else self.name
 
 
 class Material(TimestampMixin, db.Model):
@@ -119,7 +126,7 @@ class Material(TimestampMixin, db.Model):
 
     def refresh_search_text(self) -> None:
         parts = [self.title, self.subtitle, self.description, self.publisher, self.co_publishers]
-        parts += [topic.name for topic in self.topics]
+        parts += [name for topic in self.topics for name in (topic.name, topic.name_en)]
         self.search_text = fold(" ".join(p for p in parts if p))
 
 
@@ -376,6 +383,7 @@ class Cart(db.Model):
 
 
 audit.names("material", Material.title)
+audit.names("topic", Topic.name)
 audit.names("unit", Unit.inventory_code)
 audit.names("edition", Material.title, Edition, Edition.material)
 audit.names("booking", Unit.inventory_code, Booking, Booking.unit)

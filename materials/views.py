@@ -20,13 +20,14 @@ from core.urls import external_url
 from core.vocabulary import TargetGroup
 from materials import bookings, catalogue_import, files, stock, units
 from materials.access import material_for
-from materials.catalogue import CatalogueQuery, save_material, search_catalogue, set_archived
+from materials.catalogue import CatalogueQuery, name_topic, save_material, search_catalogue, set_archived, topics_in_use
 from materials.forms import (
     AddPeriodForm,
     AddQuantityForm,
     ImportForm,
     MaterialForm,
     StockForm,
+    TopicForm,
     UnitForm,
     UploadForm,
     parse_contents,
@@ -52,12 +53,12 @@ def catalogue():
         error_out=False,
         page=page_number(),
     )
-    topics = db.session.scalars(select(Topic).order_by(Topic.name)).all()
+    topics = sorted(db.session.scalars(select(Topic)), key=lambda t: fold(t.label))  # by name as shown
     languages = sorted(set(db.session.scalars(select(Edition.language).distinct())), key=language_name)
     return render_template(
         "materials/catalogue.html", page=page, query=query, topics=topics, languages=languages,
         kinds=list(MaterialKind), target_groups=list(TargetGroup),
-        filters=query.active_filters({t.slug: t.name for t in topics}, language_name),
+        filters=query.active_filters({t.slug: t.label for t in topics}, language_name),
     )
 
 
@@ -149,6 +150,37 @@ def edit(material_id: int):
             flash(_("Saved."), "success")
             return redirect(url_for("materials.manage", material_id=material.id))
     return render_template("materials/form.html", form=form, material=material)
+
+
+def _topic_forms(posted: int | None = None) -> list:
+    """A form per topic (the posted one keeps what was typed), with how many materials it tags."""
+    rows = []
+    for topic, used in topics_in_use():
+        form = TopicForm(prefix=f"t{topic.id}") if topic.id == posted else TopicForm(
+            prefix=f"t{topic.id}", formdata=None, obj=topic)
+        rows.append((topic, used, form))
+    return rows
+
+
+@bp.get("/topics")
+@staff_required
+def topics():
+    """The topics with their German and English names: the catalogue shows and searches both."""
+    return render_template("materials/topics.html", rows=_topic_forms())
+
+
+@bp.post("/topics/<int:topic_id>")
+@staff_required
+def name_topic_view(topic_id: int):
+    db.get_or_404(Topic, topic_id)
+    rows = _topic_forms(posted=topic_id)
+    form = next(form for topic, _used, form in rows if topic.id == topic_id)
+    if form.validate_on_submit():
+        with shown_at(form):
+            name_topic(topic_id, form.name.data, form.name_en.data or "", current_user)
+            flash(_("Saved."), "success")
+            return redirect(url_for("materials.topics") + f"#topic-{topic_id}")
+    return render_template("materials/topics.html", rows=rows), 422
 
 
 def edition_choices(material: Material) -> list[SelectChoice]:

@@ -144,6 +144,8 @@ TABLE = [
     ("POST", "/requests/cart", (LOGIN, 200, 200, 403, 403)),
     ("POST", "/requests/cart/remove/0", (LOGIN, 302, 302, 403, 403)),
     ("GET", "/requests/", SIGNED_IN),
+    ("GET", "/materials/topics", STAFF_ONLY),
+    ("POST", "/materials/topics/99999", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/requests/{request}", (LOGIN, 200, 403, 200, 200)),
     ("GET", "/requests/99999", (LOGIN, 404, 404, 404, 404)),
     ("GET", "/requests/{request}/reject", STAFF_ONLY),  # asks first: what happens, who gets a mail

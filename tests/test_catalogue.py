@@ -435,3 +435,43 @@ def test_staff_edit_kit_contents_and_retire_units(client, make_material, make_us
     client.post(f"/materials/units/{a2.id}/retire")
     db.session.refresh(a2)
     assert a2.retired_at is not None and not a2.bookable
+
+
+def test_topics_get_an_english_name_that_english_pages_show_and_the_search_finds(client, login, make_material,
+                                                                                   make_user):
+    """Issue 16.2: topics had only their German name, so "neighbourhood" found nothing. Staff give the
+    English name on the topics page; the English catalogue shows it, the search finds both names, a
+    name another topic has is refused with nothing changed, and the change is in the audit trail."""
+    from core.audit import AuditEntry
+    from materials.models import Topic
+
+    staff = make_user(Role.STAFF)
+    neighbours = make_material(title="Gute Nachbarschaft", editions={"de": 3})
+    other = make_material(title="Mietrecht kompakt", editions={"de": 3})
+    save_material(neighbours.id, ["Nachbarschaft"], ["de"], staff, title=neighbours.title)
+    save_material(other.id, ["Recht"], ["de"], staff, title=other.title)
+    topic = db.session.scalar(select(Topic).where(Topic.name == "Nachbarschaft"))
+    assert "Gute Nachbarschaft" not in titles(client, q="neighbourhood")
+
+    login(staff)
+    page = client.get("/materials/topics").get_data(as_text=True)
+    assert "Nachbarschaft" in page and "1 Material" in page
+    taken = client.post(f"/materials/topics/{topic.id}", data={f"t{topic.id}-name": "Recht",
+                                                               f"t{topic.id}-name_en": "Neighbourhood"})
+    assert taken.status_code == 422 and "heißt schon" in taken.get_data(as_text=True)
+    assert 'value="Neighbourhood"' in taken.get_data(as_text=True)  # what was typed stays
+    db.session.expire_all()
+    assert db.session.get(Topic, topic.id).name_en == ""
+
+    saved = client.post(f"/materials/topics/{topic.id}", data={f"t{topic.id}-name": "Nachbarschaft",
+                                                               f"t{topic.id}-name_en": "Neighbourhood"})
+    assert saved.status_code == 302
+    for q in ("neighbourhood", "Neighbour", "nachbarschaft"):
+        page = titles(client, q=q)
+        assert "Gute Nachbarschaft" in page and "Mietrecht kompakt" not in page, q
+    client.post("/language", data={"lang": "en", "next": "/"})
+    english = client.get(f"/materials/{neighbours.id}").get_data(as_text=True)
+    assert ">Neighbourhood</a>" in english
+    assert ">Neighbourhood</option>" in titles(client)
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.object_type == "topic"))
+    assert entry.object_id == topic.id and "Neighbourhood" in entry.details
