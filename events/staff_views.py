@@ -162,17 +162,22 @@ def cancel(training_id: int):
 @bp.get("/<int:training_id>")
 def participants(training_id: int):
     """The participant list: status, organisation, answers, attendance per session, actions."""
-    training = db.get_or_404(Training, training_id)
+    return _participants_page(db.get_or_404(Training, training_id), request.args.get("override") == "1")
+
+
+def _participants_page(training: Training, override: bool, present: set | None = None, override_form=None):
+    """The participant list; after a refused attendance form, with the boxes as they were ticked
+    (``present``) and the reason as typed (``override_form``)."""
     rows = participant_list(training.id)
-    override = request.args.get("override") == "1"
     return render_template("events/staff/participants.html", training=training, rows=rows,
-                           override=override, override_form=OverrideForm(),
+                           override=override, override_form=override_form or OverrideForm(),
                            recordable=participants_module.recordable_sessions(training, override),
                            certifiable={r.id for r in rows if participants_module.certified_sessions(r, override)},
                            taken=sum(1 for r in rows if r.holds_seat), answers_of=answers_of,
                            unconfirmed=sum(1 for r in rows if r.unconfirmed),
                            over=bool(training.ends_at and training.ends_at < utcnow()),
-                           attended={(a.registration_id, a.session_id) for r in rows for a in r.attended},
+                           attended=present if present is not None
+                           else {(a.registration_id, a.session_id) for r in rows for a in r.attended},
                            session_days=[(s.id, format_date(s.starts_at)) for s in training.sessions],
                            history=history("training", training.id))
 
@@ -181,8 +186,9 @@ def participants(training_id: int):
 @action(_participant_list)
 def attendance(training_id: int):
     """Save the attendance checkboxes (``present`` = "registration:session") of the sessions that have
-    started; with a reason (``override_reason``) of the others too."""
-    db.get_or_404(Training, training_id)
+    started; with a reason (``override_reason``) of the others too. Refused, the list comes back as
+    it was ticked and typed."""
+    training = db.get_or_404(Training, training_id)
     pairs = set()
     for value in request.form.getlist("present"):
         registration_id, _sep, session_id = value.partition(":")
@@ -190,10 +196,13 @@ def attendance(training_id: int):
             abort(400)
         pairs.add((int(registration_id), int(session_id)))
     form = OverrideForm()
-    if not form.validate_on_submit():
-        flash_form_errors(form)
-        return None
-    count = set_attendance(training_id, pairs, current_user, form.override_reason.data or "")
+    try:
+        if not form.validate_on_submit():
+            raise EventsError(" ".join(str(message) for errors in form.errors.values() for message in errors))
+        count = set_attendance(training_id, pairs, current_user, form.override_reason.data or "")
+    except EventsError as error:
+        flash(str(error.message), "error")
+        return _participants_page(training, "override_reason" in request.form, pairs, form), 422
     flash(_("Attendance saved (%(n)s marked).", n=count), "success")
 
 

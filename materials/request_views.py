@@ -13,7 +13,7 @@ from accounts.models import Organisation
 from core.bounds import FIRST_DAY, LAST_DAY, arg_id, page_number, parse_date
 from core.confirm import Confirmation, confirm_page
 from core.csv_export import csv_bytes
-from core.errors import action, flash_form_errors, shown_at
+from core.errors import action, shown_at
 from core.extensions import db
 from core.i18n import format_date, local_today
 from core.security import staff_required
@@ -111,7 +111,17 @@ def index():
 @login_required
 def detail(request_id: int):
     """A request with its copies and bookings; the actions its viewer may take."""
-    req = request_for(current_user, request_id)
+    return _detail_page(request_for(current_user, request_id))
+
+
+def _typed_again(request_id: int, error: MaterialsError):
+    """A staff form on the request page refused by the rules (too many copies, a unit that cannot go,
+    the contents not checked): the page again, with the message and what was typed and ticked."""
+    flash(str(error.message), "error")
+    return _detail_page(request_for(current_user, request_id), posted=request.form), 422
+
+
+def _detail_page(req: Request, posted=None):
     lines = db.session.scalars(
         select(RequestLine).where(RequestLine.request_id == req.id)
         .options(selectinload(RequestLine.edition).selectinload(Edition.material))
@@ -127,7 +137,7 @@ def detail(request_id: int):
         past = history("request", req.id)
     return render_template("materials/request.html", req=req, lines=lines, bookings=booked,
                            conditions=list(UnitCondition), alternatives=alternatives,
-                           early=lending.handed_over_early(req.awaiting_handover), history=past)
+                           early=lending.handed_over_early(req.awaiting_handover), history=past, posted=posted)
 
 
 def _request_page(request_id: int) -> str:
@@ -138,6 +148,18 @@ def _booking_request_page(booking_id: int) -> str:
     return _request_page(db.session.get(Booking, booking_id).request_id)
 
 
+def _quantities(form) -> dict[int, int]:
+    """The approve form's ``quantity-<line id>`` fields, bounded: line ids and numbers of sane length."""
+    quantities = {}
+    for key, value in form.items():
+        if key.startswith("quantity-"):
+            line_id, value = key.removeprefix("quantity-"), value.strip()
+            if not (line_id.isdigit() and len(line_id) <= 10 and value.isdigit() and len(value) <= 7):
+                raise MaterialsError(_("Enter the number of copies to give as a whole number."))
+            quantities[int(line_id)] = int(value)
+    return quantities
+
+
 @bp.post("/<int:request_id>/approve")
 @staff_required
 @action(_request_page)
@@ -145,18 +167,13 @@ def approve(request_id: int):
     """Approve a submitted request; ``quantity-<line id>`` fields may give fewer copies, with a reason."""
     request_for(current_user, request_id)
     form = DecisionForm()
-    if not form.validate_on_submit():  # the reason too long, or the form's token gone
-        flash_form_errors(form)
-        return None
-    quantities = {}
-    for key, value in request.form.items():
-        if key.startswith("quantity-"):
-            line_id, value = key.removeprefix("quantity-"), value.strip()
-            if not (line_id.isdigit() and len(line_id) <= 10 and value.isdigit() and len(value) <= 7):
-                raise MaterialsError(_("Enter the number of copies to give as a whole number."))
-            quantities[int(line_id)] = int(value)
-    approved = lending.approve_request(request_id, current_user, seen=seen_state(request.form), quantities=quantities,
-                                       reason=form.reason.data or "")
+    try:
+        if not form.validate_on_submit():  # the reason too long, or the form's token gone
+            raise MaterialsError(" ".join(str(message) for errors in form.errors.values() for message in errors))
+        approved = lending.approve_request(request_id, current_user, seen=seen_state(request.form),
+                                           quantities=_quantities(request.form), reason=form.reason.data or "")
+    except MaterialsError as error:
+        return _typed_again(request_id, error)
     flash(_("Request approved with fewer copies; the partner is told why.") if approved.approval_note
           else _("Request approved."), "success")
 
@@ -230,8 +247,11 @@ def hand_over(request_id: int):
     """Hand over the ticked units (kit contents checked) of an approved request."""
     request_for(current_user, request_id)
     booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit() and len(v) < 10]
-    lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y",
-                      seen=seen_state(request.form), early_confirmed=request.form.get("early_confirmed") == "y")
+    try:
+        lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y",
+                          seen=seen_state(request.form), early_confirmed=request.form.get("early_confirmed") == "y")
+    except MaterialsError as error:
+        return _typed_again(request_id, error)
     flash(_("Handed over."), "success")
 
 

@@ -328,14 +328,16 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
     client.post(f"{url}/approve")
     page = client.get(url).get_data(as_text=True)
     assert "4 × Roll-up-Display" in page
-    unchecked = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id)}, follow_redirects=True)
-    assert "Prüfen Sie die Inhaltsliste" in unchecked.get_data(as_text=True)
+    unchecked = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "early_confirmed": "y"})
+    assert unchecked.status_code == 422 and "Prüfen Sie die Inhaltsliste" in unchecked.get_data(as_text=True)
+    assert re.search(r'id="early_confirmed"[^>]*checked', unchecked.get_data(as_text=True))  # what was ticked stays
     assert db.session.get(Booking, booking_id).status == BookingStatus.RESERVED
-    early = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y"},
-                        follow_redirects=True).get_data(as_text=True)
+    early = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y"})
+    assert early.status_code == 422
+    early = early.get_data(as_text=True)
     assert f"GB-1 ist ab dem {format_date(SOON)} gebucht" in early  # issue 16.12: asks first, changes nothing
     assert db.session.get(Booking, booking_id).status == BookingStatus.RESERVED
-    assert 'id="early_confirmed"' in early
+    assert re.search(r'id="contents_checked"[^>]*checked', early) and not re.search(r'id="early_confirmed"[^>]*checked', early)
     client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y",
                                           "early_confirmed": "y"})
     assert db.session.get(Booking, booking_id).status == BookingStatus.HANDED_OVER
@@ -583,11 +585,13 @@ def test_staff_approve_fewer_copies_with_a_reason_and_the_mail_gives_pickup_deta
     page = client.get(f"/requests/{request_id}").get_data(as_text=True)
     assert re.search(rf'<input[^>]*id="quantity-{line_id}"[^>]*value="20"[^>]*max="20"', page)
 
-    no_reason = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": "12", "seen": "submitted"},
-                            follow_redirects=True)
-    assert "Bitte geben Sie den Grund" in no_reason.get_data(as_text=True)
+    no_reason = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": "12", "seen": "submitted"})
+    assert no_reason.status_code == 422 and "Bitte geben Sie den Grund" in no_reason.get_data(as_text=True)
+    assert re.search(rf'id="quantity-{line_id}"[^>]*value="12"', no_reason.get_data(as_text=True))  # kept
     for bad in ("0", "21", "-3", "zwölf"):
-        client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": bad, "reason": "x"})
+        refused = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": bad,
+                                                                        "reason": "Nur noch wenige da"})
+        assert refused.status_code == 422 and "Nur noch wenige da</textarea>" in refused.get_data(as_text=True), bad
     db.session.expire_all()
     assert db.session.get(Request, request_id).status == RequestStatus.SUBMITTED
     assert db.session.get(Edition, brochure.editions[0].id).stock_on_hand == 20

@@ -511,6 +511,12 @@ def test_attendance_once_a_session_started_certificates_once_it_ended_earlier_on
 
     early = staff.get(f"/events/staff/{training.id}?override=1").get_data(as_text=True)
     assert f'id="present-{ayse.id}-{second}"' in early and 'name="override_reason"' in early
+    no_reason = staff.post(f"/events/staff/{training.id}/attendance",
+                           data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}"], "override_reason": ""})
+    kept = no_reason.get_data(as_text=True)  # refused: the boxes stay ticked as they were, the reason field there
+    assert no_reason.status_code == 422 and 'name="override_reason"' in kept
+    assert re.search(rf'value="{ayse.id}:{second}"[^>]*checked', kept)
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 1
     staff.post(f"/events/staff/{training.id}/attendance",
                data={"present": [f"{ayse.id}:{first}", f"{ayse.id}:{second}"], "override_reason": "Liste vorab"})
     assert db.session.scalar(select(func.count()).select_from(Attendance)) == 2
