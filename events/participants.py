@@ -125,20 +125,46 @@ def certificate_sessions(registration: Registration) -> list:
     return certified_sessions(registration, override=bool(issued.reason))
 
 
-def certificates_of(training_id: int) -> tuple[list[tuple[Registration, list]], int]:
-    """What the training's page of all certificates prints: each registration whose certificate was
-    issued, with the sessions its certificate lists (as issued, ``certificate_sessions``), by name; and
-    how many people attended without an issued certificate. Three statements, however many people."""
+def _attended_and_issued(training_id: int) -> tuple[list[Registration], dict[int, bool]]:
+    """The training's registrations (with personal data) that attended a session, and for those with
+    an issued certificate whether the latest was issued early, with a reason. Two statements."""
     rows = db.session.scalars(
         select(Registration).where(Registration.training_id == training_id, Registration.anonymised_at.is_(None))
         .options(selectinload(Registration.attended))
     ).all()
     attended = [r for r in rows if attended_sessions(r)]
-    overridden = {}  # registration id → whether its latest certificate was issued early, with a reason
+    overridden = {}
     for entry in db.session.execute(select(AuditEntry.object_id, AuditEntry.reason).where(
             AuditEntry.object_type == "registration", AuditEntry.action == "certificate",
             AuditEntry.object_id.in_([r.id for r in attended])).order_by(AuditEntry.id)):
         overridden[entry.object_id] = bool(entry.reason)
+    return attended, overridden
+
+
+def certificates_of(training_id: int) -> tuple[list[tuple[Registration, list]], int, int]:
+    """What the training's page of all certificates prints: each registration whose certificate was
+    issued, with the sessions its certificate lists (as issued, ``certificate_sessions``), by name; how
+    many people attended without an issued certificate, and how many of those can have one issued
+    now (a session they attended has ended). Three statements, however many people."""
+    attended, overridden = _attended_and_issued(training_id)
     printed = sorted(((r, certified_sessions(r, override=overridden[r.id])) for r in attended if r.id in overridden),
                      key=lambda item: (item[0].name.casefold(), item[0].id))
-    return [item for item in printed if item[1]], len(attended) - len(printed)
+    ready = sum(1 for r in attended if r.id not in overridden and certified_sessions(r))
+    return [item for item in printed if item[1]], len(attended) - len(printed), ready
+
+
+@unit_of_work
+def issue_missing_certificates(training_id: int, actor: User) -> int:
+    """Issue at once the certificate of everyone who attended a session that has ended and has none
+    yet (each with its own audit entry, as one by one); early ones still need a reason, one by one.
+    The training's row is locked first, so a double click issues nothing twice."""
+    lock_training(training_id)
+    attended, overridden = _attended_and_issued(training_id)
+    issued = 0
+    for registration in attended:
+        sessions = [] if registration.id in overridden else certified_sessions(registration)
+        if sessions:
+            audit.record(actor, "certificate", registration, refs=[registration.training],
+                         details=str(len(sessions)))
+            issued += 1
+    return issued

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
@@ -272,9 +273,18 @@ def _certificate(registration: Registration, sessions: list) -> dict:
 def certificates(training_id: int):
     """Every issued certificate of a training on one page to print, each on its own sheet."""
     training = db.get_or_404(Training, training_id)
-    issued, not_issued = participants_module.certificates_of(training.id)
+    issued, not_issued, ready = participants_module.certificates_of(training.id)
     return render_template("events/staff/certificates.html", training=training, not_issued=not_issued,
-                           items=[_certificate(r, sessions) for r, sessions in issued])
+                           ready=ready, items=[_certificate(r, sessions) for r, sessions in issued])
+
+
+@bp.post("/<int:training_id>/certificates")
+@action(lambda training_id: url_for("trainings.certificates", training_id=training_id))
+def issue_missing_certificates(training_id: int):
+    """Issue every certificate still missing for sessions that have ended, then show them all to print."""
+    db.get_or_404(Training, training_id)
+    count = participants_module.issue_missing_certificates(training_id, current_user)
+    flash(ngettext("%(num)s certificate issued.", "%(num)s certificates issued.", count), "success")
 
 
 @bp.post("/registrations/<int:registration_id>/seat")

@@ -201,6 +201,7 @@ TABLE = [
     ("GET", "/events/staff/registrations/{registration}/certificate", (LOGIN, 403, 403, 404, 404)),  # not attended
     ("POST", "/events/staff/registrations/{registration}/certificate", STAFF_POST),  # not attended: told so
     ("GET", "/events/staff/{training}/certificates", STAFF_ONLY),  # none issued: says so
+    ("POST", "/events/staff/{training}/certificates", STAFF_POST),  # issues the missing ones
     ("POST", "/events/staff/registrations/{registration}/seat", STAFF_POST),
     ("GET", "/events/staff/registrations/{registration}/cancel", STAFF_ONLY),  # asks first
     ("GET", "/events/staff/registrations/99999/cancel", (LOGIN, 403, 403, 404, 404)),

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from accounts.models import Role
+from core.audit import AuditEntry
 from core.extensions import db
 from core.i18n import to_local
 from core.mail import OutboxMessage
@@ -560,8 +561,20 @@ def test_staff_print_every_issued_certificate_of_a_training_on_one_page(staff, m
     assert all("Diskriminierungsfreie Vermietung" in s and "Dauer: 3,0 Stunden" in s for s in sheets)
     assert "Olga" not in page and "Max" not in page and "Fremd" not in page and "Andere Fortbildung" not in page
     assert "2 Bescheinigungen, jede auf einer eigenen Seite." in page
-    assert "1 Person hat teilgenommen, aber noch keine Bescheinigung" in page  # Olga: issue it first
+    assert "1 Person hat teilgenommen, aber noch keine Bescheinigung" in page  # Olga
     assert 'data-print hidden>Drucken</button>' in page and "/static/js/print.js" in page
+
+    # Issue 16.20: the missing one is issued from here, in one go, each with its own audit entry.
+    assert ">1 fehlende Bescheinigung ausstellen</button>" in page
+    done = staff.post(f"/events/staff/{training.id}/certificates")
+    assert done.headers["Location"].endswith(f"/events/staff/{training.id}/certificates")
+    page = staff.get(done.headers["Location"]).get_data(as_text=True)
+    sheets = page.split('<article class="slip certificate">')[1:]
+    assert [re.search(r"<strong>(\w+)</strong>", s).group(1) for s in sheets] == ["Ayse", "Jan", "Olga"]
+    assert "1 Bescheinigung ausgestellt." in page and "ausstellen</button>" not in page
+    staff.post(f"/events/staff/{training.id}/certificates")  # a second click issues nothing twice
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.action == "certificate", AuditEntry.object_id == olga.id)) == 1
     assert staff.get(f"/events/staff/{other.id + 1000}/certificates").status_code == 404
     assert max_.status == RegistrationStatus.CONFIRMED  # there, but never marked present: no certificate
 
