@@ -115,7 +115,7 @@ def check_free(edition: Edition, starts_on: date, ends_on: date, items: list[dic
     if free_unit_count(edition, starts_on, ends_on) > held:
         return
     if held:
-        raise NotAvailable(_l("Your request already holds every unit that is free from %(start)s to %(end)s.",
+        raise NotAvailable(_l("Your basket already holds every unit that is free from %(start)s to %(end)s.",
                               start=format_date(starts_on), end=format_date(ends_on)), field="starts_on")
     following = next_free_start(edition, starts_on, ends_on)
     if following is None:
@@ -148,7 +148,7 @@ def submit_request(user: User, cart: dict, submit_key: str, purpose: str, audien
         return existing
     items = cart_items(cart)
     if not items:
-        raise MaterialsError(_l("Your request is empty."))
+        raise MaterialsError(_l("Your basket is empty."))
     if delivery == Delivery.SHIPPING and not shipping_address.strip():
         raise MaterialsError(_l("Please enter the address to ship to."), field="shipping_address")
     lock_editions(item.edition.id for item in items)

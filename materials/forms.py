@@ -137,7 +137,7 @@ class AddQuantityForm(FlaskForm):
     edition_id = SelectField(_l("Language"), coerce=int)
     quantity = IntegerField(_l("Copies"), validators=[InputRequired(message=_l("Enter a quantity.")),
                                                       NumberRange(min=1, max=100000, message=_l("Enter 1 or more."))])
-    submit = SubmitField(_l("Add to request"))
+    submit = SubmitField(_l("Add to basket"))
 
 
 class AddPeriodForm(FlaskForm):
@@ -148,7 +148,7 @@ class AddPeriodForm(FlaskForm):
     ends_on = DateField(_l("Return date"),
                         validators=[InputRequired(message=_l("Choose the pickup and the return date.")),
                                     DateInRange()])
-    submit = SubmitField(_l("Add to request"))
+    submit = SubmitField(_l("Add to basket"))
 
 
 class SubmitRequestForm(FlaskForm):

@@ -47,7 +47,7 @@ def add(material_id: int):
             else:
                 cart = add_to_cart(cart_of(current_user), edition, quantity=form.quantity.data)
             keep_cart(current_user, cart)
-            flash(_("Added to your request."), "success")
+            flash(_("Added to your basket."), "success")
             return redirect(url_for("requests.cart"))
     return detail_page(material, form), 422
 @bp.route("/cart", methods=["GET", "POST"])

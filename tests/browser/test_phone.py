@@ -148,3 +148,26 @@ def test_the_catalogue_folds_its_filters_away_on_a_phone(context, live):
     expect(search.get_by_text("Filter (1 aktiv)")).to_be_hidden()
     check(page)
 
+
+
+def test_a_partners_requests_read_as_blocks_on_a_phone_not_in_a_sideways_box(context, live):
+    """Issue 16.19: "Unsere Bestellungen" and a request's loans sat in boxes that scrolled sideways at
+    390 and 320 px, hiding contents and periods. On a phone each row is a block, every value after its
+    column's name; nothing scrolls sideways, not even inside its box."""
+    from materials.models import Request
+
+    seed_demo()
+    hafen = db.session.scalar(select(Request).where(Request.purpose == "Mieterfest im Quartier Hafen"))
+    release()
+    page = context.new_page()
+    sign_in(page, "wohnen@partner.example", DEMO_PASSWORD)
+    for url in ("/requests/", f"/requests/{hafen.id}"):
+        page.goto(url)
+        for width in (390, 320):
+            no_sideways_scroll(page, width)
+            boxes = page.locator(".table-wrap").evaluate_all("ws => ws.map(w => w.scrollWidth - w.clientWidth)")
+            assert boxes and max(boxes) <= 0, f"a table scrolls sideways in its box on {url} at {width} px"
+    expect(page.get_by_role("cell", name="Zeitraum:")).to_be_visible()
+    check(page, "phone-request-loans")
+    page.goto("/requests/")
+    expect(page.get_by_role("cell", name="Inhalt: 50 × Ihre Rechte")).to_be_visible()
