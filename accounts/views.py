@@ -4,7 +4,7 @@ The staff pages (organisations, applications) are in ``accounts.staff_views``, t
 outbox, audit trail) in ``accounts.admin_views``; all are routes of the one ``accounts`` blueprint.
 """
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -27,7 +27,7 @@ from core.after_response import after_response
 from core.errors import shown_at
 from core.extensions import db
 from core.i18n import set_language_cookie
-from core.limits import per_address, per_client
+from core.limits import per_address, per_client, per_client_sign_in
 from core.security import safe_next
 
 bp = Blueprint("accounts", __name__)
@@ -42,7 +42,7 @@ def organisation_choices(empty_label: str) -> list[SelectChoice]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@per_client("LOGIN_RATE_LIMIT")
+@per_client_sign_in("LOGIN_RATE_LIMIT")
 def login():
     """Sign in with e-mail address and password."""
     if current_user.is_authenticated:
@@ -54,6 +54,7 @@ def login():
             flash(str(result.refused), "error")
         else:
             login_user(result.user, remember=form.remember.data)
+            g.signed_in = True  # a successful sign-in does not count against the limit
             flash(_("Welcome, %(name)s.", name=result.user.name), "success")
             start = url_for("requests.overview") if result.user.is_staff else url_for("pages.home")
             return signin.remember_device(redirect(safe_next(start)), result.user)

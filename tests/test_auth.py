@@ -217,6 +217,19 @@ def test_login_is_rate_limited_per_address(make_app):
     assert other.status_code == 200
 
 
+def test_successful_sign_ins_do_not_use_up_the_limit_of_an_office_address(make_app, make_user):
+    """Issue 16: every sign-in counted, so the staff of a housing company behind one address locked
+    each other out in the morning. Only refused sign-ins count; guessing is still stopped."""
+    colleagues = [make_user(Role.PARTNER).email for _ in range(3)]
+    client = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute").test_client()
+    for email in colleagues:  # three colleagues, one after the other, from the same address
+        assert client.post("/login", data={"email": email, "password": PASSWORD}).status_code == 302, email
+        client.post("/logout")
+    codes = [client.post("/login", data={"email": colleagues[0], "password": "falsch"}).status_code
+             for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
 @pytest.mark.parametrize(
     "target, expected",
     [
