@@ -1,6 +1,7 @@
 """The audit trail as people read it: an object's history on its page, and the admins' list with
 filters and a CSV file. The entries themselves are written by ``core.audit``."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -12,7 +13,7 @@ from accounts.models import Role, User
 from core.audit import NAMES, PUBLIC, SYSTEM, AuditEntry, entries_about
 from core.bounds import FIRST_DAY, LAST_DAY, parse_date
 from core.extensions import db
-from core.i18n import local_tz
+from core.i18n import format_date, language_name, local_tz
 from core.states import state_label
 
 OBJECT_KINDS = {
@@ -153,7 +154,7 @@ class HistoryRow:
         if entry.action == "import" and " / " in entry.details:
             added, rows = entry.details.split(" / ", 1)
             return str(_l("%(added)s of %(rows)s rows", added=added, rows=rows))
-        return entry.details
+        return readable(entry.details)
 
     @property
     def role(self) -> str:
@@ -161,6 +162,26 @@ class HistoryRow:
             return str(ACTORS[self.entry.actor_role])
         role = Role._value2member_map_.get(self.entry.actor_role)
         return role.label if role else self.entry.actor_role
+
+
+ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+LANGUAGE_CODE = re.compile(r"\(([a-z]{2,3})\)")
+
+
+def readable(details: str) -> str:
+    """Details as stored (ISO dates, language codes: the same in every language) as the reader reads
+    them: "2026-12-17" as a date of the page's language, "(tr)" as "(Türkisch)"."""
+    def as_date(match: re.Match) -> str:
+        try:
+            return format_date(date(*(int(part) for part in match.groups())))
+        except ValueError:
+            return match.group(0)
+
+    def as_language(match: re.Match) -> str:
+        name = language_name(match.group(1))
+        return f"({name})" if name != match.group(1) else match.group(0)
+
+    return LANGUAGE_CODE.sub(as_language, ISO_DATE.sub(as_date, details))
 
 
 def _rows(query: Select) -> list[HistoryRow]:

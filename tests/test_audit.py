@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from accounts.models import Organisation, Role, User
 from core.audit import AuditEntry
 from core.extensions import db
-from core.i18n import local_today
+from core.i18n import format_date, local_today
 from events import links, participants, registrations
 from events.models import Registration
 from materials import lending
@@ -285,3 +285,25 @@ def test_queueing_a_failed_mail_again_is_recorded(world, client, login):
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "retry"))
     assert (entry.actor_id, entry.object_type, entry.object_id) == (world.admin.id, "mail", message.id)
     assert (entry.from_state, entry.to_state) == ("failed", "pending")
+
+
+def test_history_details_show_dates_and_languages_as_people_read_them(app, client, login, make_material, make_user):
+    """Issue 16: the history showed "2026-12-17" and "(tr)"; stored as data, they are shown as a date
+    and a language name of the reader's language."""
+    from materials.bookings import extend_booking
+
+    staff, partner = make_user(Role.STAFF), make_user(Role.PARTNER)
+    brochure = make_material(title="Ihre Rechte", editions={"tr": 10}).editions[0]
+    kit = make_material(returnable=True, units={"de": ["HX-1"]}).editions[0]
+    start = local_today() + timedelta(days=1)
+    cart = add_to_cart(add_to_cart({}, brochure, quantity=3), kit, starts_on=start, ends_on=start + timedelta(days=2))
+    request = submit_request(partner, cart, "history-words", "Fachtag", "", Delivery.PICKUP, "")
+    lending.approve_request(request.id, staff)
+    lending.hand_over(request.id, [b.id for b in request.bookings], staff, True, early_confirmed=True)
+    new_end = start + timedelta(days=5)
+    extend_booking(request.bookings[0].id, new_end, staff)
+    login(staff)
+    page = client.get(f"/requests/{request.id}").get_data(as_text=True)
+    assert "3 × Ihre Rechte (Türkisch)" in page and "(tr)" not in page
+    assert f"HX-1: {format_date(start + timedelta(days=2))} → {format_date(new_end)}" in page
+    assert new_end.isoformat() not in page.split('id="history-heading"')[1]
