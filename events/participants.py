@@ -39,7 +39,9 @@ def answers_of(registration: Registration) -> dict[str, str]:
 
 def recordable_sessions(training, override: bool = False) -> set[int]:
     """The sessions whose attendance can be recorded: those that have started (every one with an
-    override, which needs a reason)."""
+    override, which needs a reason); none of a cancelled training."""
+    if training.is_cancelled:
+        return set()
     now = utcnow()
     return {s.id for s in training.sessions if override or s.starts_at <= now}
 
@@ -73,6 +75,9 @@ def set_attendance(training_id: int, present: set[tuple[int, int]], actor: User,
 def message_participants(training_id: int, subject: str, body: str, actor: User, include_waiting: bool = False) -> int:
     """Mail a message from staff to everyone holding a seat (and the waiting list if asked)."""
     training = lock_training(training_id)
+    if training.is_cancelled:
+        raise EventsError(_l("The training is cancelled: everyone registered was told so, and nobody is left to "
+                             "write to."))
     statuses = ACTIVE if include_waiting else SEAT_HOLDING
     recipients = registrations_of(training, statuses)
     for registration in recipients:

@@ -446,6 +446,14 @@ def test_cancelling_a_training_asks_first_and_tells_everyone_the_reason(staff, m
     # Cancelled: the page that asks no longer asks, it says why.
     again = staff.get(f"/events/staff/{training.id}/cancel", follow_redirects=True).get_data(as_text=True)
     assert "Diese Fortbildung ist bereits abgesagt." in again and "Grund (steht in der E-Mail)" not in again
+    # Nothing left to record or to write: no attendance button, no message to everyone (refused if posted).
+    listed = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert "Anwesenheit speichern" not in listed and "Nachricht an alle Teilnehmenden" not in listed
+    assert "Früher erfassen" not in listed
+    count = outbox_size()
+    refused = staff.post(f"/events/staff/{training.id}/message", data={"subject": "Hallo", "body": "Noch da?",
+                                                                       "include_waiting": "y"})
+    assert "Die Fortbildung ist abgesagt" in refused.get_data(as_text=True) and outbox_size() == count
 
 
 def test_cancelling_someones_registration_asks_first_and_mails_the_reason(staff, make_training):
@@ -493,6 +501,8 @@ def test_attendance_once_a_session_started_certificates_once_it_ended_earlier_on
                                                 (start + timedelta(days=1), start + timedelta(days=1, hours=6))])
     ayse = confirmed(training.id, "ayse@example.org")
     first, second = (s.id for s in training.sessions)
+    ahead = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
+    assert "Anwesenheit speichern" not in ahead and "Früher erfassen" in ahead  # nothing to record yet
     shift_sessions(training.id, -timedelta(days=2, hours=1))  # the first session runs, the second is tomorrow
 
     page = staff.get(f"/events/staff/{training.id}").get_data(as_text=True)
