@@ -609,6 +609,7 @@ def test_staff_approve_fewer_copies_with_a_reason_and_the_mail_gives_pickup_deta
                  "Schützenstraße 42, 44147 Dortmund", "Mo–Do 10–16 Uhr", "Bitte mit dem Auto kommen.",
                  f"{format_date(SOON)} – {format_date(SOON + timedelta(days=2))}"):
         assert text in mail, text
+    assert "Das erhalten Sie:\n- 12 × Ihre Rechte (Deutsch)" in mail.replace("\r\n", "\n")  # the list says what it is
     page = client.get(f"/requests/{request_id}").get_data(as_text=True)
     assert "20 bestellt" in page and "Die zweite Auflage kommt erst im März." in page
 
