@@ -177,11 +177,13 @@ def free_units_query(starts_on: date, ends_on: date):
     return select(Unit.id).join(Unit.edition).join(Edition.material).where(unit_is_free(starts_on, ends_on))
 
 
-def month_availability(material: Material, month: date) -> list[list[tuple[date, int] | None]]:
-    """Weeks (Monday first) of ``(day, free units)`` for a returnable material's month calendar."""
+def month_availability(material: Material, month: date, language: str = "") -> list[list[tuple[date, int] | None]]:
+    """Weeks (Monday first) of ``(day, free units)`` for a returnable material's month calendar: the
+    units of every edition, or of the edition in ``language``."""
     first = month.replace(day=1)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    unit_ids = [u.id for e in material.editions for u in e.units if u.bookable]
+    unit_ids = [u.id for e in material.editions if not language or e.language == language
+                for u in e.units if u.bookable]
     bookings = db.session.execute(
         select(Booking.unit_id, Booking.starts_on, Booking.blocked_until)
         .where(Booking.unit_id.in_(unit_ids), holds_unit(first, last))

@@ -76,8 +76,8 @@ class CatalogueQuery:
         return filters
 
     def period_args(self) -> dict:
-        """The chosen free period as URL parameters, for the links to the materials found."""
-        return {k: v for k, v in self.args().items() if k in ("available_from", "available_to")}
+        """The chosen free period (and language) as URL parameters, for the links to the materials found."""
+        return {k: v for k, v in self.args().items() if k in ("available_from", "available_to", "language")}
 
     def args(self, **changes) -> dict:
         """URL parameters for links (pagination), without empty values."""

@@ -76,11 +76,14 @@ def detail_page(material: Material, add_form=None):
     chosen = add_form.starts_on.data if add_form is not None and material.is_returnable \
         and not add_form.starts_on.errors else None  # an out-of-range date shows its error, not its month
     weeks, month = None, None
+    # The calendar counts the units of one language where editions of several languages have units.
+    languages = [e.language for e in material.editions if e.units] if material.is_returnable else []
+    language = period.language if len(languages) > 1 and period.language in languages else ""
     if material.is_returnable:
         month = (parse_month(request.args.get("month", "")) or (chosen and chosen.replace(day=1))
                  or (period.available_from and period.available_from.replace(day=1))
                  or local_today().replace(day=1))
-        weeks = bookings.month_availability(material, month)
+        weeks = bookings.month_availability(material, month, language)
     if add_form is None and current_user.is_authenticated and current_user.organisation_id \
             and not material.archived_at:
         if material.is_returnable:
@@ -88,10 +91,14 @@ def detail_page(material: Material, add_form=None):
         else:
             add_form = AddQuantityForm()
         add_form.edition_id.choices = edition_choices(material)
+        edition = next((e for e in material.editions if e.language == language), None)
+        if edition is not None:
+            add_form.edition_id.data = edition.id
     if add_form is not None and not material.is_returnable and material.per_request_max:
         add_form.quantity.render_kw = {"max": material.per_request_max}
     return render_template("materials/detail.html", material=material, weeks=weeks, month=month, add_form=add_form,
-                           period=period.period_args())
+                           period=period.period_args(), calendar_languages=languages if len(languages) > 1 else [],
+                           calendar_language=language)
 
 
 def _save(material_id: int | None, form: MaterialForm) -> Material:

@@ -151,6 +151,14 @@ def test_detail_page_shows_editions_and_the_month_calendar(client, make_material
     assert "Verfügbarkeit im März 2027" in page
     assert page.count("1 frei") == 3  # 3rd, 4th and the buffer day 5th: one of two units free
     assert "höchstens 21 Tage" in page
+    # Issue 16: a partner who needs the German kit sees the German units alone: booked on those days.
+    assert f'href="/materials/{kit.id}?month=2027-03&amp;language=de#calendar"' in page
+    german = client.get(f"/materials/{kit.id}?month=2027-03&language=de").get_data(as_text=True)
+    assert german.count("1 frei") == 28 and german.count(">belegt<") == 3
+    assert "Freie Exemplare pro Tag (Deutsch)" in german and 'aria-current="true">Deutsch</a>' in german
+    english = client.get(f"/materials/{kit.id}?month=2027-03&language=en").get_data(as_text=True)
+    assert english.count("1 frei") == 31
+    assert client.get(f"/materials/{kit.id}?month=2027-03&language=xx").get_data(as_text=True).count("1 frei") == 3
     assert client.get(f"/materials/{kit.id}?month=kaputt").status_code == 200
     assert client.get("/materials/999999").status_code == 404
 
