@@ -109,10 +109,14 @@ def free_unit_count(edition: Edition, starts_on: date, ends_on: date) -> int:
         free_units_query(starts_on, ends_on).where(Unit.edition_id == edition.id).subquery()))
 
 
-def next_free_start(edition: Edition, starts_on: date, ends_on: date) -> date | None:
+def next_free_start(edition: Edition, starts_on: date, ends_on: date,
+                    held: list[tuple[date, date]] | tuple = ()) -> date | None:
     """The first day on or after ``starts_on`` from which some unit of the edition is free for a period
-    as long as the one asked for (with the buffer days after it, by the one overlap rule); None when
-    the edition has no bookable unit. One query: every active booking of its bookable units from then on."""
+    as long as the one asked for (with the buffer days after it, by the one overlap rule), one more
+    than the caller ``held`` already (periods from their start to their last blocked day, such as the
+    cart's); None when the edition has no bookable unit. One query: every active booking of its
+    bookable units from then on. A start becomes possible only on ``starts_on`` or the day after a
+    booking or held period ends, so only those days are tried."""
     unit_ids = [u.id for u in edition.units if u.bookable]
     if not unit_ids:
         return None
@@ -120,22 +124,19 @@ def next_free_start(edition: Edition, starts_on: date, ends_on: date) -> date | 
     rows = db.session.execute(
         select(Booking.unit_id, Booking.starts_on, Booking.blocked_until)
         .where(Booking.unit_id.in_(unit_ids), Booking.status.in_(ACTIVE_BOOKING), Booking.blocked_until >= starts_on)
-        .order_by(Booking.starts_on)
     ).all()
     by_unit = {unit_id: [] for unit_id in unit_ids}
     for row in rows:
-        by_unit[row.unit_id].append(row)
-    best = None
-    for booked in by_unit.values():
-        candidate = starts_on
-        for row in booked:
-            if row.blocked_until < candidate:
-                continue
-            if not overlaps(candidate, candidate + taken, row.starts_on, row.blocked_until):
-                break  # the bookings are in order of their start: the gap before this one is enough
-            candidate = row.blocked_until + timedelta(days=1)
-        best = candidate if best is None else min(best, candidate)
-    return best
+        by_unit[row.unit_id].append((row.starts_on, row.blocked_until))
+    held = [(start, end) for start, end in held if end >= starts_on]
+    ends = [end for booked in by_unit.values() for _start, end in booked] + [end for _start, end in held]
+    for candidate in sorted({starts_on} | {end + timedelta(days=1) for end in ends}):
+        last = candidate + taken
+        free = sum(1 for booked in by_unit.values()
+                   if not any(overlaps(candidate, last, start, end) for start, end in booked))
+        if free > sum(1 for start, end in held if overlaps(candidate, last, start, end)):
+            return candidate
+    return None  # not reached: after the last end nothing is booked or held
 
 
 def hand_over_booking(booking: Booking) -> None:

@@ -108,18 +108,21 @@ def check_free(edition: Edition, starts_on: date, ends_on: date, items: list[dic
     """A unit must be free for the period now, beyond those the cart already holds for overlapping
     periods; otherwise the partner learns the next free period of the same length. (Submitting checks
     again: this only spares the partner a request that cannot be met.)"""
-    blocked_until = ends_on + timedelta(days=edition.material.buffer_days)
-    held = sum(1 for i in items if i.get("edition_id") == edition.id and "starts_on" in i and overlaps(
-        date.fromisoformat(i["starts_on"]), date.fromisoformat(i["ends_on"]) + timedelta(
-            days=edition.material.buffer_days), starts_on, blocked_until))
-    if free_unit_count(edition, starts_on, ends_on) > held:
+    buffer = timedelta(days=edition.material.buffer_days)
+    held = [(date.fromisoformat(i["starts_on"]), date.fromisoformat(i["ends_on"]) + buffer) for i in items
+            if i.get("edition_id") == edition.id and "starts_on" in i]
+    if free_unit_count(edition, starts_on, ends_on) > sum(
+            1 for start, end in held if overlaps(start, end, starts_on, ends_on + buffer)):
         return
-    if held:
-        raise NotAvailable(_l("Your basket already holds every unit that is free from %(start)s to %(end)s.",
-                              start=format_date(starts_on), end=format_date(ends_on)), field="starts_on")
-    following = next_free_start(edition, starts_on, ends_on)
+    following = next_free_start(edition, starts_on, ends_on, held)
     if following is None:
         raise NotAvailable(_l("This material cannot be borrowed at the moment."), field="starts_on")
+    if any(overlaps(start, end, starts_on, ends_on + buffer) for start, end in held):
+        raise NotAvailable(_l("Your basket already holds every unit that is free from %(start)s to %(end)s. The next "
+                              "period of the same length with one more unit free is %(next_start)s to %(next_end)s.",
+                              start=format_date(starts_on), end=format_date(ends_on),
+                              next_start=format_date(following),
+                              next_end=format_date(following + (ends_on - starts_on))), field="starts_on")
     raise NotAvailable(_l("No unit is free from %(start)s to %(end)s. The next free period of the same length "
                           "is %(next_start)s to %(next_end)s.", start=format_date(starts_on),
                           end=format_date(ends_on), next_start=format_date(following),

@@ -60,8 +60,11 @@ def test_adding_a_kit_checks_it_is_free_and_names_the_next_free_period(make_mate
         f"frei. Der nächste freie Zeitraum gleicher Länge ist vom {format_date(SOON + timedelta(days=7))} bis "
         f"{format_date(SOON + timedelta(days=8))}.")
     cart = add_to_cart({}, kit, starts_on=SOON + timedelta(days=7), ends_on=SOON + timedelta(days=8))
-    with pytest.raises(MaterialsError, match="enthält bereits jedes Exemplar"):
+    with pytest.raises(MaterialsError, match="enthält bereits jedes Exemplar") as refused:
         add_to_cart(cart, kit, starts_on=SOON + timedelta(days=8), ends_on=SOON + timedelta(days=9))
+    # ... and says when one more is free: after the cart's own period and its two buffer days.
+    assert (f"ist vom {format_date(SOON + timedelta(days=11))} bis {format_date(SOON + timedelta(days=12))}."
+            in str(refused.value.message))
     assert len(add_to_cart(cart, kit, starts_on=SOON + timedelta(days=11), ends_on=SOON + timedelta(days=12))
                ["items"]) == 2
 
