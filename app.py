@@ -83,6 +83,7 @@ def register_blueprints(app: Flask) -> None:
     from events.staff_views import bp as trainings_bp
     from events.views import bp as events_bp
     from events.views import my_bp
+    from figures.views import bp as figures_bp
     from materials.request_views import bp as requests_bp
     from materials.views import bp as materials_bp
     from pages.views import bp as pages_bp
@@ -94,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(trainings_bp)
     app.register_blueprint(events_bp)
     app.register_blueprint(my_bp)
+    app.register_blueprint(figures_bp)
 
 
 def register_hooks(app: Flask) -> None:
@@ -113,6 +115,7 @@ def register_hooks(app: Flask) -> None:
     app.jinja_env.filters["one_line"] = text.one_line
     app.jinja_env.filters["month"] = i18n.format_month
     app.jinja_env.filters["decimal"] = i18n.format_decimal
+    app.jinja_env.filters["number"] = i18n.format_number
     app.jinja_env.globals["timedelta"] = timedelta
     app.jinja_env.globals["webcal_url"] = webcal_url
     app.jinja_env.globals["page_to_return_to"] = i18n.page_to_return_to

@@ -42,3 +42,13 @@ def save_organisation(organisation_id: int | None, actor: User, **fields) -> Org
         raise taken from None
     audit.record(actor, "edit" if organisation_id is not None else "create", org, details=", ".join(changed))
     return org
+
+
+def known_organisation_id(name: str) -> int | None:
+    """The organisation whose name someone typed (case and outer spaces aside), if Fundus knows it: a
+    trainee's registration keeps it, for the figures of who was reached, after its personal data goes."""
+    name = " ".join(name.split()).lower()
+    if not name:
+        return None
+    return db.session.scalar(select(Organisation.id).where(func.lower(Organisation.name) == name))
+

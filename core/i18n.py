@@ -123,6 +123,11 @@ def format_decimal(value: float, places: int = 1) -> str:
     return babel_numbers.format_decimal(value, pattern, locale=format_locale())
 
 
+def format_number(value: float) -> str:
+    """A count as ``1.234``, a measure with one decimal as ``12,5`` (in the reader's notation)."""
+    return format_decimal(value, 0 if float(value).is_integer() else 1)
+
+
 def _date(value: date, locale: Locale) -> str:
     return babel_dates.format_date(value, "medium", locale=locale)
 

@@ -271,6 +271,17 @@ class Registration(Stateful, TimestampMixin, db.Model):
         return self.status == RegistrationStatus.PENDING
 
 
+# The organisation Fundus knows by the name a registration gave, if any (a table of its own, so adding it
+# left the registrations table and its seat triggers as they were). It stays when the personal data
+# goes, so the figures still know which organisations were reached (accounts.organisations.known_organisation_id).
+registration_organisations = Table(
+    "registration_organisations",
+    db.metadata,
+    Column("registration_id", ForeignKey("registrations.id", ondelete="CASCADE"), primary_key=True),
+    Column("organisation_id", ForeignKey("organisations.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+
 class Attendance(db.Model):
     """A registered person was there for one session (marked by staff)."""
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from flask_babel import get_locale, lazy_ngettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
+from accounts.organisations import known_organisation_id
 from core import audit
 from core.confirm import Consequences
 from core.db import unit_of_work
@@ -19,7 +20,15 @@ from core.privacy import PRIVACY_VERSION
 from core.text import normalise_email
 from events.errors import EventsError
 from events.links import by_token, manage_token, set_link_salt
-from events.models import ACTIVE, HEALTH_ANSWERS, Registration, RegistrationStatus, Training, TrainingStatus
+from events.models import (
+    ACTIVE,
+    HEALTH_ANSWERS,
+    Registration,
+    RegistrationStatus,
+    Training,
+    TrainingStatus,
+    registration_organisations,
+)
 from events.notifications import mail_registration, send_manage_link
 from events.seats import (
     hold_time,
@@ -101,6 +110,10 @@ def register(training_id: int, name: str, email: str, organisation: str = "", po
         if existing is None:
             raise
         return _registered_already(training, existing)
+    known = known_organisation_id(organisation)
+    if known is not None:
+        db.session.execute(insert(registration_organisations).values(registration_id=registration.id,
+                                                                     organisation_id=known))
     audit.record(audit.PUBLIC, "register", registration, to_state=registration.status, refs=[training])
     if registration.status == RegistrationStatus.WAITING:
         mail_registration(registration, "events/waiting_list", _l("You are on the waiting list"),

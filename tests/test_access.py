@@ -145,6 +145,9 @@ TABLE = [
     ("POST", "/requests/cart/remove/0", (LOGIN, 302, 302, 403, 403)),
     ("GET", "/requests/", SIGNED_IN),
     ("GET", "/materials/topics", STAFF_ONLY),
+    ("GET", "/figures/", STAFF_ONLY),
+    ("GET", "/figures/trainings.csv", STAFF_ONLY),
+    ("GET", "/figures/?kind=range&from=2026-03-10&to=2026-01-01", STAFF_ONLY),  # backwards: this year, said so
     ("POST", "/materials/topics/99999", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/requests/{request}", (LOGIN, 200, 403, 200, 200)),
     ("GET", "/requests/99999", (LOGIN, 404, 404, 404, 404)),

@@ -1,0 +1,279 @@
+"""The figures of one period, each from an aggregate query (a fixed number of statements, whatever
+the number of rows). Which period a thing belongs to:
+
+- a session, its teaching hours and its attendance: the day the session starts;
+- a training and its registrations (fill rate, no-shows, cancellations, the waiting list): the day its
+  first session starts, so a training over New Year counts once, in the year it began;
+- copies handed out, kits handed over, organisations served: the day of the handover; a kit's loan:
+  the day it starts; damage: the day of the return; a request: the day it came in.
+
+Only what has happened by ``now`` counts. Anonymised registrations count like any other (their status
+and attendance stay); so do those of people whose data was deleted (they are anonymised).
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Integer, and_, case, cast, distinct, exists, func, literal, select, union, union_all
+
+from accounts.models import Organisation, OrganisationKind
+from core.audit import AuditEntry
+from core.extensions import db
+from core.vocabulary import TargetGroup
+from events.models import (
+    Attendance,
+    Registration,
+    RegistrationStatus,
+    Training,
+    TrainingFormat,
+    TrainingSession,
+    TrainingStatus,
+    registration_organisations,
+)
+from figures.period import Period
+from materials.models import (
+    Booking,
+    BookingStatus,
+    Edition,
+    Material,
+    Request,
+    RequestLine,
+    RequestStatus,
+    StockEntry,
+    StockReason,
+    Unit,
+    UnitCondition,
+)
+
+STAFF_ROLES = ("staff", "admin")
+BLOCKING = (UnitCondition.DAMAGED, UnitCondition.INCOMPLETE, UnitCondition.LOST)
+
+
+def _sqlite() -> bool:
+    return db.session.get_bind().dialect.name == "sqlite"
+
+
+def hours_between(start, end):
+    """SQL: the hours from one timestamp column to another, on SQLite and PostgreSQL."""
+    if _sqlite():
+        return (func.julianday(end) - func.julianday(start)) * 24.0
+    return func.date_part("epoch", end - start) / 3600.0
+
+
+def days_between(first, last):
+    """SQL: the days from one date column to another, both counted."""
+    if _sqlite():
+        return cast(func.julianday(last) - func.julianday(first), Integer) + 1
+    return last - first + 1
+
+
+@dataclass
+class Figures:
+    """One period's figures: single numbers by key, and breakdowns (label → number) by key."""
+
+    numbers: dict[str, float] = field(default_factory=dict)
+    breakdowns: dict[str, dict] = field(default_factory=dict)
+
+
+def compute(period: Period, now: datetime) -> Figures:
+    figures = Figures()
+    _trainings(figures, period, now)
+    _materials(figures, period, now)
+    _reach(figures, period, now)
+    return figures
+
+
+# Trainings ------------------------------------------------------------------------------------------
+
+def _held_sessions(period: Period, now: datetime):
+    a, b = period.bounds()
+    return (select(TrainingSession.id).join(Training)
+            .where(TrainingSession.starts_at >= a, TrainingSession.starts_at < b, TrainingSession.starts_at <= now,
+                   Training.status != TrainingStatus.CANCELLED))
+
+
+def _trainings_begun(period: Period, now: datetime, cancelled: bool = False):
+    """Trainings whose first session starts in the period (and has started), held or cancelled."""
+    a, b = period.bounds()
+    first = (select(TrainingSession.training_id, func.min(TrainingSession.starts_at).label("first"),
+                    func.max(TrainingSession.ends_at).label("last"))
+             .group_by(TrainingSession.training_id).subquery())
+    status = Training.status == TrainingStatus.CANCELLED if cancelled else Training.status != TrainingStatus.CANCELLED
+    return (select(Training.id, Training.seats, first.c.last).join(first, first.c.training_id == Training.id)
+            .where(first.c.first >= a, first.c.first < b, first.c.first <= now, status))
+
+
+def _trainings(figures: Figures, period: Period, now: datetime) -> None:
+    n = figures.numbers
+    sessions = _held_sessions(period, now).subquery()
+    length = hours_between(TrainingSession.starts_at, TrainingSession.ends_at)
+    n["sessions"], hours = db.session.execute(select(func.count(), func.coalesce(func.sum(length), 0))
+                                              .where(TrainingSession.id.in_(select(sessions.c.id)))).one()
+    n["hours"] = round(float(hours), 1)
+    begun = _trainings_begun(period, now).subquery()
+    n["trainings"], seats = db.session.execute(select(func.count(), func.coalesce(func.sum(begun.c.seats), 0))
+                                               .select_from(begun)).one()
+    n["trainings_cancelled"] = db.session.scalar(
+        select(func.count()).select_from(_trainings_begun(period, now, cancelled=True).subquery()))
+
+    of_begun = Registration.training_id.in_(select(begun.c.id))
+    # Unmet demand: still on the waiting list when the training began (it moves nobody up once begun), or
+    # left the waiting list without a seat (cancelled or released from it: the audit entry's state).
+    left_waiting = exists().where(AuditEntry.object_type == "registration", AuditEntry.object_id == Registration.id,
+                                  AuditEntry.action.in_(("cancel", "release")), AuditEntry.from_state == "waiting")
+    never_seated = (Registration.status == RegistrationStatus.WAITING) | left_waiting
+    attended_any = exists().where(Attendance.registration_id == Registration.id)
+    ended = Registration.training_id.in_(select(begun.c.id).where(begun.c.last <= now))
+    row = db.session.execute(select(
+        func.count(),
+        func.count(case((Registration.status == RegistrationStatus.CONFIRMED, 1))),
+        func.count(case((and_(Registration.status == RegistrationStatus.CONFIRMED, ended, ~attended_any), 1))),
+        func.count(case((never_seated, 1))),
+    ).where(of_begun)).one()
+    n["registrations"], n["confirmed"], n["no_shows"], n["unmet"] = row
+    n["fill_rate"] = round(100.0 * n["confirmed"] / seats, 1) if seats else 0.0
+
+    by_staff = AuditEntry.actor_role.in_(STAFF_ROLES)
+    n["cancelled_by_participants"], n["cancelled_by_staff"] = db.session.execute(
+        select(func.count(case((~by_staff, 1))), func.count(case((by_staff, 1))))
+        .join(Registration, and_(AuditEntry.object_type == "registration", AuditEntry.object_id == Registration.id))
+        .where(AuditEntry.action == "cancel", of_begun)).one()
+
+    present = (select(Attendance.registration_id, Attendance.session_id)
+               .where(Attendance.session_id.in_(select(sessions.c.id))).subquery())
+    n["attendances"], n["participants"] = db.session.execute(
+        select(func.count(), func.count(distinct(present.c.registration_id)))).one()
+
+    # Participants (people present at least once) by the training's target groups and by its format.
+    wrapped = "," + Training.target_groups + ","
+    people = (select(*[func.count(distinct(case((wrapped.contains(f",{group.value},"), Registration.id))))
+                       for group in TargetGroup])
+              .select_from(Registration).join(Training)
+              .where(Registration.id.in_(select(present.c.registration_id))))
+    figures.breakdowns["participants_by_group"] = dict(zip(TargetGroup, db.session.execute(people).one(), strict=True))
+    by_format = dict(db.session.execute(
+        select(Training.format, func.count(distinct(Registration.id))).select_from(Registration).join(Training)
+        .where(Registration.id.in_(select(present.c.registration_id))).group_by(Training.format)).all())
+    figures.breakdowns["participants_by_format"] = {f: by_format.get(f, 0) for f in TrainingFormat}
+    month = _month(TrainingSession.starts_at).label("month")  # grouped by its name: the same on both databases
+    per_month = dict(db.session.execute(
+        select(month, func.count(distinct(TrainingSession.training_id)))
+        .where(TrainingSession.id.in_(select(sessions.c.id))).group_by(month)).all())
+    people_month = dict(db.session.execute(
+        select(month, func.count(distinct(Attendance.registration_id)))
+        .join(Attendance, Attendance.session_id == TrainingSession.id)
+        .where(TrainingSession.id.in_(select(sessions.c.id))).group_by(month)).all())
+    figures.breakdowns["trainings_by_month"] = {m: per_month.get(m, 0) for m in _months(period)}
+    figures.breakdowns["participants_by_month"] = {m: people_month.get(m, 0) for m in _months(period)}
+
+
+def _month(column):
+    """SQL: ``YYYY-MM`` of a timestamp column, in UTC on both databases (a session in the first two hours
+    of a month, Berlin time, counts in the month before: the charts of months accept that)."""
+    if _sqlite():
+        return func.strftime("%Y-%m", column)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+
+
+def _months(period: Period) -> list[str]:
+    months, year, month = [], period.start.year, period.start.month
+    while (year, month) <= (period.end.year, period.end.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+# Materials ------------------------------------------------------------------------------------------
+
+def _handovers(period: Period):
+    """The requests handed over (first or more units, or their copies) in the period, by the audit entry."""
+    a, b = period.bounds()
+    return (select(AuditEntry.object_id).where(AuditEntry.object_type == "request", AuditEntry.action == "hand_over",
+                                               AuditEntry.created_at >= a, AuditEntry.created_at < b))
+
+
+def _materials(figures: Figures, period: Period, now: datetime) -> None:
+    a, b = period.bounds()
+    n = figures.numbers
+    in_period = and_(StockEntry.reason == StockReason.HANDOUT, StockEntry.created_at >= a, StockEntry.created_at < b)
+    by_staff = select(StockEntry.edition_id, (-StockEntry.delta).label("copies")).where(in_period,
+                                                                                         StockEntry.delta < 0)
+    by_request = (select(StockEntry.edition_id, RequestLine.quantity.label("copies"))
+                  .join(RequestLine, and_(RequestLine.request_id == StockEntry.request_id,
+                                          RequestLine.edition_id == StockEntry.edition_id))
+                  .where(in_period, StockEntry.delta == 0))
+    copies = union_all(by_staff, by_request).subquery()
+    rows = db.session.execute(
+        select(Material.title, Material.kind, Edition.language, func.sum(copies.c.copies))
+        .select_from(copies).join(Edition, Edition.id == copies.c.edition_id).join(Material)
+        .group_by(Material.id, Material.title, Material.kind, Edition.language)).all()
+    by_material, by_language, by_kind = {}, {}, {}
+    for title, kind, language, count in rows:  # a row per edition handed out, not per handout
+        by_material[title] = by_material.get(title, 0) + int(count)
+        by_language[language] = by_language.get(language, 0) + int(count)
+        by_kind[kind] = by_kind.get(kind, 0) + int(count)
+    n["copies"] = sum(by_material.values())
+    figures.breakdowns.update(copies_by_material=by_material, copies_by_language=by_language, copies_by_kind=by_kind)
+
+    loans = db.session.execute(
+        select(Material.title, func.count(), func.sum(days_between(Booking.starts_on, Booking.ends_on)))
+        .join(Unit, Unit.id == Booking.unit_id).join(Edition).join(Material)
+        .where(Booking.status.in_((BookingStatus.HANDED_OVER, BookingStatus.RETURNED)),
+               Booking.starts_on >= period.start, Booking.starts_on <= period.end)
+        .group_by(Material.id, Material.title)).all()
+    figures.breakdowns["loans_by_kit"] = {title: count for title, count, _days in loans}
+    figures.breakdowns["days_by_kit"] = {title: int(days or 0) for title, _count, days in loans}
+    n["loans"], n["loan_days"] = sum(c for _t, c, _d in loans), sum(int(d or 0) for _t, _c, d in loans)
+
+    statuses = dict(db.session.execute(select(Request.status, func.count())
+                                       .where(Request.created_at >= a, Request.created_at < b)
+                                       .group_by(Request.status)).all())
+    figures.breakdowns["requests_by_status"] = {s: statuses.get(s, 0) for s in RequestStatus}
+    n["requests"] = sum(statuses.values())
+    hours = db.session.scalar(select(func.avg(hours_between(Request.created_at, Request.decided_at)))
+                              .where(Request.decided_at >= a, Request.decided_at < b))
+    n["decision_days"] = round(float(hours) / 24, 1) if hours is not None else 0.0
+
+    served = select(Request.organisation_id).where(Request.id.in_(_handovers(period))).distinct().subquery()
+    n["organisations_served"] = db.session.scalar(select(func.count()).select_from(served))
+    figures.breakdowns["served_by_kind"] = _by_kind(served)
+
+    today = now.date()
+    n["overdue"] = db.session.scalar(select(func.count()).select_from(Booking).where(
+        Booking.ends_on >= period.start, Booking.ends_on <= period.end,
+        Booking.reminded_at.is_not(None) | ((Booking.status == BookingStatus.HANDED_OVER) & (Booking.ends_on < today))))
+    n["damaged"] = db.session.scalar(select(func.count()).select_from(Booking).where(
+        Booking.returned_at >= a, Booking.returned_at < b, Booking.return_condition.in_(BLOCKING)))
+
+
+def _by_kind(organisation_ids) -> dict:
+    rows = dict(db.session.execute(select(Organisation.kind, func.count())
+                                   .where(Organisation.id.in_(select(organisation_ids.c[0])))
+                                   .group_by(Organisation.kind)).all())
+    return {kind: rows.get(kind, 0) for kind in OrganisationKind}
+
+
+# Reach ----------------------------------------------------------------------------------------------
+
+def _reached(period: Period, now: datetime):
+    """The organisations reached in the period: served with material, or someone of theirs present at a
+    session (where the organisation they gave is one Fundus knows: ``registration_organisations``)."""
+    sessions = _held_sessions(period, now)
+    known = registration_organisations.c
+    present = (select(known.organisation_id).join(Attendance, Attendance.registration_id == known.registration_id)
+               .where(Attendance.session_id.in_(sessions)))
+    served = select(Request.organisation_id).where(Request.id.in_(_handovers(period)))
+    return union(served, present)
+
+
+def _reach(figures: Figures, period: Period, now: datetime) -> None:
+    reached = _reached(period, now).subquery()
+    before = _reached(Period("range", date(1970, 1, 1), period.start - timedelta(days=1)), now).subquery()
+    n = figures.numbers
+    n["organisations"] = db.session.scalar(select(func.count()).select_from(reached))
+    n["organisations_new"] = db.session.scalar(
+        select(func.count()).select_from(reached).where(reached.c[0].not_in(select(before.c[0]))))
+    figures.breakdowns["reached_by_kind"] = _by_kind(reached)
+    figures.breakdowns["reached_by_city"] = dict(db.session.execute(
+        select(func.coalesce(func.nullif(Organisation.city, ""), literal("–")), func.count())
+        .where(Organisation.id.in_(select(reached.c[0]))).group_by(Organisation.city)).all())

@@ -1,0 +1,122 @@
+"""The figures of a period as tables, each number beside the one of the period before: what the page
+shows and the exports write."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+
+from accounts.models import ORGANISATION_KIND_LABELS
+from core.i18n import format_decimal, format_month, language_name
+from core.vocabulary import TARGET_GROUP_LABELS
+from events.models import FORMAT_LABELS
+from figures.period import Period
+from figures.queries import Figures, compute
+from materials.models import MATERIAL_KIND_LABELS, REQUEST_STATUS_LABELS
+
+
+@dataclass
+class Table:
+    key: str  # its name in URLs and file names
+    title: str
+    label: str  # the heading of the first column
+    rows: list[tuple[str, float, float]]  # label, this period, the period before
+    unit: str = ""  # "%" or "" (numbers)
+
+    def change(self, now: float, before: float) -> str:
+        """The change against the period before, in per cent; a dash where there was nothing before."""
+        if not before:
+            return "–"
+        percent = 100.0 * (now - before) / before
+        return ("+" if percent > 0 else "") + format_decimal(percent, 0) + " %"
+
+
+NUMBERS = {  # table key → the single numbers it lists, in order
+    "trainings": [
+        ("trainings", _l("Trainings held")), ("trainings_cancelled", _l("Trainings cancelled")),
+        ("sessions", _l("Sessions")), ("hours", _l("Teaching hours")),
+        ("registrations", _l("Registrations")), ("confirmed", _l("Confirmed registrations")),
+        ("participants", _l("Participants (present at least once)")),
+        ("attendances", _l("Attendances (people × sessions)")), ("no_shows", _l("No-shows")),
+        ("cancelled_by_participants", _l("Cancelled by participants")),
+        ("cancelled_by_staff", _l("Cancelled by staff")),
+        ("unmet", _l("Unmet demand (registered, never got a seat)")), ("fill_rate", _l("Fill rate (%)")),
+    ],
+    "materials": [
+        ("copies", _l("Copies handed out")), ("loans", _l("Kit loans")), ("loan_days", _l("Days on loan")),
+        ("requests", _l("Requests received")), ("decision_days", _l("Average days to a decision")),
+        ("organisations_served", _l("Organisations served")), ("overdue", _l("Overdue loans")),
+        ("damaged", _l("Returns damaged, incomplete or lost")),
+    ],
+    "reach": [
+        ("organisations", _l("Organisations reached (training or material)")),
+        ("organisations_new", _l("Reached for the first time")),
+    ],
+}
+
+TITLES = {
+    "trainings": _l("Trainings"), "materials": _l("Materials"), "reach": _l("Reach"),
+    "trainings_by_month": _l("Trainings per month"), "participants_by_month": _l("Participants per month"),
+    "participants_by_group": _l("Participants by target group"),
+    "participants_by_format": _l("Participants by format"),
+    "copies_by_material": _l("Copies handed out by material"), "copies_by_language": _l("Copies by language"),
+    "copies_by_kind": _l("Copies by kind"), "loans_by_kit": _l("Kit loans by kit"),
+    "days_by_kit": _l("Days on loan by kit"), "requests_by_status": _l("Requests by status"),
+    "served_by_kind": _l("Organisations served by kind"), "reached_by_kind": _l("Organisations reached by kind"),
+    "reached_by_city": _l("Organisations reached by city"),
+}
+
+FIRST_COLUMN = {
+    "trainings": _l("Figure"), "materials": _l("Figure"), "reach": _l("Figure"),
+    "trainings_by_month": _l("Month"), "participants_by_month": _l("Month"),
+    "participants_by_group": _l("Target group"), "participants_by_format": _l("Format"),
+    "copies_by_material": _l("Material"), "copies_by_language": _l("Language"), "copies_by_kind": _l("Kind"),
+    "loans_by_kit": _l("Kit"), "days_by_kit": _l("Kit"), "requests_by_status": _l("Status"),
+    "served_by_kind": _l("Kind of organisation"), "reached_by_kind": _l("Kind of organisation"),
+    "reached_by_city": _l("City"),
+}
+
+# The order of the sections on the page and of the sheets in the workbook.
+ORDER = ["trainings", "trainings_by_month", "participants_by_month", "participants_by_group",
+         "participants_by_format", "materials", "copies_by_material", "copies_by_language", "copies_by_kind",
+         "loans_by_kit", "days_by_kit", "requests_by_status", "served_by_kind", "reach", "reached_by_kind",
+         "reached_by_city"]
+
+
+def _name(key: str, value) -> str:
+    """A breakdown's key as people read it, in the page's language."""
+    if key.endswith("_by_group"):
+        return str(TARGET_GROUP_LABELS[value])
+    if key.endswith("_by_format"):
+        return str(FORMAT_LABELS[value])
+    if key == "copies_by_language":
+        return language_name(value)
+    if key == "copies_by_kind":
+        return str(MATERIAL_KIND_LABELS[value])
+    if key == "requests_by_status":
+        return str(REQUEST_STATUS_LABELS[value])
+    if key.endswith("_by_kind"):
+        return str(ORGANISATION_KIND_LABELS[value])
+    return str(value)
+
+
+def tables(period: Period, now: datetime) -> list[Table]:
+    """Every table of the period, the period before beside it."""
+    current, before = compute(period, now), compute(period.previous(), now)
+    return [_table(key, current, before) for key in ORDER]
+
+
+def _table(key: str, current: Figures, before: Figures) -> Table:
+    if key in NUMBERS:
+        return Table(key, str(TITLES[key]), str(FIRST_COLUMN[key]),
+                     [(str(label), current.numbers[name], before.numbers[name]) for name, label in NUMBERS[key]])
+    now, then = current.breakdowns[key], before.breakdowns[key]
+    if key.endswith("_by_month"):  # the months of the period before, side by side by their place
+        rows = [(format_month(datetime.strptime(month, "%Y-%m").date()), count, earlier)
+                for (month, count), earlier in zip(now.items(), list(then.values()) + [0] * len(now), strict=False)]
+    else:
+        names = list(now) + [name for name in then if name not in now]
+        rows = [(_name(key, name), now.get(name, 0), then.get(name, 0)) for name in names]
+        if not key.startswith(("participants_by", "requests_by", "served_by", "reached_by_kind")):
+            rows.sort(key=lambda row: (-row[1], -row[2], row[0].casefold()))  # the most first
+    return Table(key, str(TITLES[key]), str(FIRST_COLUMN[key]), rows)

@@ -1,0 +1,232 @@
+"""Figures for the funder (issue 17): a known story of two years, told through the services at the
+moments it happened, and every figure of 2025 and of 2024 asserted, on both databases."""
+
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+
+import pytest
+import time_machine
+from sqlalchemy import update
+
+from accounts.models import OrganisationKind, Role
+from core.extensions import db
+from core.vocabulary import TargetGroup
+from events import links, participants, personal_data, registrations, trainings
+from events.models import Training, TrainingFormat, TrainingSession, TrainingStatus
+from figures.period import Period
+from figures.queries import compute
+from materials import lending
+from materials.cart import add_to_cart, submit_request
+from materials.models import Booking, Delivery, MaterialKind, RequestStatus, StockReason, UnitCondition
+from materials.stock import change_stock
+
+NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)  # the figures are asked for in the new year
+
+
+@contextmanager
+def at(*when):
+    """Run what follows as if it were that moment (UTC): every row gets the time it would have had."""
+    with time_machine.travel(datetime(*when, tzinfo=UTC), tick=False):
+        yield
+
+
+def training(title: str, seats: int, sessions, fmt=TrainingFormat.IN_PERSON, groups="housing") -> Training:
+    made = Training(title=title, seats=seats, format=fmt, target_groups=groups, status=TrainingStatus.PUBLISHED,
+                    venue="Planerladen")
+    made.sessions = [TrainingSession(starts_at=datetime(*a, tzinfo=UTC), ends_at=datetime(*b, tzinfo=UTC))
+                     for a, b in sessions]
+    db.session.add(made)
+    db.session.commit()
+    return made
+
+
+def register(t: Training, email: str, organisation: str = "Irgendwo", confirm: bool = True):
+    registration = registrations.register(t.id, email.split("@")[0].title(), email, organisation).registration
+    if confirm:
+        registration = registrations.confirm_registration(links.confirm_token(registration))
+    return registration
+
+
+def request(partner, items, key: str):
+    cart = {}
+    for item in items:
+        cart = add_to_cart(cart, *item[:1], **item[1])
+    return submit_request(partner, cart, key, "Fachtag", "", Delivery.PICKUP, "")
+
+
+@pytest.fixture
+def story(make_org, make_user, make_material):
+    """2024 and 2025 at the Planerladen, as the services recorded them."""
+    hafen = make_org(name="Wohnen am Hafen eG", kind=OrganisationKind.HOUSING_COMPANY, city="Dortmund")
+    amt = make_org(name="Stadt Bochum", kind=OrganisationKind.MUNICIPAL, city="Bochum")
+    make_org(name="Beratung Nord", kind=OrganisationKind.COUNSELLING, city="Herne")
+    staff = make_user(Role.STAFF)
+    from_hafen, from_amt = make_user(Role.PARTNER, organisation=hafen), make_user(Role.PARTNER, organisation=amt)
+    rights = make_material(title="Ihre Rechte", editions={"de": 100, "tr": 50}, kind=MaterialKind.BROCHURE)
+    german, turkish = rights.editions
+    kit = make_material(title="Koffer Vielfalt", returnable=True, units={"de": ["KV-1"]}, buffer_days=1).editions[0]
+
+    # 2024: a training in May; a brochure request in autumn; a training over New Year.
+    with at(2024, 4, 1, 10):
+        may = training("Mai-Fortbildung", 5, [((2024, 5, 2, 9), (2024, 5, 2, 13))], groups="housing,counselling")
+        k = register(may, "k@example.org")
+    with at(2024, 5, 2, 14):
+        participants.set_attendance(may.id, {(k.id, may.sessions[0].id)}, staff)
+    with at(2024, 10, 31, 10):
+        r0 = request(from_hafen, [(german, {"quantity": 2})], "r0")
+    with at(2024, 11, 1, 10):
+        lending.approve_request(r0.id, staff)
+        lending.hand_over(r0.id, [], staff, True)
+    with at(2024, 12, 1, 10):
+        new_year = training("Über Neujahr", 10, [((2024, 12, 30, 9), (2024, 12, 30, 11)), ((2025, 1, 5, 9), (2025, 1, 5, 11))],
+                            fmt=TrainingFormat.ONLINE, groups="municipal")
+        h = register(new_year, "h@example.org", organisation="stadt bochum ")  # found by its name all the same
+    first, second = (s.id for s in new_year.sessions)
+    with at(2024, 12, 30, 12):
+        participants.set_attendance(new_year.id, {(h.id, first)}, staff)
+
+    # 2025: the second session over New Year; a full training with its waiting list; a cancelled one.
+    with at(2025, 1, 5, 12):
+        participants.set_attendance(new_year.id, {(h.id, first), (h.id, second)}, staff)
+    with at(2025, 2, 1, 10):
+        march = training("März-Fortbildung", 4, [((2025, 3, 10, 8), (2025, 3, 10, 14)), ((2025, 3, 11, 8), (2025, 3, 11, 11))])
+        a, b, c = (register(march, f"{n}@example.org") for n in "abc")
+        e = register(march, "e@example.org")
+        registrations.cancel_registration(links.manage_token(e))  # by the person
+        d = register(march, "d@example.org")
+        registrations.staff_cancel(d.id, staff, "doppelt")  # by staff
+        again = register(march, "e@example.org", organisation="Beratung Nord")  # e registers again
+        register(march, "f@example.org", confirm=False)  # full: waiting, and stays there
+        g = register(march, "g@example.org", confirm=False)
+        registrations.cancel_registration(links.manage_token(g))  # leaves the waiting list without a seat
+        june = training("Juni-Fortbildung", 5, [((2025, 6, 1, 9), (2025, 6, 1, 12))])
+        register(june, "j@example.org")
+        trainings.cancel_training(june.id, staff, "Referentin erkrankt")
+    s1, s2 = (s.id for s in march.sessions)
+    with at(2025, 3, 11, 12):
+        participants.set_attendance(march.id, {(a.id, s1), (a.id, s2), (b.id, s1), (again.id, s2)}, staff)
+    assert c.id  # confirmed, never came: the no-show
+
+    with at(2025, 4, 1, 10):
+        r1 = request(from_hafen, [(german, {"quantity": 10}), (turkish, {"quantity": 5})], "r1")
+    with at(2025, 4, 3, 10):
+        lending.approve_request(r1.id, staff)
+        lending.hand_over(r1.id, [], staff, True)
+    with at(2025, 5, 5, 10):
+        change_stock(german.id, -3, StockReason.HANDOUT, staff, note="Infostand")
+        db.session.commit()
+    with at(2025, 6, 1, 10):
+        r2 = request(from_amt, [(kit, {"starts_on": date(2025, 6, 10), "ends_on": date(2025, 6, 14)})], "r2")
+    with at(2025, 6, 5, 10):
+        lending.approve_request(r2.id, staff)
+    with at(2025, 6, 10, 10):
+        lending.hand_over(r2.id, [b.id for b in r2.bookings], staff, True)
+    db.session.execute(update(Booking).where(Booking.request_id == r2.id).values(
+        reminded_at=datetime(2025, 6, 15, 7, tzinfo=UTC)))  # the reminder the jobs sent: it was overdue
+    db.session.commit()
+    with at(2025, 6, 16, 10):
+        lending.take_back(r2.bookings[0].id, staff, UnitCondition.DAMAGED, "Riss im Roll-up")
+    with at(2025, 7, 1, 10):
+        request(from_hafen, [(german, {"quantity": 1})], "r3")  # still waiting for a decision
+    with at(2025, 8, 1, 10):
+        r4 = request(from_amt, [(turkish, {"quantity": 1})], "r4")
+        lending.reject_request(r4.id, staff, "vergriffen")
+    db.session.expire_all()
+    return {"closed": r1.id}
+
+
+def figures_of(year: int):
+    return compute(Period("year", date(year, 1, 1), date(year, 12, 31)), NOW)
+
+
+EXPECTED_2025 = {
+    "trainings": 1, "trainings_cancelled": 1, "sessions": 3, "hours": 11.0,  # March (6 + 3 h), and 2 h in January
+    "registrations": 8, "confirmed": 4, "no_shows": 1, "unmet": 2, "fill_rate": 100.0,
+    "cancelled_by_participants": 2, "cancelled_by_staff": 1,
+    "attendances": 5, "participants": 4,
+    "copies": 18, "loans": 1, "loan_days": 5, "requests": 4, "decision_days": 2.0,
+    "organisations_served": 2, "overdue": 1, "damaged": 1,
+    "organisations": 3, "organisations_new": 1,
+}
+EXPECTED_2024 = {
+    "trainings": 2, "trainings_cancelled": 0, "sessions": 2, "hours": 6.0,
+    "registrations": 2, "confirmed": 2, "no_shows": 0, "unmet": 0, "fill_rate": 13.3,
+    "cancelled_by_participants": 0, "cancelled_by_staff": 0,
+    "attendances": 2, "participants": 2,
+    "copies": 2, "loans": 0, "loan_days": 0, "requests": 1, "decision_days": 1.0,
+    "organisations_served": 1, "overdue": 0, "damaged": 0,
+    "organisations": 2, "organisations_new": 2,
+}
+
+
+def test_every_figure_of_a_known_year_and_the_year_before(story):
+    this, last = figures_of(2025), figures_of(2024)
+    assert this.numbers == EXPECTED_2025
+    assert last.numbers == EXPECTED_2024
+    b = this.breakdowns
+    assert b["participants_by_group"] == {TargetGroup.HOUSING: 3, TargetGroup.MUNICIPAL: 1, TargetGroup.ASSOCIATIONS: 0,
+                                          TargetGroup.COUNSELLING: 0, TargetGroup.EVERYONE: 0}
+    assert b["participants_by_format"] == {TrainingFormat.IN_PERSON: 3, TrainingFormat.ONLINE: 1,
+                                           TrainingFormat.HYBRID: 0}
+    assert {m: n for m, n in b["trainings_by_month"].items() if n} == {"2025-01": 1, "2025-03": 1}
+    assert {m: n for m, n in b["participants_by_month"].items() if n} == {"2025-01": 1, "2025-03": 3}
+    assert len(b["trainings_by_month"]) == 12
+    assert b["copies_by_material"] == {"Ihre Rechte": 18}
+    assert b["copies_by_language"] == {"de": 13, "tr": 5} and b["copies_by_kind"] == {MaterialKind.BROCHURE: 18}
+    assert b["loans_by_kit"] == {"Koffer Vielfalt": 1} and b["days_by_kit"] == {"Koffer Vielfalt": 5}
+    assert {s: n for s, n in b["requests_by_status"].items() if n} == {
+        RequestStatus.CLOSED: 1, RequestStatus.RETURNED: 1, RequestStatus.SUBMITTED: 1, RequestStatus.REJECTED: 1}
+    assert {k: n for k, n in b["served_by_kind"].items() if n} == {OrganisationKind.HOUSING_COMPANY: 1,
+                                                                   OrganisationKind.MUNICIPAL: 1}
+    assert {k: n for k, n in b["reached_by_kind"].items() if n} == {
+        OrganisationKind.HOUSING_COMPANY: 1, OrganisationKind.MUNICIPAL: 1, OrganisationKind.COUNSELLING: 1}
+    assert b["reached_by_city"] == {"Dortmund": 1, "Bochum": 1, "Herne": 1}
+    assert last.breakdowns["participants_by_group"][TargetGroup.COUNSELLING] == 1  # May: housing and counselling
+
+
+def test_anonymised_registrations_still_count(story):
+    """DOMAIN rule 7: anonymising keeps status and attendance, so the figures do not move."""
+    before = figures_of(2025), figures_of(2024)
+    assert personal_data.anonymise_old_registrations() > 0  # everything ended more than a year ago
+    db.session.expire_all()
+    assert (figures_of(2025), figures_of(2024)) == before
+
+
+def test_what_has_not_happened_yet_does_not_count(story):
+    """Asked in the middle of the March training, only its first session has been held."""
+    early = compute(Period("year", date(2025, 1, 1), date(2025, 12, 31)), datetime(2025, 3, 10, 12, tzinfo=UTC))
+    assert early.numbers["sessions"] == 2 and early.numbers["hours"] == 8.0  # January, and the first in March
+    assert early.numbers["no_shows"] == 0  # the training has not ended
+
+
+@pytest.mark.parametrize("args, expected, previous", [
+    ({}, ("year", date(2026, 1, 1), date(2026, 12, 31)), (date(2025, 1, 1), date(2025, 12, 31))),
+    ({"kind": "quarter", "year": "2026", "quarter": "1"}, ("quarter", date(2026, 1, 1), date(2026, 3, 31)),
+     (date(2025, 10, 1), date(2025, 12, 31))),
+    ({"kind": "month", "year": "2024", "month": "3"}, ("month", date(2024, 3, 1), date(2024, 3, 31)),
+     (date(2024, 2, 1), date(2024, 2, 29))),
+    ({"kind": "range", "from": "2026-03-01", "to": "2026-03-10"}, ("range", date(2026, 3, 1), date(2026, 3, 10)),
+     (date(2026, 2, 19), date(2026, 2, 28))),
+    ({"kind": "range", "from": "2026-03-10", "to": "2026-03-01"}, ("year", date(2026, 1, 1), date(2026, 12, 31)),
+     (date(2025, 1, 1), date(2025, 12, 31))),  # backwards: this year, with a message
+    ({"year": "99999"}, ("year", date(2026, 1, 1), date(2026, 12, 31)), (date(2025, 1, 1), date(2025, 12, 31))),
+    ({"kind": "month", "month": "13"}, ("month", date(2026, 1, 1), date(2026, 1, 31)),
+     (date(2025, 12, 1), date(2025, 12, 31))),
+])
+def test_the_period_and_the_one_before(args, expected, previous):
+    period, errors = Period.from_args(args, date(2026, 6, 15))
+    assert (period.kind, period.start, period.end) == expected
+    assert (period.previous().start, period.previous().end) == previous
+    assert bool(errors) == (args in ({"kind": "range", "from": "2026-03-10", "to": "2026-03-01"}, {"year": "99999"},
+                                     {"kind": "month", "month": "13"}))
+
+
+def test_staff_see_the_page_and_take_each_table_as_csv(story, client, login, make_user):
+    login(make_user(Role.STAFF))
+    page = client.get("/figures/?kind=year&year=2025").get_data(as_text=True)
+    assert "<h1>Zahlen 2025</h1>" in page
+    assert "Organisationen erreicht (Fortbildung oder Material)" in page
+    csv = client.get("/figures/copies_by_language.csv?kind=year&year=2025")
+    assert csv.headers["Content-Disposition"] == 'attachment; filename="copies_by_language-2025-01-01-2025-12-31.csv"'
+    assert csv.get_data(as_text=True).splitlines()[1:] == ["Deutsch;13;2", "Türkisch;5;0"]
+    assert client.get("/figures/nothing.csv").status_code == 404
