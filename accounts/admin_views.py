@@ -104,7 +104,7 @@ def audit():
     of object and period."""
     found = audit_log.AuditFilter.from_args(request.args)
     number = request.args.get("page", "1")
-    number = int(number) if number.isdigit() and 0 < len(number) < 7 else 1
+    number = int(number) if number.isdecimal() and 0 < len(number) < 7 else 1
     rows, more = audit_log.page(found, number)
     return render_template("accounts/audit.html", rows=rows, found=found, number=number, more=more,
                            actors=audit_log.actors(), kinds=audit_log.OBJECT_KINDS)

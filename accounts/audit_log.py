@@ -29,6 +29,7 @@ OBJECT_KINDS = {
     "organisation": _l("Organisation"),
     "application": _l("Application"),
     "mail": _l("Mail"),
+    "topic": _l("Topic"),
 }
 
 ACTIONS = {
@@ -145,7 +146,7 @@ class HistoryRow:
     def details(self) -> str:
         """What changed, in the reader's language: counts and field names are words, not codes."""
         entry = self.entry
-        if entry.action in COUNTS and entry.details.isdigit():
+        if entry.action in COUNTS and entry.details.isdecimal():
             return str(COUNTS[entry.action] % {"n": entry.details})
         if entry.action == "edit" and entry.object_type in ("user", "organisation") and entry.details:
             return ", ".join(str(FIELDS.get(code, code)) for code in entry.details.split(", "))
@@ -154,7 +155,9 @@ class HistoryRow:
         if entry.action == "import" and " / " in entry.details:
             added, rows = entry.details.split(" / ", 1)
             return str(_l("%(added)s of %(rows)s rows", added=added, rows=rows))
-        return readable(entry.details)
+        if entry.action in DATA_DETAILS:
+            return readable(entry.details)
+        return entry.details
 
     @property
     def role(self) -> str:
@@ -164,6 +167,9 @@ class HistoryRow:
         return role.label if role else self.entry.actor_role
 
 
+# The actions whose details the code writes with ISO dates and language codes (booked periods, editions),
+# not people's own words: only those are shown as dates and language names.
+DATA_DETAILS = {"submit", "extend", "add"}
 ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 LANGUAGE_CODE = re.compile(r"\(([a-z]{2,3})\)")
 
@@ -221,7 +227,7 @@ class AuditFilter:
     def from_args(cls, args) -> "AuditFilter":
         found = cls()
         actor = args.get("actor", "")
-        if actor in ACTORS or (actor.isdigit() and len(actor) <= 9):
+        if actor in ACTORS or (actor.isdecimal() and len(actor) <= 9):
             found.actor = actor
         if args.get("kind", "") in OBJECT_KINDS:
             found.kind = args["kind"]
@@ -240,7 +246,7 @@ class AuditFilter:
 
     def query(self) -> Select:
         query = _entries()
-        if self.actor.isdigit():
+        if self.actor.isdecimal():
             query = query.where(AuditEntry.actor_id == int(self.actor))
         elif self.actor:
             query = query.where(AuditEntry.actor_role == self.actor)

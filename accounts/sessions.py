@@ -24,7 +24,7 @@ from core.security import hash_token
 def load_user(user_id: str) -> User | None:
     """Flask-Login loader: ``"<account id>:<sign-in token>"``, valid while that sign-in is."""
     ident, _, token = user_id.partition(":")
-    if not ident.isdigit() or len(ident) > 10 or not token:
+    if not ident.isdecimal() or len(ident) > 10 or not token:
         return None
     user = db.session.scalar(
         select(User).join(UserSession, UserSession.user_id == User.id)

@@ -40,13 +40,13 @@ class IdConverter(IntegerConverter):
 def page_number() -> int:
     """The ``page`` argument as a page number: 1 to ``MAX_PAGE``, 1 for anything else."""
     raw = request.args.get("page", "")
-    return min(int(raw), MAX_PAGE) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
+    return min(int(raw), MAX_PAGE) if raw.isdecimal() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
 
 
 def arg_id(name: str) -> int | None:
     """A query argument that names a row: 1 to ``MAX_ID``, else None."""
     raw = request.args.get(name, "")
-    if raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= MAX_ID:
+    if raw.isdecimal() and len(raw) <= 10 and 0 < int(raw) <= MAX_ID:
         return int(raw)
     return None
 
@@ -54,7 +54,7 @@ def arg_id(name: str) -> int | None:
 def form_ids(name: str) -> list[int]:
     """Every value of the posted form field ``name`` as a row id (1 to ``MAX_ID``); 400 for anything else."""
     values = request.form.getlist(name)
-    if len(values) > 10_000 or not all(v.isdigit() and len(v) <= 10 and 0 < int(v) <= MAX_ID for v in values):
+    if len(values) > 10_000 or not all(v.isdecimal() and len(v) <= 10 and 0 < int(v) <= MAX_ID for v in values):
         abort(400)
     return [int(v) for v in values]
 

@@ -55,6 +55,8 @@ def set_attendance(training_id: int, present: set[tuple[int, int]], actor: User,
     Only confirmed registrations and the training's own sessions count; returns how many are marked.
     """
     training = lock_training(training_id)
+    if training.is_cancelled:
+        raise EventsError(_l("The training is cancelled: there is no attendance to record."))
     override = override_reason.strip()
     session_ids = {s.id for s in training.sessions}
     confirmed = {r.id for r in registrations_of(training, (RegistrationStatus.CONFIRMED,))}

@@ -193,7 +193,7 @@ def attendance(training_id: int):
     pairs = set()
     for value in request.form.getlist("present"):
         registration_id, _sep, session_id = value.partition(":")
-        if not (registration_id.isdigit() and session_id.isdigit() and len(value) < 24):
+        if not (registration_id.isdecimal() and session_id.isdecimal() and len(value) < 24):
             abort(400)
         pairs.add((int(registration_id), int(session_id)))
     form = OverrideForm()
@@ -356,6 +356,10 @@ def cancel_registration(registration_id: int):
 def message(training_id: int):
     """A message to everyone holding a seat (and the waiting list if ticked)."""
     training = db.get_or_404(Training, training_id)
+    if training.is_cancelled:  # nobody is left to write to: say so instead of offering the form
+        flash(_("The training is cancelled: everyone registered was told so, and nobody is left to write to."),
+              "error")
+        return redirect(url_for("trainings.participants", training_id=training.id))
     form = MessageForm()
     if form.validate_on_submit():
         with shown_at(form):

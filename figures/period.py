@@ -36,7 +36,7 @@ class Period:
             year, kind = today.year, "year"
         if kind == "quarter":
             quarter = args.get("quarter", "")
-            number = int(quarter) if quarter.isdigit() and len(quarter) == 1 else (today.month - 1) // 3 + 1
+            number = int(quarter) if quarter.isdecimal() and len(quarter) == 1 else (today.month - 1) // 3 + 1
             if not 1 <= number <= 4:
                 errors.append(_l("Choose a quarter from 1 to 4."))
                 number = 1
@@ -44,7 +44,7 @@ class Period:
             return cls("quarter", start, _month_end(date(year, 3 * number, 1))), errors
         if kind == "month":
             month = args.get("month", "")
-            number = int(month) if month.isdigit() and len(month) <= 2 else today.month
+            number = int(month) if month.isdecimal() and len(month) <= 2 else today.month
             if not 1 <= number <= 12:
                 errors.append(_l("Choose a month from 1 to 12."))
                 number = 1

@@ -46,6 +46,11 @@ def latest_return(material: Material, starts_on: date) -> date | None:
     return starts_on + timedelta(days=material.loan_days_max - 1) if material.loan_days_max else None
 
 
+def earliest_start(material: Material, ends_on: date) -> date | None:
+    """The first start day the material's longest loan allows for a loan that ends on ``ends_on``."""
+    return ends_on - timedelta(days=material.loan_days_max - 1) if material.loan_days_max else None
+
+
 def check_loan_length(material: Material, starts_on: date, ends_on: date) -> None:
     """A loan lasts at most the material's ``loan_days_max`` days, counting both ends: in the cart, at
     booking, at an early handover (which moves the start) and at an extension (which moves the end)."""

@@ -162,10 +162,20 @@ def search_catalogue(query: CatalogueQuery, include_archived: bool = False):
     return stmt.order_by(Material.title, Material.id)
 
 
+def topic_slug(name: str, field: str) -> str:
+    """A topic's name as it goes into URLs (folded: "Wohnungssuche" → "wohnungssuche"); folding can make a
+    name longer (ß → ss), so one whose slug outgrows the column is refused."""
+    slug = fold(name).replace(" ", "-")
+    if len(slug) > 100:
+        raise MaterialsError(_l("“%(name)s” is too long for a topic; give it a shorter name.", name=name[:40] + "…"),
+                             field=field)
+    return slug
+
+
 def topic_for(name: str) -> Topic:
     """The topic with this name, created if new."""
     name = " ".join(name.split())[:100]
-    slug = fold(name).replace(" ", "-")
+    slug = topic_slug(name, "topics")
     topic = db.session.scalar(select(Topic).where(Topic.slug == slug))
     if topic is None:
         topic = Topic(name=name, slug=slug)
@@ -185,11 +195,13 @@ def name_topic(topic_id: int, name: str, name_en: str, actor: User) -> Topic:
     """Staff rename a topic or give its English name; the catalogue finds its materials by both names."""
     topic = lock(Topic, topic_id)
     name, name_en = " ".join(name.split()), " ".join(name_en.split())
-    slug = fold(name).replace(" ", "-")
+    slug = topic_slug(name, "name")
     if not slug:
         raise MaterialsError(_l("Give the topic a name."), field="name")
     if db.session.scalar(select(Topic.id).where(Topic.slug == slug, Topic.id != topic.id)) is not None:
         raise MaterialsError(_l("Another topic is called “%(name)s” already.", name=name), field="name")
+    if (topic.name, topic.name_en) == (name, name_en):
+        return topic  # nothing changed: no entry, no work
     before = f"{topic.name} / {topic.name_en}"
     topic.name, topic.slug, topic.name_en = name, slug, name_en
     for material in db.session.scalars(select(Material).where(Material.topics.any(Topic.id == topic.id))):

@@ -41,7 +41,7 @@ def parse_contents(text: str) -> list[tuple[str, int]]:
             continue
         number, sep, name = line.replace("×", "x").partition(" x ")
         if sep:
-            if not number.strip().isdigit() or not name.strip() or int(number) < 1:
+            if not number.strip().isdecimal() or not name.strip() or int(number) < 1:
                 raise ValueError(line)
             parts.append((name.strip()[:200], int(number)))
         else:

@@ -24,7 +24,7 @@ from core.mail import queue_mail
 from core.models import utcnow
 from core.states import IllegalTransition, lock
 from core.urls import external_url
-from materials.bookings import alternative_units, hand_over_booking, latest_return
+from materials.bookings import alternative_units, earliest_start, hand_over_booking
 from materials.errors import MaterialsError
 from materials.models import (
     BLOCKED,
@@ -154,13 +154,13 @@ def cancel_request(request_id: int, actor: User, seen: str | None = None, reason
     told = _told_on_cancel(request, actor)
     if told and not reason.strip():
         raise MaterialsError(_l("Please give the reason; it is sent to the partner."), field="reason")
-    released = _release(request, actor)
-    Request.states.move(request, "cancel", actor, reason=reason.strip(), refs=_refs(request, released))
-    if told:
+    if told:  # the mail lists what the request held: written before the release ends its bookings
         request.reject_reason = reason.strip()
         queue_mail(request.created_by.email, _l("Your request has been cancelled"), "materials/request_cancelled",
                    locale=request.created_by.locale, request=request,
                    link=external_url("requests.detail", request_id=request.id))
+    released = _release(request, actor)
+    Request.states.move(request, "cancel", actor, reason=reason.strip(), refs=_refs(request, released))
     return request
 
 
@@ -184,12 +184,11 @@ def _start_today(booking: Booking, today: date) -> str | None:
     if booking.starts_on <= today:
         return None
     material = booking.unit.edition.material
-    latest = latest_return(material, today)
-    if latest is not None and booking.ends_on > latest:
+    earliest = earliest_start(material, booking.ends_on)
+    if earliest is not None and today < earliest:
         return _l("%(code)s: from today the loan would be longer than the %(days)s days this material can be "
                   "borrowed for; hand it over on %(day)s at the earliest.", code=booking.unit.inventory_code,
-                  days=material.loan_days_max,
-                  day=format_date(booking.ends_on - timedelta(days=material.loan_days_max - 1)))
+                  days=material.loan_days_max, day=format_date(earliest))
     try:
         with db.session.begin_nested():
             booking.starts_on = today

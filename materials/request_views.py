@@ -154,7 +154,7 @@ def _quantities(form) -> dict[int, int]:
     for key, value in form.items():
         if key.startswith("quantity-"):
             line_id, value = key.removeprefix("quantity-"), value.strip()
-            if not (line_id.isdigit() and len(line_id) <= 10 and value.isdigit() and len(value) <= 7):
+            if not (line_id.isdecimal() and len(line_id) <= 10 and value.isdecimal() and len(value) <= 7):
                 raise MaterialsError(_("Enter the number of copies to give as a whole number."))
             quantities[int(line_id)] = int(value)
     return quantities
@@ -246,7 +246,7 @@ def cancel(request_id: int):
 def hand_over(request_id: int):
     """Hand over the ticked units (kit contents checked) of an approved request."""
     request_for(current_user, request_id)
-    booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdigit() and len(v) < 10]
+    booking_ids = [int(v) for v in request.form.getlist("booking_id") if v.isdecimal() and len(v) < 10]
     try:
         lending.hand_over(request_id, booking_ids, current_user, request.form.get("contents_checked") == "y",
                           seen=seen_state(request.form), early_confirmed=request.form.get("early_confirmed") == "y")
@@ -367,6 +367,6 @@ def reassign(booking_id: int):
     """Hand a reserved booking another unit of the same edition."""
     booking_for(current_user, booking_id)
     unit_id = request.form.get("unit_id", "")
-    bookings.reassign_booking(booking_id, int(unit_id) if unit_id.isdigit() and len(unit_id) < 10 else 0,
+    bookings.reassign_booking(booking_id, int(unit_id) if unit_id.isdecimal() and len(unit_id) < 10 else 0,
                               current_user)
     flash(_("Unit changed."), "success")

@@ -181,12 +181,13 @@ def topics():
 def name_topic_view(topic_id: int):
     db.get_or_404(Topic, topic_id)
     rows = _topic_forms(posted=topic_id)
-    form = next(form for topic, _used, form in rows if topic.id == topic_id)
+    form_topic, form = next((topic, form) for topic, _used, form in rows if topic.id == topic_id)
     if form.validate_on_submit():
         with shown_at(form):
             name_topic(topic_id, form.name.data, form.name_en.data or "", current_user)
             flash(_("Saved."), "success")
             return redirect(url_for("materials.topics") + f"#topic-{topic_id}")
+    flash(_("The names of “%(name)s” were not saved; the form says why.", name=form_topic.name), "error")
     return render_template("materials/topics.html", rows=rows), 422
 
 

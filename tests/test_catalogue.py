@@ -3,6 +3,7 @@
 import re
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from accounts.models import Role
@@ -483,3 +484,23 @@ def test_topics_get_an_english_name_that_english_pages_show_and_the_search_finds
     assert ">Neighbourhood</option>" in titles(client)
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.object_type == "topic"))
     assert entry.object_id == topic.id and "Neighbourhood" in entry.details
+
+
+def test_a_topic_name_that_folds_too_long_is_refused_with_a_message(client, login, make_material, make_user):
+    """Review of issue 16: "ß" folds to "ss", so 100 of them made a 200-letter slug, a 500 on PostgreSQL."""
+    from materials.models import Topic
+
+    staff = make_user(Role.STAFF)
+    material = make_material(title="Straßen", editions={"de": 1})
+    save_material(material.id, ["Straße"], ["de"], staff, title=material.title)
+    topic = db.session.scalar(select(Topic).where(Topic.name == "Straße"))
+    login(staff)
+    refused = client.post(f"/materials/topics/{topic.id}", data={f"t{topic.id}-name": "ß" * 100,
+                                                                 f"t{topic.id}-name_en": ""})
+    assert refused.status_code == 422 and "zu lang für ein Thema" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Topic, topic.id).name == "Straße"
+    from materials.errors import MaterialsError
+    with pytest.raises(MaterialsError, match="zu lang für ein Thema") as too_long:  # on a material's form too
+        save_material(material.id, ["ß" * 100], ["de"], staff, title=material.title)
+    assert too_long.value.field == "topics"

@@ -19,15 +19,16 @@ HOSTILE = [
     "\x00", "Ti\x00tel", "\x1b[31m", "\x7f", "99999999999999999999", "9223372036854775807", "2147483648", "-1",
     "-2147483649", "9999-12-31", "0001-01-01", "9999-12", "2026-13", "x" * 20_000, "ü" * 301, "", "%", "1e309",
     "NaN", "'; DROP TABLE users; --", "\u2028", "ä\r\nBcc: x@example.org",
+    "²",  # a digit to str.isdigit, not to int()
 ]
 HOSTILE_IDS = ["99999999999999999999", "9223372036854775807", "2147483648", "0"]
 HOSTILE_SEGMENTS = ["\x00", "x" * 5000, "%FF", "..%2F..%2Fetc"]
 
 QUERY = ["q", "page", "month", "topic", "kind", "language", "target_group", "available_from", "available_to",
          "organisation", "status", "email", "from", "to", "archived", "size", "past", "actor", "start", "end", "next",
-         "format"]
+         "format", "year", "quarter"]
 EXTRA_FIELDS = ["action", "booking_id", "contents_checked", "condition", "note", "ends_on", "unit_id", "present",
-                "reason", "archived", "lang", "next", "email"]
+                "reason", "archived", "lang", "next", "email", "quantity-1"]
 
 
 def form_fields() -> list[str]:

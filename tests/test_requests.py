@@ -331,11 +331,13 @@ def test_staff_hand_over_and_take_back_with_a_damaged_part(client, make_material
     client.post(f"{url}/approve")
     page = client.get(url).get_data(as_text=True)
     assert "4 × Roll-up-Display" in page
-    unchecked = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "early_confirmed": "y"})
+    unchecked = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "early_confirmed": "y",
+                                                      "form": "hand_over"})
     assert unchecked.status_code == 422 and "Prüfen Sie die Inhaltsliste" in unchecked.get_data(as_text=True)
     assert re.search(r'id="early_confirmed"[^>]*checked', unchecked.get_data(as_text=True))  # what was ticked stays
     assert db.session.get(Booking, booking_id).status == BookingStatus.RESERVED
-    early = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y"})
+    early = client.post(f"{url}/hand-over", data={"booking_id": str(booking_id), "contents_checked": "y",
+                                                  "form": "hand_over"})
     assert early.status_code == 422
     early = early.get_data(as_text=True)
     assert f"GB-1 ist ab dem {format_date(SOON)} gebucht" in early  # issue 16.12: asks first, changes nothing
@@ -588,11 +590,12 @@ def test_staff_approve_fewer_copies_with_a_reason_and_the_mail_gives_pickup_deta
     page = client.get(f"/requests/{request_id}").get_data(as_text=True)
     assert re.search(rf'<input[^>]*id="quantity-{line_id}"[^>]*value="20"[^>]*max="20"', page)
 
-    no_reason = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": "12", "seen": "submitted"})
+    no_reason = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": "12", "seen": "submitted",
+                                                                     "form": "approve"})
     assert no_reason.status_code == 422 and "Bitte geben Sie den Grund" in no_reason.get_data(as_text=True)
     assert re.search(rf'id="quantity-{line_id}"[^>]*value="12"', no_reason.get_data(as_text=True))  # kept
     for bad in ("0", "21", "-3", "zwölf"):
-        refused = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": bad,
+        refused = client.post(f"/requests/{request_id}/approve", data={f"quantity-{line_id}": bad, "form": "approve",
                                                                         "reason": "Nur noch wenige da"})
         assert refused.status_code == 422 and "Nur noch wenige da</textarea>" in refused.get_data(as_text=True), bad
     db.session.expire_all()
@@ -652,6 +655,7 @@ def test_cancelling_asks_first_and_staff_tell_the_partner_why(app, client, login
     assert db.session.get(Request, req.id).status == RequestStatus.CANCELLED
     assert db.session.get(Edition, brochure.id).stock_on_hand == 20
     assert len(mails()) == before + 1 and "Die Ausstellung ist defekt." in mail_text(mails()[-1])
+    assert "Die Bestellung enthielt:" in mail_text(mails()[-1]) and "(K-1)" in mail_text(mails()[-1])  # the kit too
     assert "storniert" in mails()[-1].subject
     client = app.test_client()
     login(partner, the_client=client)

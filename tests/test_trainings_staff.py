@@ -453,7 +453,11 @@ def test_cancelling_a_training_asks_first_and_tells_everyone_the_reason(staff, m
     count = outbox_size()
     refused = staff.post(f"/events/staff/{training.id}/message", data={"subject": "Hallo", "body": "Noch da?",
                                                                        "include_waiting": "y"})
-    assert "Die Fortbildung ist abgesagt" in refused.get_data(as_text=True) and outbox_size() == count
+    assert refused.status_code == 302 and outbox_size() == count
+    page = staff.get(f"/events/staff/{training.id}/message", follow_redirects=True).get_data(as_text=True)
+    assert "Die Fortbildung ist abgesagt" in page and 'name="subject"' not in page  # no form to fill in vain
+    attendance = staff.post(f"/events/staff/{training.id}/attendance", data={"present": []}, follow_redirects=True)
+    assert "keine Anwesenheit zu erfassen" in attendance.get_data(as_text=True)
 
 
 def test_cancelling_someones_registration_asks_first_and_mails_the_reason(staff, make_training):
@@ -617,3 +621,25 @@ def test_printable_pages_have_a_print_button(staff, make_training, make_user, ma
     with staff.get("/static/js/print.js") as response:
         script = response.get_data(as_text=True)
     assert "window.print()" in script and "hidden = false" in script
+
+
+def test_two_staff_issuing_the_missing_certificates_at_once_issue_each_once(app, make_training, make_user):
+    """The training's row is locked first: two clicks at the same moment, five rounds, never two
+    certificates for one person."""
+    from accounts.models import User
+
+    staff_id = make_user(Role.STAFF).id
+    for round_ in range(5):
+        training = make_training(seats=5, title=f"Runde {round_}")
+        people = [confirmed(training.id, f"p{round_}-{i}@example.org") for i in range(3)]
+        ended = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+        training.sessions[0].starts_at, training.sessions[0].ends_at = ended, ended + timedelta(hours=2)
+        db.session.commit()
+        participants.set_attendance(training.id, {(p.id, training.sessions[0].id) for p in people},
+                                    db.session.get(User, staff_id))
+        training_id = training.id
+        results = run_concurrently(app, 2, lambda i, training_id=training_id: participants.issue_missing_certificates(
+            training_id, db.session.get(User, staff_id)))
+        assert sorted(results) == [0, 3], results
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "certificate", AuditEntry.object_id.in_([p.id for p in people]))) == 3
