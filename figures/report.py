@@ -76,6 +76,10 @@ FIRST_COLUMN = {
     "reached_by_city": _l("City"),
 }
 
+# The tables people would rather look at than read: drawn as bar charts above their numbers.
+CHARTED = {"trainings_by_month", "participants_by_month", "participants_by_group", "copies_by_language",
+           "reached_by_kind"}
+
 # The order of the sections on the page and of the sheets in the workbook.
 ORDER = ["trainings", "trainings_by_month", "participants_by_month", "participants_by_group",
          "participants_by_format", "materials", "copies_by_material", "copies_by_language", "copies_by_kind",

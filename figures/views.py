@@ -6,8 +6,10 @@ from core.csv_export import csv_bytes
 from core.i18n import local_today
 from core.models import utcnow
 from core.security import staff_required
+from figures.charts import bar_chart
+from figures.exports import workbook_bytes
 from figures.period import Period
-from figures.report import ORDER, tables
+from figures.report import CHARTED, ORDER, tables
 
 bp = Blueprint("figures", __name__, url_prefix="/figures")
 
@@ -18,7 +20,8 @@ def index():
     """Figures of a period (this calendar year unless asked otherwise), beside those of the period before."""
     period, errors = Period.from_args(request.args, local_today())
     return render_template("figures/index.html", period=period, before=period.previous(), errors=errors,
-                           tables=tables(period, utcnow()), today=local_today())
+                           tables=tables(period, utcnow()), today=local_today(), charted=CHARTED,
+                           bar_chart=bar_chart)
 
 
 @bp.get("/<key>.csv")
@@ -34,3 +37,15 @@ def table_csv(key: str):
     name = f"{key}-{period.start.isoformat()}-{period.end.isoformat()}.csv"
     return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/figures.xlsx")
+@staff_required
+def workbook():
+    """Every table of the page in one workbook, a sheet each."""
+    period, _errors = Period.from_args(request.args, local_today())
+    body = workbook_bytes(tables(period, utcnow()), period.label, period.previous().label)
+    name = f"figures-{period.start.isoformat()}-{period.end.isoformat()}.xlsx"
+    return Response(body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+

@@ -147,6 +147,7 @@ TABLE = [
     ("GET", "/materials/topics", STAFF_ONLY),
     ("GET", "/figures/", STAFF_ONLY),
     ("GET", "/figures/trainings.csv", STAFF_ONLY),
+    ("GET", "/figures/figures.xlsx", STAFF_ONLY),
     ("GET", "/figures/?kind=range&from=2026-03-10&to=2026-01-01", STAFF_ONLY),  # backwards: this year, said so
     ("POST", "/materials/topics/99999", (LOGIN, 403, 403, 404, 404)),
     ("GET", "/requests/{request}", (LOGIN, 200, 403, 200, 200)),

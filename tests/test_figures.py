@@ -230,3 +230,34 @@ def test_staff_see_the_page_and_take_each_table_as_csv(story, client, login, mak
     assert csv.headers["Content-Disposition"] == 'attachment; filename="copies_by_language-2025-01-01-2025-12-31.csv"'
     assert csv.get_data(as_text=True).splitlines()[1:] == ["Deutsch;13;2", "Türkisch;5;0"]
     assert client.get("/figures/nothing.csv").status_code == 404
+
+
+def test_the_workbook_has_a_sheet_per_table_and_the_page_draws_its_charts(story, client, login, make_user,
+                                                                          make_material):
+    import io
+
+    from openpyxl import load_workbook
+
+    staff = make_user(Role.STAFF)
+    evil = make_material(title="=HYPERLINK(\"http://evil.example\")", editions={"de": 5})
+    with at(2025, 9, 1, 10):
+        change_stock(evil.editions[0].id, -1, StockReason.HANDOUT, staff)
+        db.session.commit()
+    login(staff)
+    page = client.get("/figures/?kind=year&year=2025").get_data(as_text=True)
+    # Each chart is an image named by its title; its numbers are in the table next to it.
+    assert page.count('role="img"') == 5
+    assert '<title id="chart-copies_by_language-title">Stück nach Sprache: 2025 und 2024</title>' in page
+    assert 'href="/figures/figures.xlsx?kind=year&amp;year=2025"' in page
+    response = client.get("/figures/figures.xlsx?kind=year&year=2025")
+    assert response.headers["Content-Disposition"] == 'attachment; filename="figures-2025-01-01-2025-12-31.xlsx"'
+    book = load_workbook(io.BytesIO(response.data))
+    assert len(book.sheetnames) == 16 and "Stück nach Sprache" in book.sheetnames
+    rows = list(book["Stück nach Sprache"].values)
+    assert rows == [("Sprache", "2025", "2024"), ("Deutsch", 14, 2), ("Türkisch", 5, 0)]
+    by_material = book[next(name for name in book.sheetnames if "nach Material" in name)]
+    cell = next(c for c in by_material["A"] if "HYPERLINK" in str(c.value))
+    assert cell.data_type == "s"  # text, never a formula Excel would run
+    numbers = {row[0]: row[1:] for row in book["Fortbildungen"].values}
+    assert numbers["Unterrichtsstunden"] == (11, 6) and numbers["Auslastung (%)"] == (100, 13.3)
+
