@@ -133,6 +133,7 @@ def pages(ids: dict) -> dict[str, str]:
         "participants": f"/events/staff/{ids['training']}",
         "feed": "/events/calendar.ics",
         "feed_304": "/events/calendar.ics",
+        "figures": f"/figures/?kind=year&year={date.today().year}",
     }
 
 

@@ -116,28 +116,27 @@ def _trainings(figures: Figures, period: Period, now: datetime) -> None:
     n["trainings_cancelled"] = db.session.scalar(
         select(func.count()).select_from(_trainings_begun(period, now, cancelled=True).subquery()))
 
-    of_begun = Registration.training_id.in_(select(begun.c.id))
+    # Each statement joins the begun trainings once; nothing is evaluated per registration but the lookup
+    # of its attendance by its key (a subquery in a CASE was run again for every row: minutes at scale).
+    of_begun = (select().select_from(Registration).join(begun, begun.c.id == Registration.training_id))
+    confirmed = Registration.status == RegistrationStatus.CONFIRMED
+    attended_any = exists().where(Attendance.registration_id == Registration.id)
+    n["registrations"], n["confirmed"], n["no_shows"], waiting = db.session.execute(of_begun.add_columns(
+        func.count(), func.count(case((confirmed, 1))),
+        func.count(case((and_(confirmed, begun.c.last <= now, ~attended_any), 1))),
+        func.count(case((Registration.status == RegistrationStatus.WAITING, 1))))).one()
+    n["fill_rate"] = round(100.0 * n["confirmed"] / seats, 1) if seats else 0.0
     # Unmet demand: still on the waiting list when the training began (it moves nobody up once begun), or
     # left the waiting list without a seat (cancelled or released from it: the audit entry's state).
-    left_waiting = exists().where(AuditEntry.object_type == "registration", AuditEntry.object_id == Registration.id,
-                                  AuditEntry.action.in_(("cancel", "release")), AuditEntry.from_state == "waiting")
-    never_seated = (Registration.status == RegistrationStatus.WAITING) | left_waiting
-    attended_any = exists().where(Attendance.registration_id == Registration.id)
-    ended = Registration.training_id.in_(select(begun.c.id).where(begun.c.last <= now))
-    row = db.session.execute(select(
-        func.count(),
-        func.count(case((Registration.status == RegistrationStatus.CONFIRMED, 1))),
-        func.count(case((and_(Registration.status == RegistrationStatus.CONFIRMED, ended, ~attended_any), 1))),
-        func.count(case((never_seated, 1))),
-    ).where(of_begun)).one()
-    n["registrations"], n["confirmed"], n["no_shows"], n["unmet"] = row
-    n["fill_rate"] = round(100.0 * n["confirmed"] / seats, 1) if seats else 0.0
-
+    about_registration = and_(AuditEntry.object_type == "registration", AuditEntry.object_id == Registration.id)
+    left_waiting = db.session.scalar(of_begun.join(AuditEntry, about_registration).add_columns(
+        func.count(distinct(Registration.id))).where(AuditEntry.action.in_(("cancel", "release")),
+                                                     AuditEntry.from_state == "waiting"))
+    n["unmet"] = waiting + left_waiting
     by_staff = AuditEntry.actor_role.in_(STAFF_ROLES)
-    n["cancelled_by_participants"], n["cancelled_by_staff"] = db.session.execute(
-        select(func.count(case((~by_staff, 1))), func.count(case((by_staff, 1))))
-        .join(Registration, and_(AuditEntry.object_type == "registration", AuditEntry.object_id == Registration.id))
-        .where(AuditEntry.action == "cancel", of_begun)).one()
+    n["cancelled_by_participants"], n["cancelled_by_staff"] = db.session.execute(of_begun.join(
+        AuditEntry, about_registration).add_columns(func.count(case((~by_staff, 1))), func.count(case((by_staff, 1))))
+        .where(AuditEntry.action == "cancel")).one()
 
     present = (select(Attendance.registration_id, Attendance.session_id)
                .where(Attendance.session_id.in_(select(sessions.c.id))).subquery())
@@ -155,6 +154,19 @@ def _trainings(figures: Figures, period: Period, now: datetime) -> None:
         select(Training.format, func.count(distinct(Registration.id))).select_from(Registration).join(Training)
         .where(Registration.id.in_(select(present.c.registration_id))).group_by(Training.format)).all())
     figures.breakdowns["participants_by_format"] = {f: by_format.get(f, 0) for f in TrainingFormat}
+    known = registration_organisations.c
+    by_kind = dict(db.session.execute(
+        select(Organisation.kind, func.count(distinct(present.c.registration_id))).select_from(present)
+        .outerjoin(registration_organisations, known.registration_id == present.c.registration_id)
+        .outerjoin(Organisation, Organisation.id == known.organisation_id).group_by(Organisation.kind)).all())
+    figures.breakdowns["participants_by_org_kind"] = {kind: by_kind.get(kind, 0) for kind in [*OrganisationKind, None]}
+    # Organisations someone came from: for the first time, or again (someone of theirs came before).
+    came = _organisations_present(_held_sessions(period, now)).subquery()
+    a, _b = period.bounds()
+    earlier = _organisations_present(select(TrainingSession.id).where(TrainingSession.starts_at < a))
+    n["training_organisations"], n["training_organisations_returning"] = db.session.execute(
+        select(func.count(), func.count(case((came.c[0].in_(earlier), 1))))).one()
+    n["training_organisations_first"] = n["training_organisations"] - n["training_organisations_returning"]
     month = _month(TrainingSession.starts_at).label("month")  # grouped by its name: the same on both databases
     per_month = dict(db.session.execute(
         select(month, func.count(distinct(TrainingSession.training_id)))
@@ -237,6 +249,7 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
     served = select(Request.organisation_id).where(Request.id.in_(_handovers(period))).distinct().subquery()
     n["organisations_served"] = db.session.scalar(select(func.count()).select_from(served))
     figures.breakdowns["served_by_kind"] = _by_kind(served)
+    figures.breakdowns["served_by_city"] = _by_city(served)
 
     today = now.date()
     n["overdue"] = db.session.scalar(select(func.count()).select_from(Booking).where(
@@ -255,15 +268,18 @@ def _by_kind(organisation_ids) -> dict:
 
 # Reach ----------------------------------------------------------------------------------------------
 
+def _organisations_present(sessions):
+    """The known organisations someone of theirs was present for at one of ``sessions``."""
+    known = registration_organisations.c
+    return (select(known.organisation_id).join(Attendance, Attendance.registration_id == known.registration_id)
+            .where(Attendance.session_id.in_(sessions)).distinct())
+
+
 def _reached(period: Period, now: datetime):
     """The organisations reached in the period: served with material, or someone of theirs present at a
     session (where the organisation they gave is one Fundus knows: ``registration_organisations``)."""
-    sessions = _held_sessions(period, now)
-    known = registration_organisations.c
-    present = (select(known.organisation_id).join(Attendance, Attendance.registration_id == known.registration_id)
-               .where(Attendance.session_id.in_(sessions)))
     served = select(Request.organisation_id).where(Request.id.in_(_handovers(period)))
-    return union(served, present)
+    return union(served, _organisations_present(_held_sessions(period, now)))
 
 
 def _reach(figures: Figures, period: Period, now: datetime) -> None:
@@ -274,6 +290,21 @@ def _reach(figures: Figures, period: Period, now: datetime) -> None:
     n["organisations_new"] = db.session.scalar(
         select(func.count()).select_from(reached).where(reached.c[0].not_in(select(before.c[0]))))
     figures.breakdowns["reached_by_kind"] = _by_kind(reached)
-    figures.breakdowns["reached_by_city"] = dict(db.session.execute(
+    figures.breakdowns["reached_by_city"] = _by_city(reached)
+    # The ten organisations reached most: handovers and people present (a person once per session).
+    a, b = period.bounds()
+    known = registration_organisations.c
+    activity = union_all(
+        select(Request.organisation_id.label("organisation_id")).where(Request.id.in_(_handovers(period))),
+        select(known.organisation_id).join(Attendance, Attendance.registration_id == known.registration_id)
+        .where(Attendance.session_id.in_(_held_sessions(period, now))),
+    ).subquery()
+    figures.breakdowns["top_organisations"] = dict(db.session.execute(
+        select(Organisation.name, func.count()).join(activity, activity.c.organisation_id == Organisation.id)
+        .group_by(Organisation.id, Organisation.name).order_by(func.count().desc(), Organisation.name).limit(10)).all())
+
+
+def _by_city(organisation_ids) -> dict:
+    return dict(db.session.execute(
         select(func.coalesce(func.nullif(Organisation.city, ""), literal("–")), func.count())
-        .where(Organisation.id.in_(select(reached.c[0]))).group_by(Organisation.city)).all())
+        .where(Organisation.id.in_(select(organisation_ids.c[0]))).group_by(Organisation.city)).all())

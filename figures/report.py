@@ -41,6 +41,9 @@ NUMBERS = {  # table key → the single numbers it lists, in order
         ("cancelled_by_participants", _l("Cancelled by participants")),
         ("cancelled_by_staff", _l("Cancelled by staff")),
         ("unmet", _l("Unmet demand (registered, never got a seat)")), ("fill_rate", _l("Fill rate (%)")),
+        ("training_organisations", _l("Organisations someone came from (where known)")),
+        ("training_organisations_first", _l("… for the first time")),
+        ("training_organisations_returning", _l("… again")),
     ],
     "materials": [
         ("copies", _l("Copies handed out")), ("loans", _l("Kit loans")), ("loan_days", _l("Days on loan")),
@@ -62,7 +65,9 @@ TITLES = {
     "copies_by_material": _l("Copies handed out by material"), "copies_by_language": _l("Copies by language"),
     "copies_by_kind": _l("Copies by kind"), "loans_by_kit": _l("Kit loans by kit"),
     "days_by_kit": _l("Days on loan by kit"), "requests_by_status": _l("Requests by status"),
-    "served_by_kind": _l("Organisations served by kind"), "reached_by_kind": _l("Organisations reached by kind"),
+    "served_by_kind": _l("Organisations served by kind"), "served_by_city": _l("Organisations served by city"),
+    "participants_by_org_kind": _l("Participants by kind of organisation"),
+    "top_organisations": _l("Organisations reached most"), "reached_by_kind": _l("Organisations reached by kind"),
     "reached_by_city": _l("Organisations reached by city"),
 }
 
@@ -72,7 +77,9 @@ FIRST_COLUMN = {
     "participants_by_group": _l("Target group"), "participants_by_format": _l("Format"),
     "copies_by_material": _l("Material"), "copies_by_language": _l("Language"), "copies_by_kind": _l("Kind"),
     "loans_by_kit": _l("Kit"), "days_by_kit": _l("Kit"), "requests_by_status": _l("Status"),
-    "served_by_kind": _l("Kind of organisation"), "reached_by_kind": _l("Kind of organisation"),
+    "served_by_kind": _l("Kind of organisation"), "served_by_city": _l("City"),
+    "participants_by_org_kind": _l("Kind of organisation"), "top_organisations": _l("Organisation"),
+    "reached_by_kind": _l("Kind of organisation"),
     "reached_by_city": _l("City"),
 }
 
@@ -82,9 +89,9 @@ CHARTED = {"trainings_by_month", "participants_by_month", "participants_by_group
 
 # The order of the sections on the page and of the sheets in the workbook.
 ORDER = ["trainings", "trainings_by_month", "participants_by_month", "participants_by_group",
-         "participants_by_format", "materials", "copies_by_material", "copies_by_language", "copies_by_kind",
-         "loans_by_kit", "days_by_kit", "requests_by_status", "served_by_kind", "reach", "reached_by_kind",
-         "reached_by_city"]
+         "participants_by_format", "participants_by_org_kind", "materials", "copies_by_material",
+         "copies_by_language", "copies_by_kind", "loans_by_kit", "days_by_kit", "requests_by_status",
+         "served_by_kind", "served_by_city", "reach", "reached_by_kind", "reached_by_city", "top_organisations"]
 
 
 def _name(key: str, value) -> str:
@@ -99,8 +106,8 @@ def _name(key: str, value) -> str:
         return str(MATERIAL_KIND_LABELS[value])
     if key == "requests_by_status":
         return str(REQUEST_STATUS_LABELS[value])
-    if key.endswith("_by_kind"):
-        return str(ORGANISATION_KIND_LABELS[value])
+    if key.endswith("_by_kind") or key == "participants_by_org_kind":
+        return str(ORGANISATION_KIND_LABELS[value]) if value is not None else str(_l("Not known"))
     return str(value)
 
 
@@ -121,6 +128,6 @@ def _table(key: str, current: Figures, before: Figures) -> Table:
     else:
         names = list(now) + [name for name in then if name not in now]
         rows = [(_name(key, name), now.get(name, 0), then.get(name, 0)) for name in names]
-        if not key.startswith(("participants_by", "requests_by", "served_by", "reached_by_kind")):
+        if not key.startswith(("participants_by", "requests_by", "served_by_kind", "reached_by_kind")):
             rows.sort(key=lambda row: (-row[1], -row[2], row[0].casefold()))  # the most first
     return Table(key, str(TITLES[key]), str(FIRST_COLUMN[key]), rows)

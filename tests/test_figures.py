@@ -147,6 +147,7 @@ EXPECTED_2025 = {
     "copies": 18, "loans": 1, "loan_days": 5, "requests": 4, "decision_days": 2.0,
     "organisations_served": 2, "overdue": 1, "damaged": 1,
     "organisations": 3, "organisations_new": 1,
+    "training_organisations": 2, "training_organisations_first": 1, "training_organisations_returning": 1,
 }
 EXPECTED_2024 = {
     "trainings": 2, "trainings_cancelled": 0, "sessions": 2, "hours": 6.0,
@@ -156,6 +157,7 @@ EXPECTED_2024 = {
     "copies": 2, "loans": 0, "loan_days": 0, "requests": 1, "decision_days": 1.0,
     "organisations_served": 1, "overdue": 0, "damaged": 0,
     "organisations": 2, "organisations_new": 2,
+    "training_organisations": 1, "training_organisations_first": 1, "training_organisations_returning": 0,
 }
 
 
@@ -182,6 +184,11 @@ def test_every_figure_of_a_known_year_and_the_year_before(story):
         OrganisationKind.HOUSING_COMPANY: 1, OrganisationKind.MUNICIPAL: 1, OrganisationKind.COUNSELLING: 1}
     assert b["reached_by_city"] == {"Dortmund": 1, "Bochum": 1, "Herne": 1}
     assert last.breakdowns["participants_by_group"][TargetGroup.COUNSELLING] == 1  # May: housing and counselling
+    # Where the organisation they gave is known: Beratung Nord (again, in March) and Stadt Bochum (h).
+    assert {k: n for k, n in b["participants_by_org_kind"].items() if n} == {
+        OrganisationKind.COUNSELLING: 1, OrganisationKind.MUNICIPAL: 1, None: 2}
+    assert b["served_by_city"] == {"Dortmund": 1, "Bochum": 1}
+    assert b["top_organisations"] == {"Stadt Bochum": 2, "Beratung Nord": 1, "Wohnen am Hafen eG": 1}
 
 
 def test_anonymised_registrations_still_count(story):
@@ -252,7 +259,7 @@ def test_the_workbook_has_a_sheet_per_table_and_the_page_draws_its_charts(story,
     response = client.get("/figures/figures.xlsx?kind=year&year=2025")
     assert response.headers["Content-Disposition"] == 'attachment; filename="figures-2025-01-01-2025-12-31.xlsx"'
     book = load_workbook(io.BytesIO(response.data))
-    assert len(book.sheetnames) == 16 and "Stück nach Sprache" in book.sheetnames
+    assert len(book.sheetnames) == 19 and "Stück nach Sprache" in book.sheetnames
     rows = list(book["Stück nach Sprache"].values)
     assert rows == [("Sprache", "2025", "2024"), ("Deutsch", 14, 2), ("Türkisch", 5, 0)]
     by_material = book[next(name for name in book.sheetnames if "nach Material" in name)]
@@ -261,3 +268,18 @@ def test_the_workbook_has_a_sheet_per_table_and_the_page_draws_its_charts(story,
     numbers = {row[0]: row[1:] for row in book["Fortbildungen"].values}
     assert numbers["Unterrichtsstunden"] == (11, 6) and numbers["Auslastung (%)"] == (100, 13.3)
 
+
+
+def test_the_page_runs_the_same_number_of_statements_however_much_happened(story, app, client, login, make_user):
+    """The figures are aggregate queries: a fixed number of statements, with the story or with far more."""
+    from tests.test_sql_counts import statements
+
+    login(make_user(Role.STAFF))
+    url = "/figures/?kind=year&year=2025"
+    few = statements(app, client, url)
+    with at(2025, 9, 1, 10):
+        for i in range(6):
+            more = training(f"Weitere {i}", 20, [((2025, 9, 10 + i, 9), (2025, 9, 10 + i, 12))])
+            for k in range(4):
+                register(more, f"more-{i}-{k}@example.org", organisation="Stadt Bochum")
+    assert statements(app, client, url) == few <= 90
