@@ -246,24 +246,12 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
                               .where(Request.decided_at >= a, Request.decided_at < b))
     n["decision_days"] = round(float(hours) / 24, 1) if hours is not None else 0.0
 
-    served = select(Request.organisation_id).where(Request.id.in_(_handovers(period))).distinct().subquery()
-    n["organisations_served"] = db.session.scalar(select(func.count()).select_from(served))
-    figures.breakdowns["served_by_kind"] = _by_kind(served)
-    figures.breakdowns["served_by_city"] = _by_city(served)
-
     today = now.date()
     n["overdue"] = db.session.scalar(select(func.count()).select_from(Booking).where(
         Booking.ends_on >= period.start, Booking.ends_on <= period.end,
         Booking.reminded_at.is_not(None) | ((Booking.status == BookingStatus.HANDED_OVER) & (Booking.ends_on < today))))
     n["damaged"] = db.session.scalar(select(func.count()).select_from(Booking).where(
         Booking.returned_at >= a, Booking.returned_at < b, Booking.return_condition.in_(BLOCKING)))
-
-
-def _by_kind(organisation_ids) -> dict:
-    rows = dict(db.session.execute(select(Organisation.kind, func.count())
-                                   .where(Organisation.id.in_(select(organisation_ids.c[0])))
-                                   .group_by(Organisation.kind)).all())
-    return {kind: rows.get(kind, 0) for kind in OrganisationKind}
 
 
 # Reach ----------------------------------------------------------------------------------------------
@@ -275,36 +263,51 @@ def _organisations_present(sessions):
             .where(Attendance.session_id.in_(sessions)).distinct())
 
 
-def _reached(period: Period, now: datetime):
-    """The organisations reached in the period: served with material, or someone of theirs present at a
-    session (where the organisation they gave is one Fundus knows: ``registration_organisations``)."""
-    served = select(Request.organisation_id).where(Request.id.in_(_handovers(period)))
-    return union(served, _organisations_present(_held_sessions(period, now)))
-
-
 def _reach(figures: Figures, period: Period, now: datetime) -> None:
-    reached = _reached(period, now).subquery()
-    before = _reached(Period("range", date(1970, 1, 1), period.start - timedelta(days=1)), now).subquery()
-    n = figures.numbers
-    n["organisations"] = db.session.scalar(select(func.count()).select_from(reached))
-    n["organisations_new"] = db.session.scalar(
-        select(func.count()).select_from(reached).where(reached.c[0].not_in(select(before.c[0]))))
-    figures.breakdowns["reached_by_kind"] = _by_kind(reached)
-    figures.breakdowns["reached_by_city"] = _by_city(reached)
-    # The ten organisations reached most: handovers and people present (a person once per session).
-    a, b = period.bounds()
+    """Organisations served with material (a handover in the period) and reached by training (someone of
+    theirs present at a session, where the organisation they gave is one Fundus knows:
+    ``registration_organisations``). One statement gives each organisation's handovers and people present
+    (a row per organisation, at most as many as there are: the handover scan runs once, not once per
+    figure); one more which of them were reached before the period."""
     known = registration_organisations.c
     activity = union_all(
-        select(Request.organisation_id.label("organisation_id")).where(Request.id.in_(_handovers(period))),
-        select(known.organisation_id).join(Attendance, Attendance.registration_id == known.registration_id)
+        select(Request.organisation_id.label("organisation_id"), literal(1).label("handovers"),
+               literal(0).label("present")).where(Request.id.in_(_handovers(period))),
+        select(known.organisation_id, literal(0), literal(1))
+        .join(Attendance, Attendance.registration_id == known.registration_id)
         .where(Attendance.session_id.in_(_held_sessions(period, now))),
     ).subquery()
-    figures.breakdowns["top_organisations"] = dict(db.session.execute(
-        select(Organisation.name, func.count()).join(activity, activity.c.organisation_id == Organisation.id)
-        .group_by(Organisation.id, Organisation.name).order_by(func.count().desc(), Organisation.name).limit(10)).all())
+    rows = db.session.execute(
+        select(Organisation.id, Organisation.name, Organisation.kind, Organisation.city,
+               func.sum(activity.c.handovers), func.sum(activity.c.present))
+        .join(activity, activity.c.organisation_id == Organisation.id)
+        .group_by(Organisation.id, Organisation.name, Organisation.kind, Organisation.city)).all()
+    served = [row for row in rows if row[4]]
+    n = figures.numbers
+    n["organisations_served"], n["organisations"] = len(served), len(rows)
+    figures.breakdowns["served_by_kind"] = _by_kind(served)
+    figures.breakdowns["served_by_city"] = _by_city(served)
+    figures.breakdowns["reached_by_kind"] = _by_kind(rows)
+    figures.breakdowns["reached_by_city"] = _by_city(rows)
+    top = sorted(rows, key=lambda row: (-(row[4] + row[5]), row[1]))[:10]
+    figures.breakdowns["top_organisations"] = {row[1]: int(row[4] + row[5]) for row in top}
+    earlier = Period("range", date(1970, 1, 1), period.start - timedelta(days=1))
+    before = union(select(Request.organisation_id).where(Request.id.in_(_handovers(earlier))),
+                   _organisations_present(_held_sessions(earlier, now))).subquery()
+    known_before = set(db.session.scalars(select(before.c[0]).where(before.c[0].in_([row[0] for row in rows]))))
+    n["organisations_new"] = sum(1 for row in rows if row[0] not in known_before)
 
 
-def _by_city(organisation_ids) -> dict:
-    return dict(db.session.execute(
-        select(func.coalesce(func.nullif(Organisation.city, ""), literal("–")), func.count())
-        .where(Organisation.id.in_(select(organisation_ids.c[0]))).group_by(Organisation.city)).all())
+def _by_kind(rows) -> dict:
+    counts = {kind: 0 for kind in OrganisationKind}
+    for row in rows:
+        counts[row[2]] += 1
+    return counts
+
+
+def _by_city(rows) -> dict:
+    counts = {}
+    for row in rows:
+        city = row[3] or "–"
+        counts[city] = counts.get(city, 0) + 1
+    return counts
