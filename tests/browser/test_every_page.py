@@ -62,7 +62,7 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
         ],
         "staff": [
             ("/requests/overview", "staff-dashboard"), ("/requests/loans/overdue", None),
-            ("/requests/stock/low", None), ("/materials/topics", None), ("/figures/", "figures"),
+            ("/requests/stock/low", None), ("/materials/topics", None), ("/figures/", None),
             (f"/requests/{returned.id}", "request-on-loan"),
             (f"/requests/{returned.id}/slip", "handover-slip"), (f"/materials/units/{unit.id}", None),
             (f"/materials/{kit.id}/manage", None), ("/events/staff/", None), (f"/events/staff/{full.id}", None),
