@@ -23,7 +23,7 @@ from events import links, notifications, participants, registrations
 from events.models import TraineeKey, Training, TrainingFormat
 from events.trainings import cancel_training, save_training, training_input
 from materials.cart import submit_request
-from materials.lending import approve_request, hand_over, send_overdue_reminders
+from materials.lending import approve_request, cancel_request, hand_over, send_overdue_reminders
 from materials.models import Delivery
 from tests import libical
 
@@ -104,6 +104,10 @@ def test_every_mail_kind_parses_strictly_and_carries_the_headers_it_needs(app, m
     approve_request(request.id, staff)
     hand_over(request.id, [request.bookings[0].id], staff, contents_checked=True, early_confirmed=True)
     assert send_overdue_reminders(today=start + timedelta(days=5)) == 1
+    later = dict(item, starts_on=(start + timedelta(days=20)).isoformat(),
+                 ends_on=(start + timedelta(days=21)).isoformat())
+    dropped = submit_request(partner, {"items": [later]}, uuid.uuid4().hex, "Fachtag", "", Delivery.PICKUP, "")
+    cancel_request(dropped.id, staff, reason="Der Koffer wird repariert.")  # staff cancel: the partner is told
     # Trainings: registration, waiting list, the link again, confirmation, a seat for the next,
     # cancellation, "my registrations", a change, a reminder, a message and the training cancelled.
     training = make_training(seats=1)

@@ -42,6 +42,7 @@ def test_figures_in_both_languages_at_both_widths_and_printed(context, live):
     page.emulate_media(media="print")
     expect(page.get_by_role("navigation", name="Main navigation")).to_be_hidden()
     expect(page.get_by_role("button", name="Show")).to_be_hidden()
+    expect(page.get_by_role("link", name="All tables as an Excel workbook")).to_be_hidden()
     expect(page.get_by_text("Planerladen e.V. · Integrationsagentur")).to_be_visible()
     page.set_viewport_size({"width": 794, "height": 1123})
     assert page.evaluate("document.documentElement.scrollWidth <= 794")
