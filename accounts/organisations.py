@@ -1,5 +1,7 @@
 """Partner organisations, and who may see one (DOMAIN rule 6: a partner contact only their own)."""
 
+import unicodedata
+
 from flask import abort
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -44,11 +46,20 @@ def save_organisation(organisation_id: int | None, actor: User, **fields) -> Org
     return org
 
 
-def known_organisation_id(name: str) -> int | None:
-    """The organisation whose name someone typed (case and outer spaces aside), if Fundus knows it: a
-    trainee's registration keeps it, for the figures of who was reached, after its personal data goes."""
-    name = " ".join(name.split()).lower()
-    if not name:
-        return None
-    return db.session.scalar(select(Organisation.id).where(func.lower(Organisation.name) == name))
+def organisation_key(name: str) -> str:
+    """A name as it is compared: case (every letter, Ä as ä) and runs of spaces aside."""
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
+
+def known_organisation_id(name: str) -> int | None:
+    """The organisation whose name someone typed (case and spaces aside), if Fundus knows it: a trainee's
+    registration keeps it, for the figures of who was reached, after its personal data goes. Compared
+    in Python (SQLite's lower() folds only ASCII: "ÄRZTEKAMMER" would never meet "Ärztekammer"), among
+    the few organisations whose names are as long."""
+    typed, key = " ".join(unicodedata.normalize("NFC", name).split()), organisation_key(name)
+    if not key:
+        return None
+    candidates = db.session.execute(select(Organisation.id, Organisation.name)
+                                    .where(func.length(Organisation.name) == len(typed))
+                                    .order_by(Organisation.id)).all()
+    return next((id_ for id_, known in candidates if organisation_key(known) == key), None)

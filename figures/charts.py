@@ -14,7 +14,7 @@ NOW_COLOUR, BEFORE_COLOUR = "#0b5563", "#5b8f99"  # the site's petrol, and a lig
 
 def bar_chart(chart_id: str, title: str, description: str, rows, now_label: str, before_label: str) -> Markup:
     """Horizontal bars, two per row (this period dark, the period before light), each with its number."""
-    peak = max([max(now, before) for _label, now, before in rows] + [1])
+    peak = max([max(now, before or 0) for _label, now, before in rows] + [1])
     room = WIDTH - LABEL - 60
     height = TOP + ROW * len(rows) + 4
     parts = [
@@ -27,8 +27,10 @@ def bar_chart(chart_id: str, title: str, description: str, rows, now_label: str,
     for index, (label, now, before) in enumerate(rows):
         y = TOP + index * ROW
         short = label if len(label) <= 30 else label[:29] + "…"
-        parts.append(f'<text x="0" y="{y + 17}" font-size="13">{escape(short)}</text>')
-        for offset, value, colour in ((0, now, NOW_COLOUR), (BAR + 2, before, BEFORE_COLOUR)):
+        whole = f"<title>{escape(label)}</title>" if short != label else ""  # the whole name, on hover
+        parts.append(f'<text x="0" y="{y + 17}" font-size="13">{whole}{escape(short)}</text>')
+        bars = ((0, now, NOW_COLOUR),) + (((BAR + 2, before, BEFORE_COLOUR),) if before is not None else ())
+        for offset, value, colour in bars:
             length = round(room * value / peak, 1)
             parts.append(f'<rect x="{LABEL}" y="{y + offset}" width="{length}" height="{BAR}" fill="{colour}"/>')
             parts.append(f'<text x="{LABEL + length + 4}" y="{y + offset + 10}" font-size="11">'

@@ -14,13 +14,18 @@ def workbook_bytes(tables, now_label: str, before_label: str) -> bytes:
     book.remove(book.active)
     used = set()
     for table in tables:
-        title = FORBIDDEN.sub(" ", table.title)[:31].strip()
-        while title in used:  # the names must differ (31 characters can cut two titles alike)
-            title = title[:28] + f" {len(used)}"
-        used.add(title)
-        sheet = book.create_sheet(title)
+        name = FORBIDDEN.sub(" ", table.title).strip(" '")[:31].rstrip(" '")
+        counter = 1
+        while name.casefold() in used:  # Excel tells sheet names apart regardless of case
+            counter += 1
+            name = name[:31 - len(str(counter)) - 1].rstrip(" '") + f" {counter}"
+        used.add(name.casefold())
+        sheet = book.create_sheet(name)
+        sheet.append([table.title])  # the whole title: a sheet's name holds 31 characters
+        sheet.cell(1, 1).font = Font(bold=True)
+        sheet.cell(1, 1).data_type = "s"
         sheet.append([table.label, now_label, before_label])
-        for cell in sheet[1]:
+        for cell in sheet[2]:
             cell.font = Font(bold=True)
         for label, now, before in table.rows:
             sheet.append([label, now, before])

@@ -21,42 +21,37 @@ class Period:
 
     @classmethod
     def from_args(cls, args, today: date) -> tuple["Period", list]:
-        """The period the URL asks for, bounded; what cannot be read falls back to this year, with a
-        message. ``year=2026``, ``quarter=2026-2``, ``month=2026-03``, or ``from``/``to`` dates."""
+        """The period the URL asks for, bounded; what cannot be read falls back to this year (or this
+        quarter or month of the year asked for), with a message. ``kind=year&year=2026``,
+        ``kind=quarter&year=2026&quarter=2``, ``kind=month&year=2026&month=3``, ``kind=range&from=…&to=…``."""
         errors = []
         kind = args.get("kind", "year")
         if kind not in KINDS:
             kind = "year"
-        try:
-            year = int(args.get("year", "") or today.year)
-        except ValueError:
-            year = 0
-        if not FIRST_DAY.year <= year <= LAST_DAY.year:
+        if kind == "range":
+            start, end = parse_date(args.get("from", "")), parse_date(args.get("to", ""))
+            if start is not None and end is not None and start <= end and (end - start).days < MAX_DAYS:
+                return cls("range", start, end), errors
+            errors.append(_l("Choose a first and a last day (YYYY-MM-DD) from %(first)s to %(last)s, at most "
+                             "ten years apart.", first=FIRST_DAY.year, last=LAST_DAY.year))
+            return cls("year", date(today.year, 1, 1), date(today.year, 12, 31)), errors
+        year = _number(args.get("year", ""), today.year, FIRST_DAY.year, LAST_DAY.year)
+        if year is None:
             errors.append(_l("Choose a year from %(first)s to %(last)s.", first=FIRST_DAY.year, last=LAST_DAY.year))
-            year, kind = today.year, "year"
+            year = today.year
         if kind == "quarter":
-            quarter = args.get("quarter", "")
-            number = int(quarter) if quarter.isdecimal() and len(quarter) == 1 else (today.month - 1) // 3 + 1
-            if not 1 <= number <= 4:
+            number = _number(args.get("quarter", ""), (today.month - 1) // 3 + 1, 1, 4)
+            if number is None:
                 errors.append(_l("Choose a quarter from 1 to 4."))
                 number = 1
-            start = date(year, 3 * number - 2, 1)
-            return cls("quarter", start, _month_end(date(year, 3 * number, 1))), errors
+            return cls("quarter", date(year, 3 * number - 2, 1), _month_end(date(year, 3 * number, 1))), errors
         if kind == "month":
-            month = args.get("month", "")
-            number = int(month) if month.isdecimal() and len(month) <= 2 else today.month
-            if not 1 <= number <= 12:
+            number = _number(args.get("month", ""), today.month, 1, 12)
+            if number is None:
                 errors.append(_l("Choose a month from 1 to 12."))
                 number = 1
             start = date(year, number, 1)
             return cls("month", start, _month_end(start)), errors
-        if kind == "range":
-            start, end = parse_date(args.get("from", "")), parse_date(args.get("to", ""))
-            if start is None or end is None or end < start or (end - start).days >= MAX_DAYS:
-                errors.append(_l("Choose a first and a last day (YYYY-MM-DD) from %(first)s to %(last)s, at most "
-                                 "ten years apart.", first=FIRST_DAY.year, last=LAST_DAY.year))
-            else:
-                return cls("range", start, end), errors
         return cls("year", date(year, 1, 1), date(year, 12, 31)), errors
 
     @property
@@ -108,3 +103,15 @@ def _month_end(first: date) -> date:
 def _add_months(first: date, months: int) -> date:
     index = first.year * 12 + first.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
+
+
+def _number(raw: str, default: int, lowest: int, highest: int) -> int | None:
+    """A whole number from the URL within its bounds; ``default`` when none is given, None when it cannot be
+    read or is out of bounds (digits only: no sign, no "2_026", no "²")."""
+    raw = raw.strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 4) or not lowest <= int(raw) <= highest:
+        return None
+    return int(raw)
+

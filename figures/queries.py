@@ -14,11 +14,12 @@ and attendance stay); so do those of people whose data was deleted (they are ano
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Integer, and_, case, cast, distinct, exists, func, literal, select, union, union_all
+from sqlalchemy import Date, Integer, and_, case, cast, distinct, exists, func, literal, select, union, union_all
 
 from accounts.models import Organisation, OrganisationKind
 from core.audit import AuditEntry
 from core.extensions import db
+from core.i18n import local_tz
 from core.vocabulary import TargetGroup
 from events.models import (
     Attendance,
@@ -67,6 +68,13 @@ def days_between(first, last):
     return last - first + 1
 
 
+def utc_date(column):
+    """SQL: the day (UTC, on both databases) of a timestamp column."""
+    if _sqlite():
+        return func.date(column)
+    return cast(func.timezone("UTC", column), Date)
+
+
 @dataclass
 class Figures:
     """One period's figures: single numbers by key, and breakdowns (label → number) by key."""
@@ -89,7 +97,7 @@ def _held_sessions(period: Period, now: datetime):
     a, b = period.bounds()
     return (select(TrainingSession.id).join(Training)
             .where(TrainingSession.starts_at >= a, TrainingSession.starts_at < b, TrainingSession.starts_at <= now,
-                   Training.status != TrainingStatus.CANCELLED))
+                   Training.status == TrainingStatus.PUBLISHED))  # a draft never took place
 
 
 def _trainings_begun(period: Period, now: datetime, cancelled: bool = False):
@@ -98,7 +106,7 @@ def _trainings_begun(period: Period, now: datetime, cancelled: bool = False):
     first = (select(TrainingSession.training_id, func.min(TrainingSession.starts_at).label("first"),
                     func.max(TrainingSession.ends_at).label("last"))
              .group_by(TrainingSession.training_id).subquery())
-    status = Training.status == TrainingStatus.CANCELLED if cancelled else Training.status != TrainingStatus.CANCELLED
+    status = Training.status == (TrainingStatus.CANCELLED if cancelled else TrainingStatus.PUBLISHED)
     return (select(Training.id, Training.seats, first.c.last).join(first, first.c.training_id == Training.id)
             .where(first.c.first >= a, first.c.first < b, first.c.first <= now, status))
 
@@ -167,7 +175,7 @@ def _trainings(figures: Figures, period: Period, now: datetime) -> None:
     n["training_organisations"], n["training_organisations_returning"] = db.session.execute(
         select(func.count(), func.count(case((came.c[0].in_(earlier), 1))))).one()
     n["training_organisations_first"] = n["training_organisations"] - n["training_organisations_returning"]
-    month = _month(TrainingSession.starts_at).label("month")  # grouped by its name: the same on both databases
+    month = _month(TrainingSession.starts_at, period).label("month")  # grouped by its name, on both databases
     per_month = dict(db.session.execute(
         select(month, func.count(distinct(TrainingSession.training_id)))
         .where(TrainingSession.id.in_(select(sessions.c.id))).group_by(month)).all())
@@ -179,12 +187,32 @@ def _trainings(figures: Figures, period: Period, now: datetime) -> None:
     figures.breakdowns["participants_by_month"] = {m: people_month.get(m, 0) for m in _months(period)}
 
 
-def _month(column):
-    """SQL: ``YYYY-MM`` of a timestamp column, in UTC on both databases (a session in the first two hours
-    of a month, Berlin time, counts in the month before: the charts of months accept that)."""
-    if _sqlite():
-        return func.strftime("%Y-%m", column)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+def _month(column, period: Period):
+    """SQL: ``YYYY-MM`` of a timestamp column in the site's zone, as the period's bounds are: PostgreSQL
+    converts itself; SQLite knows no zones, so the zone's offsets in and around the period (summer and
+    winter time) are spelled out, each from the instant it begins."""
+    zone = local_tz()
+    if not _sqlite():
+        return func.to_char(func.timezone(zone.key, column), "YYYY-MM")
+    first, last = period.bounds()
+    instant, changes = first - timedelta(days=1), []
+    offset = instant.astimezone(zone).utcoffset()
+    while instant < last + timedelta(days=1):
+        following = instant + timedelta(days=1)
+        if following.astimezone(zone).utcoffset() != offset:  # a change on this day: find its hour
+            while instant.astimezone(zone).utcoffset() == offset:
+                instant += timedelta(hours=1)
+            offset = instant.astimezone(zone).utcoffset()
+            changes.append((instant, offset))
+        instant = following
+    base = (first - timedelta(days=1)).astimezone(zone).utcoffset()  # before the first change
+
+    def shift(delta: timedelta) -> str:
+        return f"{int(delta.total_seconds() // 60):+d} minutes"
+
+    modifier = case(*[(column >= at, shift(delta)) for at, delta in reversed(changes)], else_=shift(base)) \
+        if changes else literal(shift(base))
+    return func.strftime("%Y-%m", column, modifier)
 
 
 def _months(period: Period) -> list[str]:
@@ -227,15 +255,22 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
     n["copies"] = sum(by_material.values())
     figures.breakdowns.update(copies_by_material=by_material, copies_by_language=by_language, copies_by_kind=by_kind)
 
+    # Days out: from the handover (an early one moved the start to that day) to the return, or to today
+    # while still out; several kits of one title stay apart (by id), their title marked with it.
+    today = now.astimezone(local_tz()).date()
+    back = func.coalesce(utc_date(Booking.returned_at), literal(today, Date))
     loans = db.session.execute(
-        select(Material.title, func.count(), func.sum(days_between(Booking.starts_on, Booking.ends_on)))
+        select(Material.id, Material.title, func.count(), func.sum(days_between(Booking.starts_on, back)))
         .join(Unit, Unit.id == Booking.unit_id).join(Edition).join(Material)
         .where(Booking.status.in_((BookingStatus.HANDED_OVER, BookingStatus.RETURNED)),
                Booking.starts_on >= period.start, Booking.starts_on <= period.end)
         .group_by(Material.id, Material.title)).all()
-    figures.breakdowns["loans_by_kit"] = {title: count for title, count, _days in loans}
-    figures.breakdowns["days_by_kit"] = {title: int(days or 0) for title, _count, days in loans}
-    n["loans"], n["loan_days"] = sum(c for _t, c, _d in loans), sum(int(d or 0) for _t, _c, d in loans)
+    titles = [title for _id, title, _count, _days in loans]
+    named = {id_: title if titles.count(title) == 1 else f"{title} (#{id_})" for id_, title, _c, _d in loans}
+    figures.breakdowns["loans_by_kit"] = {named[id_]: count for id_, _t, count, _days in loans}
+    figures.breakdowns["days_by_kit"] = {named[id_]: int(days or 0) for id_, _t, _count, days in loans}
+    n["loans"] = sum(count for _id, _t, count, _d in loans)
+    n["loan_days"] = sum(int(days or 0) for _id, _t, _c, days in loans)
 
     statuses = dict(db.session.execute(select(Request.status, func.count())
                                        .where(Request.created_at >= a, Request.created_at < b)
@@ -246,7 +281,6 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
                               .where(Request.decided_at >= a, Request.decided_at < b))
     n["decision_days"] = round(float(hours) / 24, 1) if hours is not None else 0.0
 
-    today = now.date()
     n["overdue"] = db.session.scalar(select(func.count()).select_from(Booking).where(
         Booking.ends_on >= period.start, Booking.ends_on <= period.end,
         Booking.reminded_at.is_not(None) | ((Booking.status == BookingStatus.HANDED_OVER) & (Booking.ends_on < today))))
@@ -289,8 +323,9 @@ def _reach(figures: Figures, period: Period, now: datetime) -> None:
     figures.breakdowns["served_by_city"] = _by_city(served)
     figures.breakdowns["reached_by_kind"] = _by_kind(rows)
     figures.breakdowns["reached_by_city"] = _by_city(rows)
-    top = sorted(rows, key=lambda row: (-(row[4] + row[5]), row[1]))[:10]
-    figures.breakdowns["top_organisations"] = {row[1]: int(row[4] + row[5]) for row in top}
+    # Every organisation's activity (names are unique): the report ranks this period's ten and shows what
+    # the same ten did in the period before, whatever their rank then.
+    figures.breakdowns["top_organisations"] = {row[1]: int(row[4] + row[5]) for row in rows}
     earlier = Period("range", date(1970, 1, 1), period.start - timedelta(days=1))
     before = union(select(Request.organisation_id).where(Request.id.in_(_handovers(earlier))),
                    _organisations_present(_held_sessions(earlier, now))).subquery()

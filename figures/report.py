@@ -1,7 +1,7 @@
 """The figures of a period as tables, each number beside the one of the period before: what the page
 shows and the exports write."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -20,23 +20,36 @@ class Table:
     key: str  # its name in URLs and file names
     title: str
     label: str  # the heading of the first column
-    rows: list[tuple[str, float, float]]  # label, this period, the period before
-    unit: str = ""  # "%" or "" (numbers)
+    rows: list[tuple[str, float, float | None]]  # label, this period, the period before (None: none to compare)
+    points: set[str] = field(default_factory=set)  # the rows that are percentages themselves
 
-    def change(self, now: float, before: float) -> str:
-        """The change against the period before, in per cent; a dash where there was nothing before."""
+    @property
+    def named_by_people(self) -> bool:
+        """Whether its rows are things people named (materials, organisations, cities), not words of Fundus."""
+        return self.key in PEOPLES_NAMES
+
+    def change(self, now: float, before: float | None, label: str = "") -> str:
+        """The change against the period before: in per cent, or in percentage points for a row that is
+        a percentage itself; a dash where there was nothing before."""
+        if label in self.points and before is not None:
+            difference = now - before
+            return ("+" if difference > 0 else "") + format_decimal(difference, 1) + " " + str(_l("pp"))
         if not before:
             return "–"
         percent = 100.0 * (now - before) / before
         return ("+" if percent > 0 else "") + format_decimal(percent, 0) + " %"
 
 
+PERCENTAGES = {"fill_rate"}
+PEOPLES_NAMES = {"copies_by_material", "loans_by_kit", "days_by_kit", "served_by_city", "reached_by_city",
+                 "top_organisations"}
+
 NUMBERS = {  # table key → the single numbers it lists, in order
     "trainings": [
         ("trainings", _l("Trainings held")), ("trainings_cancelled", _l("Trainings cancelled")),
         ("sessions", _l("Sessions")), ("hours", _l("Teaching hours")),
         ("registrations", _l("Registrations")), ("confirmed", _l("Confirmed registrations")),
-        ("participants", _l("Participants (present at least once)")),
+        ("participants", _l("Participations (registrations present at least once)")),
         ("attendances", _l("Attendances (people × sessions)")), ("no_shows", _l("No-shows")),
         ("cancelled_by_participants", _l("Cancelled by participants")),
         ("cancelled_by_staff", _l("Cancelled by staff")),
@@ -114,17 +127,24 @@ def _name(key: str, value) -> str:
 def tables(period: Period, now: datetime) -> list[Table]:
     """Every table of the period, the period before beside it."""
     current, before = compute(period, now), compute(period.previous(), now)
-    return [_table(key, current, before) for key in ORDER]
+    return [_table(key, current, before, period.kind != "range") for key in ORDER]
 
 
-def _table(key: str, current: Figures, before: Figures) -> Table:
+def _table(key: str, current: Figures, before: Figures, comparable_months: bool) -> Table:
     if key in NUMBERS:
         return Table(key, str(TITLES[key]), str(FIRST_COLUMN[key]),
-                     [(str(label), current.numbers[name], before.numbers[name]) for name, label in NUMBERS[key]])
+                     [(str(label), current.numbers[name], before.numbers[name]) for name, label in NUMBERS[key]],
+                     points={str(label) for name, label in NUMBERS[key] if name in PERCENTAGES})
     now, then = current.breakdowns[key], before.breakdowns[key]
-    if key.endswith("_by_month"):  # the months of the period before, side by side by their place
-        rows = [(format_month(datetime.strptime(month, "%Y-%m").date()), count, earlier)
-                for (month, count), earlier in zip(now.items(), list(then.values()) + [0] * len(now), strict=False)]
+    if key.endswith("_by_month"):
+        # A year, quarter or month: the months of the period before side by side by their place. A range
+        # of days: its months have no counterpart (the same length before may span other months).
+        earlier = list(then.values()) if comparable_months else []
+        rows = [(format_month(datetime.strptime(month, "%Y-%m").date()), count,
+                 earlier[index] if index < len(earlier) else None) for index, (month, count) in enumerate(now.items())]
+    elif key == "top_organisations":  # this period's ten, and what the same did before
+        ten = sorted((name for name, count in now.items() if count), key=lambda name: (-now[name], name))[:10]
+        rows = [(name, now[name], then.get(name, 0)) for name in ten]
     else:
         names = list(now) + [name for name in then if name not in now]
         rows = [(_name(key, name), now.get(name, 0), then.get(name, 0)) for name in names]

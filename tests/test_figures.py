@@ -144,7 +144,7 @@ EXPECTED_2025 = {
     "registrations": 8, "confirmed": 4, "no_shows": 1, "unmet": 2, "fill_rate": 100.0,
     "cancelled_by_participants": 2, "cancelled_by_staff": 1,
     "attendances": 5, "participants": 4,
-    "copies": 18, "loans": 1, "loan_days": 5, "requests": 4, "decision_days": 2.0,
+    "copies": 18, "loans": 1, "loan_days": 7, "requests": 4, "decision_days": 2.0,  # out 10 to 16 June
     "organisations_served": 2, "overdue": 1, "damaged": 1,
     "organisations": 3, "organisations_new": 1,
     "training_organisations": 2, "training_organisations_first": 1, "training_organisations_returning": 1,
@@ -175,7 +175,7 @@ def test_every_figure_of_a_known_year_and_the_year_before(story):
     assert len(b["trainings_by_month"]) == 12
     assert b["copies_by_material"] == {"Ihre Rechte": 18}
     assert b["copies_by_language"] == {"de": 13, "tr": 5} and b["copies_by_kind"] == {MaterialKind.BROCHURE: 18}
-    assert b["loans_by_kit"] == {"Koffer Vielfalt": 1} and b["days_by_kit"] == {"Koffer Vielfalt": 5}
+    assert b["loans_by_kit"] == {"Koffer Vielfalt": 1} and b["days_by_kit"] == {"Koffer Vielfalt": 7}
     assert {s: n for s, n in b["requests_by_status"].items() if n} == {
         RequestStatus.CLOSED: 1, RequestStatus.RETURNED: 1, RequestStatus.SUBMITTED: 1, RequestStatus.REJECTED: 1}
     assert {k: n for k, n in b["served_by_kind"].items() if n} == {OrganisationKind.HOUSING_COMPANY: 1,
@@ -219,13 +219,19 @@ def test_what_has_not_happened_yet_does_not_count(story):
     ({"year": "99999"}, ("year", date(2026, 1, 1), date(2026, 12, 31)), (date(2025, 1, 1), date(2025, 12, 31))),
     ({"kind": "month", "month": "13"}, ("month", date(2026, 1, 1), date(2026, 1, 31)),
      (date(2025, 12, 1), date(2025, 12, 31))),
+    ({"kind": "quarter", "quarter": "9"}, ("quarter", date(2026, 1, 1), date(2026, 3, 31)),
+     (date(2025, 10, 1), date(2025, 12, 31))),
+    ({"kind": "range", "from": "2024-02-01", "to": "2024-02-29", "year": "abc"},  # a range needs no year
+     ("range", date(2024, 2, 1), date(2024, 2, 29)), (date(2024, 1, 3), date(2024, 1, 31))),
+    ({"year": "2_026"}, ("year", date(2026, 1, 1), date(2026, 12, 31)), (date(2025, 1, 1), date(2025, 12, 31))),
 ])
 def test_the_period_and_the_one_before(args, expected, previous):
     period, errors = Period.from_args(args, date(2026, 6, 15))
     assert (period.kind, period.start, period.end) == expected
     assert (period.previous().start, period.previous().end) == previous
     assert bool(errors) == (args in ({"kind": "range", "from": "2026-03-10", "to": "2026-03-01"}, {"year": "99999"},
-                                     {"kind": "month", "month": "13"}))
+                                     {"kind": "month", "month": "13"}, {"kind": "quarter", "quarter": "9"},
+                                     {"year": "2_026"}))
 
 
 def test_staff_see_the_page_and_take_each_table_as_csv(story, client, login, make_user):
@@ -261,11 +267,14 @@ def test_the_workbook_has_a_sheet_per_table_and_the_page_draws_its_charts(story,
     book = load_workbook(io.BytesIO(response.data))
     assert len(book.sheetnames) == 19 and "Stück nach Sprache" in book.sheetnames
     rows = list(book["Stück nach Sprache"].values)
-    assert rows == [("Sprache", "2025", "2024"), ("Deutsch", 14, 2), ("Türkisch", 5, 0)]
+    assert rows == [("Stück nach Sprache", None, None), ("Sprache", "2025", "2024"), ("Deutsch", 14, 2),
+                    ("Türkisch", 5, 0)]
+    assert all(len(name) <= 31 for name in book.sheetnames)
+    assert len({name.casefold() for name in book.sheetnames}) == len(book.sheetnames)
     by_material = book[next(name for name in book.sheetnames if "nach Material" in name)]
     cell = next(c for c in by_material["A"] if "HYPERLINK" in str(c.value))
     assert cell.data_type == "s"  # text, never a formula Excel would run
-    numbers = {row[0]: row[1:] for row in book["Fortbildungen"].values}
+    numbers = {row[0]: row[1:] for row in list(book["Fortbildungen"].values)[2:]}
     assert numbers["Unterrichtsstunden"] == (11, 6) and numbers["Auslastung (%)"] == (100, 13.3)
 
 
@@ -283,3 +292,57 @@ def test_the_page_runs_the_same_number_of_statements_however_much_happened(story
             for k in range(4):
                 register(more, f"more-{i}-{k}@example.org", organisation="Stadt Bochum")
     assert statements(app, client, url) == few <= 90
+
+
+def test_months_and_years_begin_at_midnight_in_berlin_and_drafts_never_took_place(make_training):
+    """Review: a session at 00:30 on 1 March (Berlin, winter time) belongs to March, in the period and in
+    its month's bar; at 00:30 on 1 July (summer time) to July; a draft training whose date passed counts
+    nowhere."""
+    with at(2026, 1, 10, 10):
+        march = training("Früh im März", 5, [((2026, 2, 28, 23, 30), (2026, 3, 1, 2))])  # 00:30 CET
+        july = training("Früh im Juli", 5, [((2026, 6, 30, 22, 30), (2026, 7, 1, 1))])  # 00:30 CEST
+        draft = training("Entwurf", 5, [((2026, 5, 5, 9), (2026, 5, 5, 12))])
+        draft.status = TrainingStatus.DRAFT
+        db.session.commit()
+    year = compute(Period("year", date(2026, 1, 1), date(2026, 12, 31)), datetime(2026, 12, 1, tzinfo=UTC))
+    assert {m: n for m, n in year.breakdowns["trainings_by_month"].items() if n} == {"2026-03": 1, "2026-07": 1}
+    assert year.numbers["trainings"] == 2 and year.numbers["sessions"] == 2
+    february = compute(Period("month", date(2026, 2, 1), date(2026, 2, 28)), datetime(2026, 12, 1, tzinfo=UTC))
+    assert february.numbers["sessions"] == 0 and sum(february.breakdowns["trainings_by_month"].values()) == 0
+    assert march.id and july.id
+
+
+def test_the_tables_compare_like_with_like(app):
+    """Review: the top ten are this period's, with what the same did before; a percentage changes in
+    points; a range's months have no counterpart before."""
+    from figures.queries import Figures
+    from figures.report import _table
+
+    now = Figures({"fill_rate": 75.0}, {"top_organisations": {f"Org {i:02d}": 20 - i for i in range(11)},
+                                        "trainings_by_month": {"2026-03": 4}})
+    before = Figures({"fill_rate": 50.0}, {"top_organisations": {"Org 10": 50, "Org 00": 5},
+                                           "trainings_by_month": {"2026-01": 1, "2026-02": 2}})
+    top = _table("top_organisations", now, before, True)
+    assert [row[0] for row in top.rows] == [f"Org {i:02d}" for i in range(10)]  # Org 10 is eleventh now
+    assert top.rows[0] == ("Org 00", 20, 5)
+    with app.test_request_context(headers={"Accept-Language": "de"}):
+        from figures.report import NUMBERS
+
+        now.numbers.update({name: 0 for table in NUMBERS.values() for name, _label in table if name != "fill_rate"})
+        before.numbers.update({name: 0 for table in NUMBERS.values() for name, _label in table if name != "fill_rate"})
+        trainings = _table("trainings", now, before, True)
+        label, current, earlier = next(row for row in trainings.rows if row[0].startswith("Auslastung"))
+        assert trainings.change(current, earlier, label) == "+25,0 Pp."
+    months = _table("trainings_by_month", now, before, False)
+    assert [row[1:] for row in months.rows] == [(4, None)]
+    assert [row[1:] for row in _table("trainings_by_month", now, before, True).rows] == [(4, 1)]
+
+
+def test_an_organisation_is_known_by_its_name_as_people_type_it(make_org):
+    """Review: SQLite's lower() folds only ASCII, so "ÄRZTEKAMMER NORD" never met "Ärztekammer Nord"."""
+    from accounts.organisations import known_organisation_id
+
+    kammer = make_org(name="Ärztekammer Nord", kind=OrganisationKind.OTHER)
+    for typed in ("Ärztekammer Nord", "ärztekammer nord", " ÄRZTEKAMMER   NORD "):
+        assert known_organisation_id(typed) == kammer.id, typed
+    assert known_organisation_id("Ärztekammer Süd") is None and known_organisation_id("  ") is None

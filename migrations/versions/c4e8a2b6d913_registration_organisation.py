@@ -5,6 +5,8 @@ Revises: b7d2e4f6a810
 Create Date: 2026-12-02 02:00:00.000000
 
 """
+import unicodedata
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -31,11 +33,23 @@ def upgrade():
     )
     op.create_index(op.f('ix_registration_organisations_organisation_id'), 'registration_organisations',
                     ['organisation_id'], unique=False)
-    # Registrations made before: the organisation of the name they gave, where Fundus knows one.
-    op.execute("INSERT INTO registration_organisations (registration_id, organisation_id) "
-               "SELECT registrations.id, organisations.id FROM registrations JOIN organisations "
-               "ON lower(organisations.name) = lower(trim(registrations.organisation)) "
-               "WHERE trim(registrations.organisation) <> ''")
+    # Registrations made before: the organisation of the name they gave, where Fundus knows one, compared
+    # as accounts.organisations.organisation_key does (in Python: SQLite's lower() folds only ASCII).
+    bind = op.get_bind()
+    known = {}
+    for id_, name in bind.execute(sa.text("SELECT id, name FROM organisations ORDER BY id")):
+        known.setdefault(_key(name), id_)
+    links = [{"registration_id": id_, "organisation_id": known[_key(typed)]}
+             for id_, typed in bind.execute(sa.text("SELECT id, organisation FROM registrations "
+                                                    "WHERE organisation <> ''"))
+             if _key(typed) in known]
+    if links:
+        bind.execute(sa.text("INSERT INTO registration_organisations (registration_id, organisation_id) "
+                             "VALUES (:registration_id, :organisation_id)"), links)
+
+
+def _key(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
 def downgrade():

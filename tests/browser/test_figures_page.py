@@ -23,7 +23,7 @@ def test_figures_in_both_languages_at_both_widths_and_printed(context, live):
     expect(page.get_by_role("img", name=re.compile("^Teilnehmende nach Zielgruppe"))).to_be_visible()
     expect(page.get_by_role("table", name=re.compile("^Teilnehmende nach Zielgruppe"))).to_be_visible()
     check(page)
-    chart = page.get_by_role("region", name="Teilnehmende nach Zielgruppe")
+    chart = page.get_by_role("region", name="Teilnehmende nach Zielgruppe", exact=True)
     chart.scroll_into_view_if_needed()
     chart.screenshot(path=SCREENSHOT_DIR / "figures.png")  # for the README
     # Another period: a quarter, chosen with the form.
