@@ -196,7 +196,9 @@ TRAININGS = [
     ("Beschwerdemanagement bei Diskriminierung im Quartier", "housing,municipal", "in-person", 55, (9, 15), 1, 18, "published"),
     ("Einführung in die Antidiskriminierungsarbeit", "everyone", "online", 62, (10, 12), 1, 40, "published"),
     ("Sprachsensible Kommunikation in der Mieterberatung", "housing,counselling", "in-person", 75, (9, 16), 1, 15, "draft"),
-    # Past trainings, with attendance
+    # Past trainings, with attendance (two of them last year, so the figures have a year to compare with)
+    ("Grundkurs AGG und Wohnen", "housing,municipal", "in-person", -420, (9, 16), 1, 20, "published"),
+    ("Beratung bei Wohnungsdiskriminierung", "counselling", "online", -390, (10, 13), 1, 20, "published"),
     ("AGG-Grundlagen für Wohnungsunternehmen", "housing", "in-person", -60, (9, 16), 1, 16, "published"),
     ("Rassismuskritische Beratungspraxis", "counselling", "online", -35, (10, 13), 1, 20, "published"),
     ("Fachtag Faire Vermietung (zweitägig)", "housing,municipal,associations", "in-person", -14, (9, 16), 2, 24, "published"),
@@ -204,13 +206,13 @@ TRAININGS = [
 
 # (name, e-mail local part, organisation, position); fictitious people
 TRAINEES = [
-    ("Ayşe Demir", "a.demir", "Dortmunder Wohnen eG", "Vermietung"),
+    ("Ayşe Demir", "a.demir", "Wohnen am Hafen eG", "Vermietung"),
     ("Jan Kowalski", "j.kowalski", "Stadt Dortmund, Wohnungsamt", "Sachbearbeitung"),
-    ("Fatima El-Amrani", "f.elamrani", "Beratungsstelle Nordstadt", "Beratung"),
+    ("Fatima El-Amrani", "f.elamrani", "Beratungsstelle Wohnen und Migration", "Beratung"),
     ("Thomas Becker", "t.becker", "Hafenviertel Wohnbau GmbH", "Bestandsmanagement"),
-    ("Olena Shevchenko", "o.shevchenko", "Mieterverein Dortmund", "Rechtsberatung"),
+    ("Olena Shevchenko", "o.shevchenko", "Mieterinitiative Nordstadt e.V.", "Rechtsberatung"),
     ("Mehmet Yıldız", "m.yildiz", "Quartiersbüro Westerfilde", "Quartiersmanagement"),
-    ("Sabine Krüger", "s.krueger", "Stadt Dortmund, Sozialamt", "Teamleitung"),
+    ("Sabine Krüger", "s.krueger", "Stadtverwaltung Musterstadt – Amt für Wohnen", "Teamleitung"),
     ("Kwame Mensah", "k.mensah", "Integrationsrat", "Geschäftsführung"),
     ("Lena Hoffmann", "l.hoffmann", "Dortmunder Wohnen eG", "Sozialmanagement"),
     ("Giorgos Papadopoulos", "g.papadopoulos", "Caritas Dortmund", "Migrationsberatung"),
@@ -256,9 +258,12 @@ def seed_trainings() -> list:
 def seed_registrations(trainings) -> None:
     """Registrations through the real workflows: confirmed, pending, a full training with a waiting
     list, and past trainings with attendance marked."""
+    from sqlalchemy import insert
+
+    from accounts.organisations import known_organisation_id
     from core.models import utcnow
     from events import links, participants, registrations
-    from events.models import Registration, RegistrationStatus, TrainingStatus
+    from events.models import Registration, RegistrationStatus, TrainingStatus, registration_organisations
 
     now = utcnow()
     staff = db.session.scalar(select(User).where(User.email == "team@fundus.example"))
@@ -285,6 +290,10 @@ def seed_registrations(trainings) -> None:
             links.set_link_salt(registration)
             db.session.add(registration)
             db.session.flush()
+            known = known_organisation_id(org)  # as registering would (the figures count organisations)
+            if known is not None:
+                db.session.execute(insert(registration_organisations).values(registration_id=registration.id,
+                                                                             organisation_id=known))
             for session in training.sessions:
                 if number % 5 != 4:  # most came
                     present.add((registration.id, session.id))

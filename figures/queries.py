@@ -244,12 +244,13 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
                   .where(in_period, StockEntry.delta == 0))
     copies = union_all(by_staff, by_request).subquery()
     rows = db.session.execute(
-        select(Material.title, Material.kind, Edition.language, func.sum(copies.c.copies))
+        select(Material.id, Material.title, Material.kind, Edition.language, func.sum(copies.c.copies))
         .select_from(copies).join(Edition, Edition.id == copies.c.edition_id).join(Material)
         .group_by(Material.id, Material.title, Material.kind, Edition.language)).all()
+    named = _distinct_names((id_, title) for id_, title, *_rest in rows)
     by_material, by_language, by_kind = {}, {}, {}
-    for title, kind, language, count in rows:  # a row per edition handed out, not per handout
-        by_material[title] = by_material.get(title, 0) + int(count)
+    for id_, _title, kind, language, count in rows:  # a row per edition handed out, not per handout
+        by_material[named[id_]] = by_material.get(named[id_], 0) + int(count)
         by_language[language] = by_language.get(language, 0) + int(count)
         by_kind[kind] = by_kind.get(kind, 0) + int(count)
     n["copies"] = sum(by_material.values())
@@ -265,8 +266,7 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
         .where(Booking.status.in_((BookingStatus.HANDED_OVER, BookingStatus.RETURNED)),
                Booking.starts_on >= period.start, Booking.starts_on <= period.end)
         .group_by(Material.id, Material.title)).all()
-    titles = [title for _id, title, _count, _days in loans]
-    named = {id_: title if titles.count(title) == 1 else f"{title} (#{id_})" for id_, title, _c, _d in loans}
+    named = _distinct_names((id_, title) for id_, title, _count, _days in loans)
     figures.breakdowns["loans_by_kit"] = {named[id_]: count for id_, _t, count, _days in loans}
     figures.breakdowns["days_by_kit"] = {named[id_]: int(days or 0) for id_, _t, _count, days in loans}
     n["loans"] = sum(count for _id, _t, count, _d in loans)
@@ -286,6 +286,13 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
         Booking.reminded_at.is_not(None) | ((Booking.status == BookingStatus.HANDED_OVER) & (Booking.ends_on < today))))
     n["damaged"] = db.session.scalar(select(func.count()).select_from(Booking).where(
         Booking.returned_at >= a, Booking.returned_at < b, Booking.return_condition.in_(BLOCKING)))
+
+
+def _distinct_names(materials) -> dict[int, str]:
+    """Materials by id with their titles; two of one title are told apart by their number."""
+    materials = dict(materials)
+    titles = list(materials.values())
+    return {id_: title if titles.count(title) == 1 else f"{title} (#{id_})" for id_, title in materials.items()}
 
 
 # Reach ----------------------------------------------------------------------------------------------

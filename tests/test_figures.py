@@ -346,3 +346,14 @@ def test_an_organisation_is_known_by_its_name_as_people_type_it(make_org):
     for typed in ("Ärztekammer Nord", "ärztekammer nord", " ÄRZTEKAMMER   NORD "):
         assert known_organisation_id(typed) == kammer.id, typed
     assert known_organisation_id("Ärztekammer Süd") is None and known_organisation_id("  ") is None
+
+
+def test_two_materials_of_one_title_stay_apart(make_material, make_user):
+    staff = make_user(Role.STAFF)
+    first, second = (make_material(title="Flyer", editions={"de": 10}) for _ in range(2))
+    with at(2025, 3, 1, 10):
+        change_stock(first.editions[0].id, -1, StockReason.HANDOUT, staff)
+        change_stock(second.editions[0].id, -2, StockReason.HANDOUT, staff)
+        db.session.commit()
+    assert figures_of(2025).breakdowns["copies_by_material"] == {f"Flyer (#{first.id})": 1,
+                                                                  f"Flyer (#{second.id})": 2}
