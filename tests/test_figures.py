@@ -199,6 +199,22 @@ def test_anonymised_registrations_still_count(story):
     assert (figures_of(2025), figures_of(2024)) == before
 
 
+def test_a_deleted_persons_registrations_still_count_as_anonymous(story, make_user):
+    """Issue 17: deleting a person's data on request anonymises their registrations; the figures stay."""
+    from sqlalchemy import func, select
+
+    from events.models import Registration
+
+    before = figures_of(2025), figures_of(2024)
+    staff = make_user(Role.STAFF)
+    for address in ("a@example.org", "h@example.org"):  # came in March; came over New Year (Stadt Bochum)
+        assert personal_data.delete_person(address, staff) >= 1
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Registration)
+                             .where(Registration.anonymised_at.is_not(None))) >= 2
+    assert (figures_of(2025), figures_of(2024)) == before
+
+
 def test_what_has_not_happened_yet_does_not_count(story):
     """Asked in the middle of the March training, only its first session has been held."""
     early = compute(Period("year", date(2025, 1, 1), date(2025, 12, 31)), datetime(2025, 3, 10, 12, tzinfo=UTC))
