@@ -73,13 +73,18 @@ def set_attendance(training_id: int, present: set[tuple[int, int]], actor: User,
     return len(wanted)
 
 
+def check_messageable(training) -> None:
+    """A message to everyone needs someone to write to: a cancelled training has told everyone already."""
+    if training.is_cancelled:
+        raise EventsError(_l("The training is cancelled: everyone registered was told so, and nobody is left to "
+                             "write to."))
+
+
 @unit_of_work
 def message_participants(training_id: int, subject: str, body: str, actor: User, include_waiting: bool = False) -> int:
     """Mail a message from staff to everyone holding a seat (and the waiting list if asked)."""
     training = lock_training(training_id)
-    if training.is_cancelled:
-        raise EventsError(_l("The training is cancelled: everyone registered was told so, and nobody is left to "
-                             "write to."))
+    check_messageable(training)
     statuses = ACTIVE if include_waiting else SEAT_HOLDING
     recipients = registrations_of(training, statuses)
     for registration in recipients:

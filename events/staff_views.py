@@ -356,9 +356,10 @@ def cancel_registration(registration_id: int):
 def message(training_id: int):
     """A message to everyone holding a seat (and the waiting list if ticked)."""
     training = db.get_or_404(Training, training_id)
-    if training.is_cancelled:  # nobody is left to write to: say so instead of offering the form
-        flash(_("The training is cancelled: everyone registered was told so, and nobody is left to write to."),
-              "error")
+    try:
+        participants_module.check_messageable(training)  # say so instead of offering the form in vain
+    except EventsError as error:
+        flash(str(error.message), "error")
         return redirect(url_for("trainings.participants", training_id=training.id))
     form = MessageForm()
     if form.validate_on_submit():
