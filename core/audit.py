@@ -25,6 +25,10 @@ SYSTEM = "system"  # the periodic jobs
 
 class AuditEntry(db.Model):
     __tablename__ = "audit_entries"
+    # An object's entries of one action (a registration's cancellation), and one action's entries of a
+    # period (the figures' handovers) read from the index alone.
+    __table_args__ = (Index("ix_audit_entries_object_action", "object_type", "object_id", "action"),
+                      Index("ix_audit_entries_action_created_at", "object_type", "action", "created_at", "object_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -260,11 +260,14 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
     # while still out; several kits of one title stay apart (by id), their title marked with it.
     today = now.astimezone(local_tz()).date()
     back = func.coalesce(utc_date(Booking.returned_at), literal(today, Date))
+    per_unit = (select(Booking.unit_id, func.count().label("loans"),
+                       func.sum(days_between(Booking.starts_on, back)).label("days"))
+                .where(Booking.starts_on >= period.start, Booking.starts_on <= period.end,
+                       Booking.status.in_((BookingStatus.HANDED_OVER, BookingStatus.RETURNED)))
+                .group_by(Booking.unit_id).subquery())  # a period's loans from their index, then a row per unit
     loans = db.session.execute(
-        select(Material.id, Material.title, func.count(), func.sum(days_between(Booking.starts_on, back)))
-        .join(Unit, Unit.id == Booking.unit_id).join(Edition).join(Material)
-        .where(Booking.status.in_((BookingStatus.HANDED_OVER, BookingStatus.RETURNED)),
-               Booking.starts_on >= period.start, Booking.starts_on <= period.end)
+        select(Material.id, Material.title, func.sum(per_unit.c.loans), func.sum(per_unit.c.days))
+        .select_from(per_unit).join(Unit, Unit.id == per_unit.c.unit_id).join(Edition).join(Material)
         .group_by(Material.id, Material.title)).all()
     named = _distinct_names((id_, title) for id_, title, _count, _days in loans)
     figures.breakdowns["loans_by_kit"] = {named[id_]: count for id_, _t, count, _days in loans}

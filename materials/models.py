@@ -242,7 +242,10 @@ class Request(Stateful, TimestampMixin, db.Model):
 
     __tablename__ = "requests"
     # Staff lists filter by status, newest first: a status's requests, not the whole history.
-    __table_args__ = (Index("ix_requests_status_id", "status", "id"),)
+    # The figures count a period's requests by the day they came in and by the day of the decision.
+    __table_args__ = (Index("ix_requests_status_id", "status", "id"),
+                      Index("ix_requests_created_at_status", "created_at", "status"),
+                      Index("ix_requests_decided_at_created_at", "decided_at", "created_at"))
     states = StateMachine("status", {
         "approve": moves([RequestStatus.SUBMITTED], [RequestStatus.APPROVED]),
         "reject": moves([RequestStatus.SUBMITTED, RequestStatus.APPROVED], [RequestStatus.REJECTED]),
@@ -346,6 +349,10 @@ class Booking(Stateful, TimestampMixin, db.Model):
         # with the id in the index a page is the next rows of the index, not a sort of every match.
         Index("ix_bookings_status_ends_on", "status", "ends_on", "id"),
         Index("ix_bookings_status_starts_on", "status", "starts_on", "id"),
+        # The figures read a period's loans by their first day, last day and return from the index alone.
+        Index("ix_bookings_starts_on_figures", "starts_on", "status", "unit_id", "returned_at"),
+        Index("ix_bookings_ends_on_figures", "ends_on", "status", "reminded_at"),
+        Index("ix_bookings_returned_at_condition", "returned_at", "return_condition"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
