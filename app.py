@@ -76,6 +76,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(load_user)
     login_manager.unauthorized_handler(sign_in_needed)
 
+    from api.http import init_api
+
+    init_api(app)
+
 
 def register_blueprints(app: Flask) -> None:
     from accounts import admin_views, staff_views  # noqa: F401  (their routes join the accounts blueprint)

@@ -29,6 +29,9 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",  # per client address
     "REGISTRATION_RATE_LIMIT": "5 per minute;30 per hour",  # training registrations per client address
     "ADDRESS_RATE_LIMIT": "5 per hour;20 per day",  # public forms naming one e-mail address, from any client
+    "API_RATE_LIMIT": "120 per minute",  # requests to /api/v1/ per client address
+    # Other sites
+    "API_CORS_ORIGINS": "",  # comma-separated origins whose scripts may read the API (https://www.example.org)
     "LOGIN_MAX_FAILURES": 5,  # attempts per address from one client in LOGIN_LOCK_MINUTES
     "LOGIN_MAX_FAILURES_ANYWHERE": 50,  # attempts per address from all clients together
     "LOGIN_LOCK_MINUTES": 15,

@@ -31,6 +31,12 @@ def select_locale() -> Locale:
     default = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not has_request_context():  # command line: the default language
         return _locale(default)
+    if request.blueprint == "api":  # the same answer for everyone: ?lang=, else Accept-Language, else German
+        choice = request.args.get("lang")
+        if choice in languages:
+            return _locale(choice)
+        g.language_from_browser = True
+        return _locale(browser_language(request.accept_languages, languages, default))
     choice = request.cookies.get(LANG_COOKIE)
     if choice in languages:
         return _locale(choice)

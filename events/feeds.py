@@ -22,9 +22,12 @@ def sessions_ending_after(moment: datetime):
     return select(TrainingSession.training_id).where(TrainingSession.ends_at >= moment)
 
 
-def filtered(query, target_group=None, training_format=None, month: date | None = None):
-    """The programme's filters, the one definition the programme page and the feeds share: target group,
-    format, and the month (its first day) in which the first session starts, in Berlin time."""
+def filtered(query, target_group=None, training_format=None, month: date | None = None, language: str = ""):
+    """The programme's filters, the one definition the programme page, the feeds and the API share: target
+    group, format, the month (its first day) in which the first session starts, in Berlin time, and (the
+    API's) the language the training is held in."""
+    if language:
+        query = query.where(Training.language == language)
     if target_group is not None:
         query = query.where(("," + Training.target_groups + ",").contains(f",{target_group.value},"))
     if training_format is not None:

@@ -244,7 +244,7 @@ def archive():
             .order_by(last_end.c.last_end.desc(), Training.id.desc()))
 
 
-def programme(target_group=None, training_format=None, month: date | None = None):
+def programme(target_group=None, training_format=None, month: date | None = None, language: str = ""):
     """Upcoming published trainings (a session still to come) by first session, as a select to
     paginate; cancelled ones stay listed, marked, so that people who had planned to come see it.
     ``month`` (its first day) keeps the trainings whose first session starts in it, in Berlin time.
@@ -261,4 +261,4 @@ def programme(target_group=None, training_format=None, month: date | None = None
         .options(selectinload(Training.sessions))
         .order_by(first.c.first_start, Training.id)
     )
-    return filtered(query, target_group, training_format, month)
+    return filtered(query, target_group, training_format, month, language)

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from accounts.forms import LanguageForm
 from accounts.users import set_locale
+from api.http import is_api_request, problem, problem_for
 from core.db import RETRY_AFTER_SECONDS, note_outage, unavailable
 from core.errors import DomainError
 from core.extensions import db
@@ -69,8 +70,12 @@ ERROR_TEXTS = {
 }
 
 
-def render_error(code: int, detail: str | None = None):
+def render_error(code: int, detail: str | None = None, error: HTTPException | None = None):
+    """The error page; under the API the same words as an RFC 9457 problem (``api.http``)."""
     title, text = ERROR_TEXTS.get(code) or ERROR_TEXTS[500 if code >= 500 else 400]
+    if is_api_request():
+        return problem_for(error, title(), detail or text()) if error is not None \
+            else problem(code, title(), detail or text())
     return render_template("errors/error.html", code=code, title=title(), text=detail or text()), code
 
 
@@ -96,9 +101,9 @@ def http_error(error: HTTPException):
     if isinstance(error, RateLimitExceeded):
         minutes = max(1, math.ceil(error.limit.limit.get_expiry() / 60))
         return render_error(429, _("Too many requests from here, or for this e-mail address. Please wait (at most "
-                                   "%(minutes)s\u00a0min) and try again.", minutes=minutes))
+                                   "%(minutes)s\u00a0min) and try again.", minutes=minutes), error)
     message = getattr(error, "user_message", None)
-    return render_error(error.code, str(message) if message else None)
+    return render_error(error.code, str(message) if message else None, error)
 
 
 @bp.app_errorhandler(Exception)

@@ -1,0 +1,150 @@
+"""HTTP for the read-only API, in one place: the OpenAPI document (flask-smorest), query parameters
+checked strictly (an unknown or bad one is a 400 with a message, never ignored, never a 500), errors as
+``application/problem+json`` (RFC 9457), ETag and ``Cache-Control``, CORS for the configured origins
+(flask-cors) and the per-client limit.
+
+flask-smorest was chosen because it serves from ordinary Flask blueprints (the rest of Fundus stays as it
+is), generates the OpenAPI 3.1 document from the same marshmallow schemas that check the parameters and
+shape the answers (so the contract cannot drift from the code), and is maintained with apispec and webargs.
+Its error handler would turn every error page of the site into JSON, so it is not registered: the site's
+handlers (``pages.views``) hand API requests to ``problem`` below.
+"""
+
+import hashlib
+import json
+
+from flask import Response, current_app, request
+from flask_cors import CORS
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
+from marshmallow import RAISE
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+PREFIX = "/api/v1"
+PROBLEM_TYPE = "application/problem+json"
+CACHE_SECONDS = 60  # how long a browser or proxy may keep an answer without asking again
+
+
+class StrictParser(FlaskParser):
+    """Query parameters the endpoint does not know are an error (webargs would drop them), and every error
+    in the parameters is a 400 Bad Request (webargs says 422)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {"query": RAISE}
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = StrictParser()
+
+
+class Api(SmorestApi):
+    def _register_error_handlers(self):
+        """Not flask-smorest's: it would answer every error of the whole site in JSON."""
+
+
+api = Api()
+
+
+def is_api_request() -> bool:
+    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+
+
+def problem(status: int, title: str, detail: str = "", errors: dict | None = None, headers=None) -> Response:
+    """An RFC 9457 problem: ``type`` (``about:blank``: the status says it all), ``title``, ``status``,
+    ``detail``, and for bad parameters ``errors`` (parameter → messages)."""
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_TYPE,
+                        headers=headers)
+    response.cache_control.no_store = True
+    return response
+
+
+def problem_for(error: HTTPException, title: str, detail: str) -> Response:
+    """The problem for an HTTP error raised anywhere under the API (webargs' 400 names the parameters)."""
+    messages = (getattr(error, "data", None) or {}).get("messages")
+    errors = None
+    if messages:  # {"query": {"name": ["message"]}} → {"name": ["message"]}
+        errors = {}
+        for by_name in messages.values():
+            errors.update({name: [str(m) for m in (texts if isinstance(texts, list) else [texts])]
+                           for name, texts in by_name.items()})
+        detail = " ".join(f"{name}: {' '.join(texts)}" for name, texts in errors.items())
+    headers = {key: value for key, value in (error.get_headers() if error.code != 405 else [])
+               if key.lower() in ("retry-after", "allow")}
+    if error.code == 405:
+        headers["Allow"] = "GET, HEAD, OPTIONS"
+    return problem(error.code or 500, title, detail, errors, headers)
+
+
+def json_response(body, etag: str | None = None) -> Response:
+    response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), mimetype="application/json")
+    if etag:
+        response.set_etag(etag)
+    return response
+
+
+def conditional(version, build) -> Response:
+    """An answer with an ETag made of ``version`` (what the body depends on, read cheaply) together with
+    the address, its parameters, the language and ``BASE_URL``: a matching ``If-None-Match`` gets 304
+    without ``build()`` being called. ``version=None``: the ETag is the body's own digest (a 304 then
+    saves the transfer, not the work)."""
+    from flask_babel import get_locale
+
+    if version is None:
+        body = json.dumps(build(), ensure_ascii=False, separators=(",", ":"))
+        etag = hashlib.sha256(f"{get_locale()}\n{body}".encode()).hexdigest()[:32]
+    else:
+        identity = (request.path, sorted(request.args.items(multi=True)), str(get_locale()),
+                    current_app.config["BASE_URL"], version)
+        etag = hashlib.sha256(repr(identity).encode()).hexdigest()[:32]
+        body = None
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+        response.set_etag(etag)
+        return response
+    if body is None:
+        body = json.dumps(build(), ensure_ascii=False, separators=(",", ":"))
+    response = Response(body, mimetype="application/json")
+    response.set_etag(etag)
+    return response
+
+
+def api_headers(response: Response) -> Response:
+    """Every API answer: may be kept briefly by anyone (it is public and the same for everyone), or
+    never where it is an error; nothing of a session."""
+    if is_api_request() and response.status_code in (200, 304):
+        from flask_babel import get_locale
+
+        response.cache_control.public = True
+        response.cache_control.max_age = CACHE_SECONDS
+        response.headers["Content-Language"] = str(get_locale())
+    return response
+
+
+def init_api(app) -> None:
+    app.config.setdefault("API_TITLE", "Fundus")
+    app.config.setdefault("API_VERSION", "1")
+    app.config.setdefault("OPENAPI_VERSION", "3.1.0")
+    app.config.setdefault("OPENAPI_URL_PREFIX", PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {"description": "Read-only: the training programme and the materials catalogue of "
+                                f"{app.config['ORG_NAME']}. Nothing personal.",
+                 "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"}},
+        "servers": [{"url": app.config["BASE_URL"]}],
+    })
+    api.init_app(app)
+    from api import views
+
+    api.register_blueprint(views.bp)
+    origins = [o.strip() for o in app.config["API_CORS_ORIGINS"].split(",") if o.strip()]
+    if origins:  # none by default: no other site's script may read the answers
+        CORS(app, resources={PREFIX + "/*": {"origins": origins}}, methods=["GET", "HEAD", "OPTIONS"],
+             allow_headers=["If-None-Match", "Accept-Language"], expose_headers=["ETag", "Content-Language"],
+             max_age=86400, supports_credentials=False)
+    app.after_request(api_headers)
