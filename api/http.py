@@ -12,8 +12,10 @@ handlers (``pages.views``) hand API requests to ``problem`` below.
 
 import hashlib
 import json
+from pathlib import Path
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_cors import CORS
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -46,8 +48,28 @@ class Api(SmorestApi):
 api = Api()
 
 
+def is_api_path(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 def is_api_request() -> bool:
-    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+    return is_api_path(request.path)
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Under the API the visitor's session is neither read nor written: every answer is the same for
+    everyone (a staff member's cookie shows no draft) and none carries a cookie that a shared cache could
+    hand to someone else. An empty session that is never saved: Flask-Login and the hooks see nobody."""
+
+    def open_session(self, app, request):
+        if is_api_path(request.path):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response) -> None:
+        if is_api_request():
+            return
+        super().save_session(app, session, response)
 
 
 def problem(status: int, title: str, detail: str = "", errors: dict | None = None, headers=None) -> Response:
@@ -97,13 +119,13 @@ def conditional(version, build) -> Response:
 
     if version is None:
         body = json.dumps(build(), ensure_ascii=False, separators=(",", ":"))
-        etag = hashlib.sha256(f"{get_locale()}\n{body}".encode()).hexdigest()[:32]
+        etag = hashlib.sha256(f"{get_locale()}\n{body}".encode()).hexdigest()[:32]  # the body says it all
     else:
         identity = (request.path, sorted(request.args.items(multi=True)), str(get_locale()),
-                    current_app.config["BASE_URL"], version)
+                    current_app.config["BASE_URL"], current_app.extensions["api_release"], version)
         etag = hashlib.sha256(repr(identity).encode()).hexdigest()[:32]
         body = None
-    if request.if_none_match.contains(etag):
+    if request.if_none_match.contains_weak(etag):  # RFC 9110: a proxy that compresses makes it W/"…"
         response = Response(status=304)
         response.set_etag(etag)
         return response
@@ -126,7 +148,27 @@ def api_headers(response: Response) -> Response:
     return response
 
 
+def _release() -> str:
+    """What an answer depends on besides the data: the API's code and the translations, read once per
+    process, so an upgrade (a new field, a corrected label) never answers 304 with the old body."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*(root / "api").glob("*.py"), *(root / "translations").glob("*/LC_MESSAGES/*.mo")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def mark_api_request() -> None:
+    """Before each request: ``core.i18n.select_locale`` chooses the API's language by ``?lang=`` and
+    ``Accept-Language`` only, for its errors (an unknown address under it) too."""
+    if is_api_request():
+        g.api_request = True
+
+
 def init_api(app) -> None:
+    app.extensions["api_release"] = _release()
+    app.session_interface = SessionInterface()
+    app.before_request(mark_api_request)
     app.config.setdefault("API_TITLE", "Fundus")
     app.config.setdefault("API_VERSION", "1")
     app.config.setdefault("OPENAPI_VERSION", "3.1.0")

@@ -2,19 +2,45 @@
 flask-smorest writes them into the OpenAPI document. Nothing personal is in any of them: no registration,
 request, name or address of a person, no seat count (``events.seats.Availability`` says why)."""
 
+import re
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from core.bounds import FIRST_DAY, LAST_DAY, MAX_PAGE
+from core.bounds import FIRST_DAY, LAST_DAY, MAX_PAGE, parse_month
 from core.vocabulary import TargetGroup
 from events.models import TrainingFormat
 from events.seats import Availability
 from materials.models import Lending, MaterialKind
 
 MAX_PER_PAGE = 100
-LANGUAGE_CODE = validate.Regexp(r"^[a-z]{2,3}$", error="A language code of two or three small letters, e.g. de.")
+class Pattern(validate.Regexp):
+    """A regular expression the whole value must match, ASCII digits and letters only (``re.match`` lets
+    ``$`` match before a final newline and ``\\d`` match any script's digits); the OpenAPI document shows
+    the pattern."""
+
+    def __init__(self, pattern: str, error: str):
+        super().__init__(re.compile(pattern, re.ASCII), error=error)
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+class Month(fields.String):
+    """``YYYY-MM`` from 2000 to 2099, loaded as the month's first day (``core.bounds.parse_month``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        month = parse_month(super()._deserialize(value, attr, data, **kwargs))
+        if month is None:
+            raise ValidationError("A month from 2000 to 2099 as YYYY-MM.")
+        return month
+
+
+LANGUAGE_CODE = Pattern(r"^[a-z]{2,3}$", error="A language code of two or three small letters, e.g. de.")
 IN_RANGE = r"^20\d\d-"  # dates from FIRST_DAY to LAST_DAY (core.bounds): this century
 # Text without control characters (``core.bounds`` refuses them in every request).
-PLAIN_TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="Text without control characters.")
+PLAIN_TEXT = Pattern(r"^[^\x00-\x1f\x7f]*$", error="Text without control characters.")
 
 
 class LanguageArgs(Schema):
@@ -30,10 +56,8 @@ class PageArgs(LanguageArgs):
 class ProgrammeArgs(PageArgs):
     target_group = fields.String(validate=validate.OneOf([g.value for g in TargetGroup]))
     format = fields.String(validate=validate.OneOf([f.value for f in TrainingFormat]))
-    month = fields.String(validate=validate.Regexp(r"^20\d\d-(0[1-9]|1[0-2])$",
-                                                   error="A month from 2000 to 2099 as YYYY-MM."),
-                          metadata={"description": "The month the first session begins in (Berlin time).",
-                                    "example": "2026-03"})
+    month = Month(metadata={"description": "The month the first session begins in (Berlin time).",
+                            "pattern": r"^20\d\d-(0[1-9]|1[0-2])$", "example": "2026-03"})
     language = fields.String(validate=LANGUAGE_CODE, metadata={"description": "The language the training is "
                                                                               "held in (ISO 639-1)."})
 
@@ -120,7 +144,8 @@ class Edition(Schema):
     language_name = fields.String(required=True)
     in_stock = fields.Integer(allow_none=True, required=True, metadata={"description": "Copies (give-away)."})
     units = fields.Integer(allow_none=True, required=True, metadata={
-        "description": "Units that can be booked (returnable); whether one is free for a period: available_from."})
+        "description": "Units in a state to be lent (returnable), booked or not; whether one is free for a "
+                       "period: the list's available_from and available_to."})
 
 
 class MaterialLinks(Links):
@@ -142,7 +167,8 @@ class Material(Schema):
     year = fields.Integer(allow_none=True, required=True)
     editions = fields.List(fields.Nested(Edition), required=True)
     available = fields.Boolean(required=True, metadata={
-        "description": "Copies in stock or a unit that can be booked, today."})
+        "description": "Copies in stock (give-away) or a unit in a state to be lent (returnable; its bookings "
+                       "are not looked at: for a period, filter the list with available_from and available_to)."})
     links = fields.Nested(MaterialLinks, required=True)
 
 

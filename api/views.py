@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from api import schemas
 from api.http import Blueprint, conditional
+from core.bounds import MAX_PAGE
 from core.extensions import db, limiter
 from core.i18n import language_name, local_today, local_tz
 from core.limits import configured
@@ -54,7 +55,7 @@ def _page(pagination, items: list, endpoint: str, args: dict) -> dict:
 
     return {"items": items, "page": pagination.page,
             "per_page": pagination.per_page, "total": pagination.total, "pages": pagination.pages,
-            "next": link(pagination.next_num if pagination.has_next else None),
+            "next": link(pagination.next_num if pagination.has_next and pagination.next_num <= MAX_PAGE else None),
             "prev": link(pagination.prev_num if pagination.has_prev and pagination.page <= pagination.pages else None)}
 
 
@@ -99,14 +100,13 @@ def programme(page=1, per_page=20, lang=None, target_group=None, format=None, mo
     The filters are the programme page's."""
     group = TargetGroup(target_group) if target_group else None
     fmt = TrainingFormat(format) if format else None
-    first_day = date.fromisoformat(month + "-01") if month else None
-    pagination = db.paginate(trainings.programme(group, fmt, first_day, language or ""), page=page,
+    version = feeds.trainings_version()[0]  # before the data: a change in between cannot pin an old body
+    pagination = db.paginate(trainings.programme(group, fmt, month, language or ""), page=page,
                              per_page=per_page, error_out=False, max_per_page=schemas.MAX_PER_PAGE)
     listed = [(t, seats.availability(t, t.seats_taken)) for t in pagination.items]
-    version = (feeds.trainings_version()[0], local_today().isoformat(), [_training_state(*row) for row in listed],
-               pagination.total)
-    args = _query_args(dict(lang=lang, target_group=target_group, format=format, month=month, language=language,
-                            per_page=per_page))
+    version = (version, local_today().isoformat(), [_training_state(*row) for row in listed], pagination.total)
+    args = _query_args(dict(lang=lang, target_group=target_group, format=format,
+                            month=f"{month:%Y-%m}" if month else None, language=language, per_page=per_page))
     return conditional(version, lambda: _page(pagination, [_training(*row) for row in listed], "api.programme",
                                               {k: v for k, v in args.items() if v is not None}))
 
@@ -120,9 +120,10 @@ def training(training_id: int, lang=None):
 
     With its sessions (times with their offset, in the centre's time zone), place, target groups,
     availability and registration window. Drafts are not found."""
+    counter = feeds.trainings_version()[0]  # before the data, as in the list
     training = training_for(None, training_id)
     availability = seats.availability(training)
-    version = (feeds.trainings_version()[0], _training_state(training, availability))
+    version = (counter, _training_state(training, availability))
     return conditional(version, lambda: _training(training, availability))
 
 

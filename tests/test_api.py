@@ -69,11 +69,17 @@ def test_nothing_personal_and_no_drafts(app, client, make_training):
     assert client.get(f"/api/v1/trainings/{draft.id}").status_code == 404
 
 
-def test_a_staff_session_shows_no_draft_either(client, login, make_user, make_training):
+def test_a_staff_session_is_not_read_and_no_cookie_is_written(client, login, make_user, make_training):
+    """The API answers everyone alike: a signed-in browser sees no draft, gets no cookie (a shared cache
+    could hand it on) and the answer may be cached publicly."""
     draft = make_training(title="Entwurf", status=TrainingStatus.DRAFT)
     login(make_user(role="staff"))
     assert client.get(f"/api/v1/trainings/{draft.id}").status_code == 404
-    assert "Entwurf" not in client.get("/api/v1/trainings").get_data(as_text=True)
+    listed = client.get("/api/v1/trainings")
+    assert "Entwurf" not in listed.get_data(as_text=True)
+    assert "Set-Cookie" not in listed.headers
+    assert listed.headers["Cache-Control"] == "public, max-age=60"
+    assert client.get("/figures/").status_code == 200  # still signed in on the pages
 
 
 def test_archived_materials_are_never_visible(app, client, make_material):
@@ -153,6 +159,20 @@ def test_etag_gives_304_until_the_training_or_its_seats_change(app, client, make
         assert renamed.status_code == 200 and "Neuer Titel" in renamed.get_data(as_text=True)
 
 
+def test_a_weak_etag_from_a_compressing_proxy_still_matches(client, make_training):
+    make_training()
+    etag = client.get("/api/v1/trainings").headers["ETag"]
+    assert client.get("/api/v1/trainings", headers={"If-None-Match": f"W/{etag}"}).status_code == 304
+
+
+def test_no_link_to_a_page_past_the_last_one_allowed(client, make_training, monkeypatch):
+    make_training(title="Eins")
+    make_training(title="Zwei")
+    assert _json(client.get("/api/v1/trainings?per_page=1"))["next"] is not None
+    monkeypatch.setattr("api.views.MAX_PAGE", 1)
+    assert _json(client.get("/api/v1/trainings?per_page=1"))["next"] is None
+
+
 def test_a_material_answer_changes_its_etag_with_its_stock(client, make_material):
     material = make_material(editions={"de": 4})
     url = f"/api/v1/materials/{material.id}"
@@ -168,6 +188,9 @@ def test_a_material_answer_changes_its_etag_with_its_stock(client, make_material
     ("/api/v1/trainings?colour=red", 400, {"colour"}),
     ("/api/v1/trainings?page=0&per_page=101", 400, {"page", "per_page"}),
     ("/api/v1/trainings?month=2026-13", 400, {"month"}),
+    ("/api/v1/trainings?month=2026-03%0A", 400, {"month"}),  # re.match's $ would let the newline through
+    ("/api/v1/trainings?month=20%D9%A2%D9%A6-03", 400, {"month"}),  # Arabic-Indic digits are \\d too
+    ("/api/v1/trainings?language=en%0A", 400, {"language"}),
     ("/api/v1/materials?available_from=2026-05-02&available_to=2026-05-01", 400, {"available_to"}),
     ("/api/v1/materials?kind=poem", 400, {"kind"}),
     ("/api/v1/materials?q=a%00b", 400, None),
