@@ -19,7 +19,7 @@ from core.config import load_config
 from core.db import configure_engine, ensure_schema
 from core.extensions import babel, csrf, db, limiter, login_manager, migrate
 from core.security import set_security_headers
-from core.urls import webcal_url
+from core.urls import external_url, webcal_url
 
 ROOT = Path(__file__).resolve().parent
 
@@ -122,6 +122,7 @@ def register_hooks(app: Flask) -> None:
     app.jinja_env.filters["number"] = i18n.format_number
     app.jinja_env.globals["timedelta"] = timedelta
     app.jinja_env.globals["webcal_url"] = webcal_url
+    app.jinja_env.globals["external_url"] = external_url
     app.jinja_env.globals["page_to_return_to"] = i18n.page_to_return_to
 
     @app.context_processor

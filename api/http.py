@@ -56,18 +56,27 @@ def is_api_request() -> bool:
     return is_api_path(request.path)
 
 
+EMBED_PREFIX = "/embed"
+
+
+def for_other_sites(path: str) -> bool:
+    """The API and the embedded programme: the same for every visitor, without session or cookie."""
+    return is_api_path(path) or path == EMBED_PREFIX or path.startswith(EMBED_PREFIX + "/")
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Under the API the visitor's session is neither read nor written: every answer is the same for
-    everyone (a staff member's cookie shows no draft) and none carries a cookie that a shared cache could
-    hand to someone else. An empty session that is never saved: Flask-Login and the hooks see nobody."""
+    """Under the API and the embedded programme the visitor's session is neither read nor written: every
+    answer is the same for everyone (a staff member's cookie shows no draft) and none carries a cookie that a
+    shared cache could hand to someone else. An empty session that is never saved: Flask-Login and the hooks
+    see nobody."""
 
     def open_session(self, app, request):
-        if is_api_path(request.path):
+        if for_other_sites(request.path):
             return self.session_class()
         return super().open_session(app, request)
 
     def save_session(self, app, session, response) -> None:
-        if is_api_request():
+        if for_other_sites(request.path):
             return
         super().save_session(app, session, response)
 
@@ -158,17 +167,17 @@ def _release() -> str:
     return digest.hexdigest()[:16]
 
 
-def mark_api_request() -> None:
-    """Before each request: ``core.i18n.select_locale`` chooses the API's language by ``?lang=`` and
-    ``Accept-Language`` only, for its errors (an unknown address under it) too."""
-    if is_api_request():
-        g.api_request = True
+def mark_for_other_sites() -> None:
+    """Before each request: ``core.i18n.select_locale`` chooses the language of the API and the embedded
+    programme by ``?lang=`` and ``Accept-Language`` only, for their errors (an unknown address) too."""
+    if for_other_sites(request.path):
+        g.for_other_sites = True
 
 
 def init_api(app) -> None:
     app.extensions["api_release"] = _release()
     app.session_interface = SessionInterface()
-    app.before_request(mark_api_request)
+    app.before_request(mark_for_other_sites)
     app.config.setdefault("API_TITLE", "Fundus")
     app.config.setdefault("API_VERSION", "1")
     app.config.setdefault("OPENAPI_VERSION", "3.1.0")
@@ -184,7 +193,11 @@ def init_api(app) -> None:
     from api import views
 
     api.register_blueprint(views.bp)
-    origins = [o.strip() for o in app.config["API_CORS_ORIGINS"].split(",") if o.strip()]
+    from api import embed
+
+    app.register_blueprint(embed.bp)
+    app.register_blueprint(embed.staff_bp)
+    origins = [o for o in app.config["API_CORS_ORIGINS"].split(",") if o]  # checked by core.config
     if origins:  # none by default: no other site's script may read the answers
         CORS(app, resources={PREFIX + "/*": {"origins": origins}}, methods=["GET", "HEAD", "OPTIONS"],
              allow_headers=["If-None-Match", "Accept-Language"], expose_headers=["ETag", "Content-Language"],

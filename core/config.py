@@ -7,6 +7,7 @@ agency runs its own Fundus by overriding the ``ORG_*``, ``IMPRINT_*`` and
 """
 
 import os
+import re
 import secrets
 import time
 from datetime import timedelta
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, object] = {
     "API_RATE_LIMIT": "120 per minute",  # requests to /api/v1/ per client address
     # Other sites
     "API_CORS_ORIGINS": "",  # comma-separated origins whose scripts may read the API (https://www.example.org)
+    "EMBED_ORIGINS": "",  # comma-separated origins whose pages may show the programme in a frame (/embed/programme)
     "LOGIN_MAX_FAILURES": 5,  # attempts per address from one client in LOGIN_LOCK_MINUTES
     "LOGIN_MAX_FAILURES_ANYWHERE": 50,  # attempts per address from all clients together
     "LOGIN_LOCK_MINUTES": 15,
@@ -122,6 +124,8 @@ def load_config(app, test_config: dict | None) -> None:
         cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}})
 
     cfg["BASE_URL"] = _base_url(cfg)
+    for key in ("API_CORS_ORIGINS", "EMBED_ORIGINS"):
+        cfg[key] = ",".join(check_origin(key, o) for o in str(cfg[key]).split(",") if o.strip())
     cfg["UPLOAD_FOLDER"] = cfg["UPLOAD_FOLDER"] or str(instance / "uploads")
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -158,6 +162,16 @@ def _base_url(cfg) -> str:
             "BASE_URL is not set. Set it to the site's public address (e.g. BASE_URL=https://fundus.example.org "
             "in instance/config.py or the environment): links in mails and calendar feeds are built from it.")
     return DEV_BASE_URL
+
+
+def check_origin(key: str, origin: str) -> str:
+    """An origin as browsers send it (``https://www.example.org``, a port if not the default), or a clear
+    error at start-up: it goes into a Content-Security-Policy and a CORS header."""
+    origin = origin.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin, re.ASCII):
+        raise RuntimeError(f"{key}: {origin!r} is not an origin such as https://www.example.org "
+                           "(scheme and host, a port if needed, no path), separated by commas")
+    return origin
 
 
 def _instance_secret(path: Path) -> str:

@@ -31,7 +31,7 @@ def select_locale() -> Locale:
     default = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not has_request_context():  # command line: the default language
         return _locale(default)
-    if g.get("api_request"):  # the same answer for everyone: ?lang=, else Accept-Language, else German (api.http)
+    if g.get("for_other_sites"):  # API and embed, alike for everyone: ?lang=, else Accept-Language (api.http)
         choice = request.args.get("lang")
         if choice in languages:
             return _locale(choice)

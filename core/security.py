@@ -89,6 +89,14 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+def framable_by(origins: list[str]) -> str:
+    """The Content-Security-Policy of a page made to be framed by this site and by ``origins`` (checked
+    origins from the configuration): the site's policy with only ``frame-ancestors`` changed. Such a page
+    carries no X-Frame-Options, which cannot name origins (``set_security_headers``)."""
+    ancestors = " ".join(["'self'", *origins])
+    return CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}")
+
+
 # Pages of one person reached through a secret link: no cache on the way may keep them.
 PRIVATE_ENDPOINTS = {"events.manage", "events.confirm", "my.registrations", "accounts.reset_password"}
 
@@ -103,7 +111,8 @@ def set_security_headers(response):
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
+    if "frame-ancestors 'none'" in headers["Content-Security-Policy"]:  # all but pages made for frames
+        headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if current_app.config["SESSION_COOKIE_SECURE"]:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")

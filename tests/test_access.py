@@ -194,6 +194,8 @@ TABLE = [
     ("GET", "/api/v1/materials/99999", (404,) * 5),
     ("GET", "/api/v1/vocabularies", EVERYONE),
     ("GET", "/api/v1/openapi.json", EVERYONE),
+    ("GET", "/embed/programme", EVERYONE),
+    ("GET", "/staff/embed/", STAFF_ONLY),
     ("GET", "/events/{training}", EVERYONE),
     ("GET", "/events/staff/", STAFF_ONLY),
     ("GET", "/events/staff/new", STAFF_ONLY),

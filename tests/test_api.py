@@ -244,3 +244,46 @@ def test_no_session_cookie_from_the_api(client):
     answer = client.get("/api/v1/trainings")
     assert "Set-Cookie" not in answer.headers
     assert json.loads(answer.get_data(as_text=True))["items"] == []
+
+
+# The embedded programme -------------------------------------------------------------------------------
+
+def test_the_embed_may_be_framed_by_the_configured_origins_only(app, make_app, make_training):
+    make_training(title="Fair vermieten", target_groups="housing")
+    make_training(title="Für Ämter", target_groups="municipal")
+    framed = make_app(EMBED_ORIGINS="https://www.planerladen.de,https://intranet.example.net:8443").test_client()
+    answer = framed.get("/embed/programme?target_group=housing&lang=en")
+    assert answer.status_code == 200
+    csp = answer.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self' https://www.planerladen.de https://intranet.example.net:8443;" in csp
+    assert "X-Frame-Options" not in answer.headers and "Set-Cookie" not in answer.headers
+    page = answer.get_data(as_text=True)
+    assert "Fair vermieten" in page and "Für Ämter" not in page and 'target="_blank" rel="noopener"' in page
+    assert 'href="http://fundus.test/events/' in page  # to Fundus itself, from BASE_URL
+    assert '<html lang="en">' in page
+    other = framed.get("/events/")  # every other page still refuses every frame
+    assert "frame-ancestors 'none'" in other.headers["Content-Security-Policy"]
+    assert other.headers["X-Frame-Options"] == "DENY"
+    alone = app.test_client().get("/embed/programme")  # no origins configured: only Fundus itself
+    assert "frame-ancestors 'self';" in alone.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("origins", ["www.planerladen.de", "https://www.planerladen.de/seite",
+                                     "https://a.example 'unsafe-inline'", "javascript:alert(1)"])
+def test_origins_that_are_not_origins_stop_the_start(app_config, origins):
+    from app import create_app
+
+    for key in ("EMBED_ORIGINS", "API_CORS_ORIGINS"):
+        with pytest.raises(RuntimeError, match=key):
+            create_app(app_config | {key: origins})
+
+
+def test_the_snippet_page_gives_the_code_for_the_filters_chosen(app, make_app, login, make_user):
+    staff = make_app(EMBED_ORIGINS="https://www.planerladen.de").test_client()
+    user = make_user(role="staff")
+    login(user, the_client=staff)
+    page = staff.get("/staff/embed/?target_group=municipal&lang=en&format=nonsense").get_data(as_text=True)
+    assert '&lt;iframe src="http://fundus.test/embed/programme?target_group=municipal&amp;lang=en"' in page
+    assert "http://fundus.test/static/js/embed-host.js" in page
+    assert '<iframe src="/embed/programme?target_group=municipal&amp;lang=en"' in page  # the preview
+    assert "https://www.planerladen.de" in page

@@ -1,0 +1,74 @@
+"""The programme for other sites: ``/embed/programme``, a compact page made for an iframe on the centre's
+own website (or a partner's intranet), and the staff page with the snippet to paste.
+
+Only the origins in ``EMBED_ORIGINS`` may frame it (CSP ``frame-ancestors``; every other page keeps
+refusing frames, ``core.security``). It reads no session and sets no cookie (``api.http.SessionInterface``:
+in a frame on another site the visitor's cookies are third-party anyway), asks nothing of the visitor's
+browser but the page, its stylesheet and one small script that tells the host page its height
+(``static/js/embed.js``, ``postMessage``); the host page's script (``static/js/embed-host.js``) sizes the
+iframe. Registration stays on Fundus: each training opens there in a new tab.
+"""
+
+from flask import Blueprint, current_app, render_template, request
+
+from core.bounds import parse_month
+from core.extensions import db
+from core.security import framable_by, staff_required
+from core.urls import external_url
+from core.vocabulary import TargetGroup
+from events import seats, trainings
+from events.models import TrainingFormat
+from events.registrations import registration_state
+
+bp = Blueprint("embed", __name__, url_prefix="/embed")
+staff_bp = Blueprint("embed_staff", __name__, url_prefix="/staff/embed")
+
+SHOWN = 10  # trainings in the embedded list; the link below it leads to the whole programme
+
+
+def embed_filters(args) -> dict:
+    """The programme's filters as the embed takes them (a value that is not one of them is no filter, as on
+    the programme page), plus the language of the frame."""
+    group = TargetGroup._value2member_map_.get(args.get("target_group", ""))
+    fmt = TrainingFormat._value2member_map_.get(args.get("format", ""))
+    lang = args.get("lang", "")
+    return {"target_group": group.value if group else None, "format": fmt.value if fmt else None,
+            "month": f"{first:%Y-%m}" if (first := parse_month(args.get("month", ""))) else None,
+            "lang": lang if lang in current_app.config["LANGUAGES"] else None}
+
+
+@bp.get("/programme")
+def programme():
+    """The coming trainings, compact, for an iframe on another site."""
+    chosen = embed_filters(request.args)
+    group = TargetGroup(chosen["target_group"]) if chosen["target_group"] else None
+    fmt = TrainingFormat(chosen["format"]) if chosen["format"] else None
+    query = trainings.programme(group, fmt, parse_month(chosen["month"] or ""))
+    page = db.paginate(query, page=1, per_page=SHOWN, error_out=False)
+    listed = [(t, registration_state(t), seats.availability(t, t.seats_taken)) for t in page.items]
+    filters = {k: v for k, v in chosen.items() if v and k != "lang"}
+    response = current_app.make_response(render_template(
+        "embed/programme.html", listed=listed, more=page.total > SHOWN, total=page.total,
+        programme_url=external_url("events.programme", **filters)))
+    response.headers["Content-Security-Policy"] = framable_by(embed_origins())
+    response.cache_control.public = True
+    response.cache_control.max_age = 60
+    return response
+
+
+def embed_origins() -> list[str]:
+    """``EMBED_ORIGINS`` as a list (checked at start-up by ``core.config``)."""
+    return [o for o in current_app.config["EMBED_ORIGINS"].split(",") if o]
+
+
+@staff_bp.get("/")
+@staff_required
+def snippet():
+    """The code to paste into the website, for the filters chosen, with a preview."""
+    chosen = embed_filters(request.args)
+    frame_args = {k: v for k, v in chosen.items() if v}
+    frame_url = external_url("embed.programme", **frame_args)
+    return render_template("embed/snippet.html", chosen=chosen, frame_url=frame_url,
+                           preview_url=frame_url.removeprefix(current_app.config["BASE_URL"]),
+                           host_script=external_url("static", filename="js/embed-host.js"),
+                           origins=embed_origins(), target_groups=list(TargetGroup), formats=list(TrainingFormat))
