@@ -41,6 +41,8 @@ class Blueprint(SmorestBlueprint):
 
 
 class Api(SmorestApi):
+    DEFAULT_ERROR_RESPONSE_NAME = None  # each operation names its problems (api.views._documented)
+
     def _register_error_handlers(self):
         """Not flask-smorest's: it would answer every error of the whole site in JSON."""
 
@@ -193,8 +195,9 @@ def init_api(app) -> None:
     from api import views
 
     api.register_blueprint(views.bp)
-    from api import embed
+    from api import docs, embed
 
+    app.register_blueprint(docs.bp)
     app.register_blueprint(embed.bp)
     app.register_blueprint(embed.staff_bp)
     origins = [o for o in app.config["API_CORS_ORIGINS"].split(",") if o]  # checked by core.config

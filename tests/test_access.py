@@ -195,6 +195,7 @@ TABLE = [
     ("GET", "/api/v1/vocabularies", EVERYONE),
     ("GET", "/api/v1/openapi.json", EVERYONE),
     ("GET", "/embed/programme", EVERYONE),
+    ("GET", "/api/", EVERYONE),
     ("GET", "/staff/embed/", STAFF_ONLY),
     ("GET", "/events/{training}", EVERYONE),
     ("GET", "/events/staff/", STAFF_ONLY),

@@ -56,6 +56,17 @@ def test_the_document_is_valid_openapi_3_1(client):
                                       "/api/v1/materials/{material_id}", "/api/v1/vocabularies"}
 
 
+def test_the_documentation_page_shows_what_the_document_says(client):
+    document = _json(client.get("/api/v1/openapi.json"))
+    page = client.get("/api/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    for path, methods in document["paths"].items():
+        assert f"<code>GET {path}</code>" in page
+        for parameter in methods["get"].get("parameters", []):
+            assert f"<code>{parameter['name']}</code>" in page
+    assert "one of: free, few, full, null" in page  # a training's availability, from its schema
+    assert "<code>items[].sessions[].starts_at</code>" in page
+
+
 def test_nothing_personal_and_no_drafts(app, client, make_training):
     shown = make_training(title="Öffentlich")
     draft = make_training(title="Entwurf", status=TrainingStatus.DRAFT)

@@ -53,7 +53,7 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
             (f"/events/{full.id}", "registration-form"), ("/events/archive", None), ("/my/registrations", None),
             (f"/events/registrations/{links.manage_token(confirmed)}", "manage-registration"),
             (f"/events/registrations/confirm/{links.confirm_token(pending)}", "confirm-registration"),
-            ("/login", None), ("/apply", None), ("/imprint", None), ("/privacy", None),
+            ("/login", None), ("/apply", None), ("/imprint", None), ("/privacy", None), ("/api/", None),
         ],
         "partner": [
             ("/requests/", None), (f"/requests/{submitted.id}", None), ("/requests/cart", None), ("/account", None),
@@ -63,6 +63,7 @@ def demo_pages() -> dict[str, list[tuple[str, str | None]]]:
         "staff": [
             ("/requests/overview", "staff-dashboard"), ("/requests/loans/overdue", None),
             ("/requests/stock/low", None), ("/materials/topics", None), ("/figures/", None),
+            ("/staff/embed/?target_group=housing", "embed-snippet"),
             (f"/requests/{returned.id}", "request-on-loan"),
             (f"/requests/{returned.id}/slip", "handover-slip"), (f"/materials/units/{unit.id}", None),
             (f"/materials/{kit.id}/manage", None), ("/events/staff/", None), (f"/events/staff/{full.id}", None),
