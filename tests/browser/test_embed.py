@@ -83,6 +83,7 @@ def test_the_programme_embedded_on_another_origin(chromium, live, app, trainings
 
         page.wait_for_function("parseFloat(document.querySelector('iframe').style.height) > 150")
         assert fits()
+        check(page, "embedded-programme")  # the host page with the frame, for the README
         desktop_height = page.evaluate("document.querySelector('iframe').getBoundingClientRect().height")
         page.set_viewport_size(PHONE)  # narrower: the entries wrap, the content grows, the frame follows
         page.wait_for_function(f"document.querySelector('iframe').getBoundingClientRect().height > {desktop_height}")
