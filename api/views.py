@@ -197,8 +197,7 @@ def vocabularies(lang=None):
     in the chosen language."""
     def build():
         codes = set(db.session.scalars(select(Edition.language).distinct()))
-        codes |= set(db.session.scalars(select(Training.language).where(
-            Training.status != TrainingStatus.DRAFT).distinct()))
+        codes |= set(db.session.scalars(select(Training.language).where(Training.is_public).distinct()))
         topics = sorted(db.session.scalars(select(Topic)), key=lambda t: t.label.casefold())
         return {"target_groups": [_label(g) for g in TargetGroup], "formats": [_label(f) for f in TrainingFormat],
                 "kinds": [_label(k) for k in MaterialKind],

@@ -10,7 +10,7 @@ from flask import abort
 
 from core.extensions import db
 from events.links import by_token, key_by_token
-from events.models import Registration, TraineeKey, Training, TrainingStatus
+from events.models import Registration, TraineeKey, Training
 
 
 def _is_staff(user) -> bool:
@@ -18,9 +18,10 @@ def _is_staff(user) -> bool:
 
 
 def training_for(user, training_id: int) -> Training:
-    """A published or cancelled training; a draft only for staff (404 for everyone else)."""
+    """A public training (``Training.is_public``: published, or cancelled after it was); a draft, or a draft
+    cancelled unpublished, only for staff (404 for everyone else)."""
     training = db.get_or_404(Training, training_id)
-    if training.status == TrainingStatus.DRAFT and not _is_staff(user):
+    if not training.is_public and not _is_staff(user):
         abort(404)
     return training
 

@@ -49,7 +49,7 @@ def feed_query(target_group=None, today: date | None = None, training_format=Non
     The programme's filters (``filtered``) narrow it, so a filtered programme has its own feed."""
     day = (today or local_today()) - timedelta(days=FEED_DAYS_BACK)
     since = from_local(datetime.combine(day, time()))
-    query = select(Training).where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
+    query = select(Training).where(Training.is_public,
                                    Training.id.in_(sessions_ending_after(since)))
     return filtered(query, target_group, training_format, month)
 

@@ -11,13 +11,14 @@ from datetime import datetime
 from itertools import chain
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, event, text
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, and_, event, or_, text
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, validates
 
 from core import audit
 from core.changes import bump
 from core.extensions import db
-from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum
+from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
 from core.states import Stateful, StateMachine, moves
 from core.vocabulary import TargetGroup, target_groups
 from materials.models import Material
@@ -110,6 +111,8 @@ class Training(Stateful, TimestampMixin, db.Model):
     status: Mapped[TrainingStatus] = mapped_column(
         str_enum(TrainingStatus, "training_status"), default=TrainingStatus.DRAFT
     )
+    # When it was first published: a draft cancelled before that was never public and stays private.
+    published_at: Mapped[datetime | None]
     ask_accessibility: Mapped[bool] = mapped_column(default=False)
     ask_dietary: Mapped[bool] = mapped_column(default=False)
     free_question: Mapped[str] = mapped_column(String(300), default="")
@@ -130,10 +133,26 @@ class Training(Stateful, TimestampMixin, db.Model):
     def is_cancelled(self) -> bool:
         return self.status == TrainingStatus.CANCELLED
 
-    @property
+    @hybrid_property
     def is_public(self) -> bool:
-        """Published (or cancelled, still listed as such): not a draft."""
-        return self.status != TrainingStatus.DRAFT
+        """What the programme, the feeds, the API and the training's page show everyone: a published
+        training, or one cancelled after it was published (still listed, marked cancelled). Never a draft,
+        nor a draft cancelled before it was published."""
+        return self.status == TrainingStatus.PUBLISHED or (
+            self.status == TrainingStatus.CANCELLED and self.published_at is not None)
+
+    @is_public.inplace.expression
+    @classmethod
+    def _is_public(cls):
+        return or_(cls.status == TrainingStatus.PUBLISHED,
+                   and_(cls.status == TrainingStatus.CANCELLED, cls.published_at.is_not(None)))
+
+    @validates("status")
+    def _note_publication(self, _key, status):
+        """The first publication is kept, by whatever sets the status (the state machine, a fixture)."""
+        if status == TrainingStatus.PUBLISHED and self.published_at is None:
+            self.published_at = utcnow()
+        return status
 
     @property
     def has_venue(self) -> bool:

@@ -238,7 +238,7 @@ def archive():
     last_end = (select(TrainingSession.training_id, func.max(TrainingSession.ends_at).label("last_end"))
                 .group_by(TrainingSession.training_id).subquery())
     return (select(Training).join(last_end, last_end.c.training_id == Training.id)
-            .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)),
+            .where(Training.is_public,
                    last_end.c.last_end < utcnow())
             .options(selectinload(Training.sessions))
             .order_by(last_end.c.last_end.desc(), Training.id.desc()))
@@ -257,7 +257,7 @@ def programme(target_group=None, training_format=None, month: date | None = None
              .group_by(TrainingSession.training_id).subquery())
     query = (
         select(Training).join(first, first.c.training_id == Training.id)
-        .where(Training.status.in_((TrainingStatus.PUBLISHED, TrainingStatus.CANCELLED)))
+        .where(Training.is_public)
         .options(selectinload(Training.sessions))
         .order_by(first.c.first_start, Training.id)
     )

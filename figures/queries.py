@@ -106,7 +106,9 @@ def _trainings_begun(period: Period, now: datetime, cancelled: bool = False):
     first = (select(TrainingSession.training_id, func.min(TrainingSession.starts_at).label("first"),
                     func.max(TrainingSession.ends_at).label("last"))
              .group_by(TrainingSession.training_id).subquery())
-    status = Training.status == (TrainingStatus.CANCELLED if cancelled else TrainingStatus.PUBLISHED)
+    # Cancelled: after it was published (a draft given up was never announced).
+    status = and_(Training.status == TrainingStatus.CANCELLED, Training.published_at.is_not(None)) if cancelled \
+        else Training.status == TrainingStatus.PUBLISHED
     return (select(Training.id, Training.seats, first.c.last).join(first, first.c.training_id == Training.id)
             .where(first.c.first >= a, first.c.first < b, first.c.first <= now, status))
 

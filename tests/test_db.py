@@ -311,3 +311,33 @@ def test_only_conflicts_between_transactions_are_retried(app):
     with pytest.raises(IntegrityError):
         broken()
     assert calls.count(2) == 1
+
+
+def test_the_publication_is_taken_from_the_audit_trail_when_the_column_arrives(tmp_path):
+    """Migration d5a7c3e9f182: a cancelled training with a "publish" entry was public (and stays so), one
+    without was a draft (and stays private); a published one without an entry counts from its creation."""
+    from flask_migrate import downgrade, upgrade
+
+    app = create_app(base_config(f"sqlite:///{tmp_path / 'published.sqlite'}"))
+    with app.app_context():
+        upgrade()
+        downgrade(revision="5e81c4a8b531")
+        with db.engine.begin() as conn:
+            for id_, status in ((1, "published"), (2, "cancelled"), (3, "cancelled"), (4, "draft")):
+                conn.execute(text(
+                    "INSERT INTO trainings (id, title, description, target_groups, format, venue, address, online_link,"
+                    " trainers, language, seats, seats_taken, status, ask_accessibility, ask_dietary, free_question,"
+                    " sequence, created_at, updated_at) VALUES (:id, 'T', '', '', 'online', '', '', '', '', 'de', 5, 0,"
+                    " :status, 0, 0, '', 0, '2026-01-0' || :id || ' 10:00:00', '2026-01-01 10:00:00')"),
+                    {"id": id_, "status": status})
+            conn.execute(text(
+                "INSERT INTO audit_entries (created_at, actor_role, action, object_type, object_id, from_state,"
+                " to_state, reason, details) VALUES ('2026-02-01 09:00:00', 'staff', 'publish', 'training', 2,"
+                " 'draft', 'published', '', '')"))
+        upgrade()
+        with db.engine.connect() as conn:
+            published = dict(conn.execute(text("SELECT id, published_at FROM trainings ORDER BY id")).all())
+        assert published[1].startswith("2026-01-01 10:00:00")
+        assert published[2].startswith("2026-02-01 09:00:00")
+        assert published[3] is None and published[4] is None
+        db.engine.dispose()

@@ -643,3 +643,38 @@ def test_two_staff_issuing_the_missing_certificates_at_once_issue_each_once(app,
         assert sorted(results) == [0, 3], results
         assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "certificate", AuditEntry.object_id.in_([p.id for p in people]))) == 3
+
+
+def test_a_draft_cancelled_before_it_was_published_stays_private(app, client, make_training, make_user):
+    """Cancelling a draft ends it without its ever having been public: the programme, the archive, the feed,
+    its page and the API keep hiding it, and the figures do not count it as a cancelled training. A training
+    cancelled after it was published stays listed, marked cancelled."""
+    from events.trainings import cancel_training, publish
+    from figures.period import Period
+    from figures.queries import compute
+
+    staff = make_user(Role.STAFF)
+    given_up = make_training(title="Nie angekündigt", status=TrainingStatus.DRAFT)
+    announced = make_training(title="Abgesagt nach Ankündigung", status=TrainingStatus.DRAFT)
+    publish(announced.id, staff)
+    cancel_training(given_up.id, staff)
+    cancel_training(announced.id, staff)
+    db.session.expire_all()
+    assert db.session.get(Training, given_up.id).published_at is None
+    assert db.session.get(Training, announced.id).published_at is not None
+    for url in ("/events/", "/events/calendar.ics", "/api/v1/trainings"):
+        text = client.get(url).get_data(as_text=True)
+        assert "Abgesagt nach Ankündigung" in text, url
+        assert "Nie angekündigt" not in text, url
+    assert client.get(f"/events/{given_up.id}").status_code == 404
+    assert client.get(f"/events/{given_up.id}.ics").status_code == 404
+    assert client.get(f"/api/v1/trainings/{given_up.id}").status_code == 404
+    assert client.get(f"/events/{announced.id}").status_code == 200
+    # Both began within this year's figures period as if held: one cancelled training, not two.
+    for training in (given_up, announced):
+        db.session.get(Training, training.id).sessions[0].starts_at = datetime.now(UTC) - timedelta(hours=2)
+        db.session.get(Training, training.id).sessions[0].ends_at = datetime.now(UTC) - timedelta(hours=1)
+    db.session.commit()
+    today = datetime.now(UTC).date()
+    period = Period("range", today - timedelta(days=1), today)
+    assert compute(period, datetime.now(UTC)).numbers["trainings_cancelled"] == 1
