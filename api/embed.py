@@ -9,7 +9,10 @@ browser but the page, its stylesheet and one small script that tells the host pa
 iframe. Registration stays on Fundus: each training opens there in a new tab.
 """
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
+from markupsafe import escape
 
 from core.bounds import parse_month
 from core.extensions import db
@@ -46,9 +49,9 @@ def programme():
     query = trainings.programme(group, fmt, parse_month(chosen["month"] or ""))
     page = db.paginate(query, page=1, per_page=SHOWN, error_out=False)
     listed = [(t, registration_state(t), seats.availability(t, t.seats_taken)) for t in page.items]
-    filters = {k: v for k, v in chosen.items() if v and k != "lang"}
+    filters = {k: v for k, v in chosen.items() if v}  # the links keep the list's language (?lang=)
     response = current_app.make_response(render_template(
-        "embed/programme.html", listed=listed, more=page.total > SHOWN, total=page.total,
+        "embed/programme.html", listed=listed, more=page.total > SHOWN, total=page.total, lang=chosen["lang"],
         programme_url=external_url("events.programme", **filters)))
     response.headers["Content-Security-Policy"] = framable_by(embed_origins())
     response.cache_control.public = True
@@ -66,9 +69,15 @@ def embed_origins() -> list[str]:
 def snippet():
     """The code to paste into the website, for the filters chosen, with a preview."""
     chosen = embed_filters(request.args)
-    frame_args = {k: v for k, v in chosen.items() if v}
-    frame_url = external_url("embed.programme", **frame_args)
-    return render_template("embed/snippet.html", chosen=chosen, frame_url=frame_url,
-                           preview_url=frame_url.removeprefix(current_app.config["BASE_URL"]),
-                           host_script=external_url("static", filename="js/embed-host.js"),
+    frame_url = external_url("embed.programme", **{k: v for k, v in chosen.items() if v})
+    with force_locale(chosen["lang"] or str(get_locale())):  # the frame's title in the list's language
+        title = _("Trainings of %(org)s", org=current_app.config["ORG_NAME"])
+    # Escaped once here for the HTML people paste, and once more by the template that shows it as text.
+    code = (f'<iframe src="{escape(frame_url)}" title="{escape(title)}" data-fundus-embed loading="lazy" '
+            f'style="width: 100%; height: 30rem; border: 0"></iframe>\n'
+            f'<script src="{escape(external_url("static", filename="js/embed-host.js"))}" defer></script>')
+    # The preview in the list's language, else in the page's (not in the staff member's browser's).
+    preview = url_for("embed.programme", **{k: v for k, v in chosen.items() if v} | {"lang": chosen["lang"]
+                                                                                       or str(get_locale())})
+    return render_template("embed/snippet.html", chosen=chosen, code=code, preview_url=preview,
                            origins=embed_origins(), target_groups=list(TargetGroup), formats=list(TrainingFormat))

@@ -19,9 +19,11 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_cors import CORS
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
-from marshmallow import RAISE
+from marshmallow import RAISE, ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+
+from core.text import sentence
 
 PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"
@@ -34,6 +36,13 @@ class StrictParser(FlaskParser):
 
     DEFAULT_UNKNOWN_BY_LOCATION = {"query": RAISE}
     DEFAULT_VALIDATION_STATUS = 400
+
+    def load_querystring(self, req, schema):
+        """A parameter given twice is an error too (webargs would take the first)."""
+        repeated = sorted(name for name in req.args if len(req.args.getlist(name)) > 1)
+        if repeated:
+            raise ValidationError({name: ["Given more than once."] for name in repeated})
+        return super().load_querystring(req, schema)
 
 
 class Blueprint(SmorestBlueprint):
@@ -186,8 +195,8 @@ def init_api(app) -> None:
     app.config.setdefault("OPENAPI_URL_PREFIX", PREFIX)
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("API_SPEC_OPTIONS", {
-        "info": {"description": "Read-only: the training programme and the materials catalogue of "
-                                f"{app.config['ORG_NAME']}. Nothing personal.",
+        "info": {"description": sentence("Read-only: the training programme and the materials catalogue of "
+                                         f"{app.config['ORG_NAME']}.") + " Nothing personal.",
                  "license": {"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"}},
         "servers": [{"url": app.config["BASE_URL"]}],
     })
@@ -203,6 +212,8 @@ def init_api(app) -> None:
     origins = [o for o in app.config["API_CORS_ORIGINS"].split(",") if o]  # checked by core.config
     if origins:  # none by default: no other site's script may read the answers
         CORS(app, resources={PREFIX + "/*": {"origins": origins}}, methods=["GET", "HEAD", "OPTIONS"],
-             allow_headers=["If-None-Match", "Accept-Language"], expose_headers=["ETag", "Content-Language"],
+             allow_headers=["If-None-Match", "Accept-Language"],
+             expose_headers=["ETag", "Content-Language", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                             "X-RateLimit-Reset"],
              max_age=86400, supports_credentials=False)
     app.after_request(api_headers)

@@ -130,7 +130,8 @@ class Training(Schema):
     availability = fields.String(allow_none=True, required=True,
                                  validate=validate.OneOf([a.value for a in Availability]), metadata={
         "description": "free, few (a few seats left) or full (a registration joins the waiting list); no "
-                       "numbers, as on the page. None for a cancelled training."})
+                       "numbers, as on the page. Null where registration is closed (begun, past its closing "
+                       "time, or cancelled)."})
     registration = fields.Nested(Registration, required=True)
     links = fields.Nested(TrainingLinks, required=True)
 

@@ -19,7 +19,7 @@ from core.urls import external_url
 from core.vocabulary import TargetGroup
 from events import feeds, seats, trainings
 from events.access import training_for
-from events.models import Training, TrainingFormat, TrainingStatus
+from events.models import Training, TrainingFormat
 from events.registrations import registration_state
 from materials.access import material_for
 from materials.catalogue import CatalogueQuery, search_catalogue
@@ -67,7 +67,6 @@ def _query_args(args: dict) -> dict:
 # Trainings ------------------------------------------------------------------------------------------
 
 def _training(training: Training, availability) -> dict:
-    cancelled = training.status == TrainingStatus.CANCELLED
     page = external_url("events.detail", training_id=training.id)
     return {
         "id": training.id, "title": training.title, "description": training.description,
@@ -75,7 +74,8 @@ def _training(training: Training, availability) -> dict:
         "target_groups": [_label(g) for g in training.target_group_list],
         "venue": training.venue if training.has_venue and training.venue else None,
         "sessions": [{"starts_at": _moment(s.starts_at), "ends_at": _moment(s.ends_at)} for s in training.sessions],
-        "availability": None if cancelled else availability.value,
+        # As the page: seats only while one can register (or soon can); none for a past or cancelled one.
+        "availability": availability.value if registration_state(training) in ("open", "not_yet") else None,
         "registration": {"state": registration_state(training), "opens_at": _moment(training.registration_opens_at),
                          "closes_at": _moment(training.registration_closes_at)},
         "links": {"page": page, "calendar": external_url("events.training_ics", training_id=training.id),

@@ -10,7 +10,7 @@ recipient, not whoever caused it. Files for spreadsheets have their own fixed fo
 
 from datetime import UTC, date, datetime
 from functools import cache
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -25,8 +25,9 @@ LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
 def select_locale() -> Locale:
-    """The language the visitor chose (cookie), else their account's, else the one their browser
-    prefers of ours (``Accept-Language``), else German."""
+    """The language of a link's ``?lang=`` (this page only: the embedded programme's links carry it), else
+    the one the visitor chose (cookie), else their account's, else the one their browser prefers of ours
+    (``Accept-Language``), else German."""
     languages = current_app.config["LANGUAGES"]
     default = current_app.config["BABEL_DEFAULT_LOCALE"]
     if not has_request_context():  # command line: the default language
@@ -37,8 +38,8 @@ def select_locale() -> Locale:
             return _locale(choice)
         g.language_from_browser = True
         return _locale(browser_language(request.accept_languages, languages, default))
-    choice = request.cookies.get(LANG_COOKIE)
-    if choice in languages:
+    choice = request.args.get("lang") or request.cookies.get(LANG_COOKIE)  # ?lang=: this page only (a link
+    if choice in languages:                                                  # from the embed), nothing kept
         return _locale(choice)
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return _locale(current_user.locale)
@@ -159,11 +160,17 @@ def page_to_return_to() -> str:
     """Where the language switch leads back to: this page, or for the answer to a form (an error
     page after a POST, say) the page the form was on, since its address cannot be opened by GET."""
     if request.method in ("GET", "HEAD"):
-        return request.full_path.rstrip("?")
+        return _without_lang(request.path, request.query_string.decode())
     referrer = urlsplit(request.referrer or "")
     if referrer.netloc == request.host and referrer.path.startswith("/"):
-        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+        return _without_lang(referrer.path, referrer.query)
     return "/"
+
+
+def _without_lang(path: str, query: str) -> str:
+    """The address without ``lang=`` (which would outrank the language just chosen)."""
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "lang"]
+    return path + (f"?{urlencode(kept)}" if kept else "")
 
 
 def from_local(value: datetime | None) -> datetime | None:

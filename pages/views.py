@@ -98,7 +98,7 @@ def domain_error(error: DomainError):
 def http_error(error: HTTPException):
     if error.code is None or error.code < 400:
         return error
-    if isinstance(error, RateLimitExceeded):
+    if isinstance(error, RateLimitExceeded) and not is_api_request():  # the API's: per client only
         minutes = max(1, math.ceil(error.limit.limit.get_expiry() / 60))
         return render_error(429, _("Too many requests from here, or for this e-mail address. Please wait (at most "
                                    "%(minutes)s\u00a0min) and try again.", minutes=minutes), error)

@@ -2,8 +2,11 @@
 serves, and what the document cannot say: nothing personal, no drafts, the pages' filters, ETags that change
 exactly when the answer does, problems as RFC 9457, CORS only for configured origins, the per-client limit."""
 
+import html
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 import schemathesis
@@ -290,11 +293,55 @@ def test_origins_that_are_not_origins_stop_the_start(app_config, origins):
 
 
 def test_the_snippet_page_gives_the_code_for_the_filters_chosen(app, make_app, login, make_user):
-    staff = make_app(EMBED_ORIGINS="https://www.planerladen.de").test_client()
-    user = make_user(role="staff")
-    login(user, the_client=staff)
+    """What staff copy is valid HTML: the page shows the code as text, so a name with quotes stays inside its
+    attribute; the frame's title is in the list's language."""
+    staff = make_app(EMBED_ORIGINS="https://www.planerladen.de", ORG_NAME='Verein "Brücke" & Partner').test_client()
+    login(make_user(role="staff"), the_client=staff)
     page = staff.get("/staff/embed/?target_group=municipal&lang=en&format=nonsense").get_data(as_text=True)
-    assert '&lt;iframe src="http://fundus.test/embed/programme?target_group=municipal&amp;lang=en"' in page
-    assert "http://fundus.test/static/js/embed-host.js" in page
+    shown = html.unescape(re.search(r'<pre class="snippet" id="snippet"><code>(.*?)</code>', page, re.S).group(1))
+    parser = Tags()
+    parser.feed(shown)
+    assert parser.tags == [
+        ("iframe", {"src": "http://fundus.test/embed/programme?target_group=municipal&lang=en",
+                    "title": 'Trainings of Verein "Brücke" & Partner', "data-fundus-embed": None, "loading": "lazy",
+                    "style": "width: 100%; height: 30rem; border: 0"}),
+        ("script", {"src": "http://fundus.test/static/js/embed-host.js", "defer": None})]
     assert '<iframe src="/embed/programme?target_group=municipal&amp;lang=en"' in page  # the preview
     assert "https://www.planerladen.de" in page
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_the_embed_links_keep_its_language_and_a_page_may_be_asked_for_in_one(app, make_app, make_training):
+    training = make_training(title="Fair vermieten")
+    framed = make_app(EMBED_ORIGINS="https://www.planerladen.de").test_client()
+    embed = framed.get("/embed/programme?lang=en").get_data(as_text=True)
+    assert f'href="http://fundus.test/events/{training.id}?lang=en"' in embed
+    assert 'href="http://fundus.test/events/?lang=en"' in embed
+    german_browser = {"Accept-Language": "de-DE"}
+    page = framed.get(f"/events/{training.id}?lang=en", headers=german_browser).get_data(as_text=True)
+    assert '<html lang="en">' in page
+    assert "Set-Cookie" not in framed.get(f"/events/{training.id}?lang=en").headers  # nothing kept
+    # The language switch on such a page leads back without ?lang=, which would outrank the choice.
+    assert f'name="next" value="/events/{training.id}"' in page
+
+
+def test_api_details_from_a_first_use(app, make_app, make_training):
+    past_start = datetime.now(UTC) - timedelta(days=30)
+    past = make_training(title="Vorbei", sessions=[(past_start, past_start + timedelta(hours=2))])
+    assert _json(app.test_client().get(f"/api/v1/trainings/{past.id}"))["availability"] is None
+    twice = app.test_client().get("/api/v1/trainings?page=1&page=2")
+    assert twice.status_code == 400 and twice.get_json()["errors"] == {"page": ["Given more than once."]}
+    limited = make_app(RATELIMIT_ENABLED=True, API_RATE_LIMIT="1 per minute",
+                       API_CORS_ORIGINS="https://www.planerladen.de").test_client()
+    origin = {"Origin": "https://www.planerladen.de"}
+    assert "Retry-After" in limited.get("/api/v1/vocabularies", headers=origin).headers["Access-Control-Expose-Headers"]
+    refused = limited.get("/api/v1/vocabularies", headers=origin).get_json()
+    assert refused["status"] == 429 and "E-Mail" not in refused["detail"] and "e-mail" not in refused["detail"]
