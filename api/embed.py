@@ -14,6 +14,7 @@ from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from markupsafe import escape
 
+from api.http import EMBED_PREFIX
 from core.bounds import parse_month
 from core.extensions import db
 from core.security import framable_by, staff_required
@@ -23,7 +24,7 @@ from events import seats, trainings
 from events.models import TrainingFormat
 from events.registrations import registration_state
 
-bp = Blueprint("embed", __name__, url_prefix="/embed")
+bp = Blueprint("embed", __name__, url_prefix=EMBED_PREFIX)
 staff_bp = Blueprint("embed_staff", __name__, url_prefix="/staff/embed")
 
 SHOWN = 10  # trainings in the embedded list; the link below it leads to the whole programme

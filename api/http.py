@@ -123,13 +123,6 @@ def problem_for(error: HTTPException, title: str, detail: str) -> Response:
     return problem(error.code or 500, title, detail, errors, headers)
 
 
-def json_response(body, etag: str | None = None) -> Response:
-    response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), mimetype="application/json")
-    if etag:
-        response.set_etag(etag)
-    return response
-
-
 def conditional(version, build) -> Response:
     """An answer with an ETag made of ``version`` (what the body depends on, read cheaply) together with
     the address, its parameters, the language and ``BASE_URL``: a matching ``If-None-Match`` gets 304
