@@ -1,6 +1,6 @@
 """The API's documentation for people: ``/api/``, rendered on the server from the same OpenAPI document the
 API serves (``api.http.api.spec``), so it cannot say something else; no script, no asset from elsewhere
-(a Swagger UI would need a large script bundle and fails axe)."""
+(a Swagger UI would mean self-hosting a large script bundle; this page is checked like every other)."""
 
 from flask import Blueprint, render_template
 

@@ -15,14 +15,14 @@ from flask_babel import gettext as _
 from markupsafe import escape
 
 from api.http import EMBED_PREFIX
-from core.bounds import parse_month
 from core.extensions import db
 from core.security import framable_by, staff_required
 from core.urls import external_url
 from core.vocabulary import TargetGroup
-from events import seats, trainings
+from events import trainings
 from events.models import TrainingFormat
-from events.registrations import registration_state
+from events.registrations import programme_entries
+from events.views import programme_filters
 
 bp = Blueprint("embed", __name__, url_prefix=EMBED_PREFIX)
 staff_bp = Blueprint("embed_staff", __name__, url_prefix="/staff/embed")
@@ -30,26 +30,22 @@ staff_bp = Blueprint("embed_staff", __name__, url_prefix="/staff/embed")
 SHOWN = 10  # trainings in the embedded list; the link below it leads to the whole programme
 
 
-def embed_filters(args) -> dict:
-    """The programme's filters as the embed takes them (a value that is not one of them is no filter, as on
-    the programme page), plus the language of the frame."""
-    group = TargetGroup._value2member_map_.get(args.get("target_group", ""))
-    fmt = TrainingFormat._value2member_map_.get(args.get("format", ""))
-    lang = args.get("lang", "")
+def embed_filters() -> dict:
+    """The programme page's filters (``events.views.programme_filters``: a value that is not one of them is
+    no filter) as URL values, plus the language of the frame."""
+    group, fmt, first_day = programme_filters()
+    lang = request.args.get("lang", "")
     return {"target_group": group.value if group else None, "format": fmt.value if fmt else None,
-            "month": f"{first:%Y-%m}" if (first := parse_month(args.get("month", ""))) else None,
+            "month": f"{first_day:%Y-%m}" if first_day else None,
             "lang": lang if lang in current_app.config["LANGUAGES"] else None}
 
 
 @bp.get("/programme")
 def programme():
     """The coming trainings, compact, for an iframe on another site."""
-    chosen = embed_filters(request.args)
-    group = TargetGroup(chosen["target_group"]) if chosen["target_group"] else None
-    fmt = TrainingFormat(chosen["format"]) if chosen["format"] else None
-    query = trainings.programme(group, fmt, parse_month(chosen["month"] or ""))
-    page = db.paginate(query, page=1, per_page=SHOWN, error_out=False)
-    listed = [(t, registration_state(t), seats.availability(t, t.seats_taken)) for t in page.items]
+    chosen = embed_filters()
+    page = db.paginate(trainings.programme(*programme_filters()), page=1, per_page=SHOWN, error_out=False)
+    listed = programme_entries(page.items)
     filters = {k: v for k, v in chosen.items() if v}  # the links keep the list's language (?lang=)
     response = current_app.make_response(render_template(
         "embed/programme.html", listed=listed, more=page.total > SHOWN, total=page.total, lang=chosen["lang"],
@@ -69,7 +65,7 @@ def embed_origins() -> list[str]:
 @staff_required
 def snippet():
     """The code to paste into the website, for the filters chosen, with a preview."""
-    chosen = embed_filters(request.args)
+    chosen = embed_filters()
     frame_url = external_url("embed.programme", **{k: v for k, v in chosen.items() if v})
     with force_locale(chosen["lang"] or str(get_locale())):  # the frame's title in the list's language
         title = _("Trainings of %(org)s", org=current_app.config["ORG_NAME"])

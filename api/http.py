@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flask import Response, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import get_locale
 from flask_cors import CORS
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -116,10 +117,7 @@ def problem_for(error: HTTPException, title: str, detail: str) -> Response:
             errors.update({name: [str(m) for m in (texts if isinstance(texts, list) else [texts])]
                            for name, texts in by_name.items()})
         detail = " ".join(f"{name}: {' '.join(texts)}" for name, texts in errors.items())
-    headers = {key: value for key, value in (error.get_headers() if error.code != 405 else [])
-               if key.lower() in ("retry-after", "allow")}
-    if error.code == 405:
-        headers["Allow"] = "GET, HEAD, OPTIONS"
+    headers = {key: value for key, value in error.get_headers() if key.lower() in ("retry-after", "allow")}
     return problem(error.code or 500, title, detail, errors, headers)
 
 
@@ -128,8 +126,6 @@ def conditional(version, build) -> Response:
     the address, its parameters, the language and ``BASE_URL``: a matching ``If-None-Match`` gets 304
     without ``build()`` being called. ``version=None``: the ETag is the body's own digest (a 304 then
     saves the transfer, not the work)."""
-    from flask_babel import get_locale
-
     if version is None:
         body = json.dumps(build(), ensure_ascii=False, separators=(",", ":"))
         etag = hashlib.sha256(f"{get_locale()}\n{body}".encode()).hexdigest()[:32]  # the body says it all
@@ -153,8 +149,6 @@ def api_headers(response: Response) -> Response:
     """Every API answer: may be kept briefly by anyone (it is public and the same for everyone), or
     never where it is an error; nothing of a session."""
     if is_api_request() and response.status_code in (200, 304):
-        from flask_babel import get_locale
-
         response.cache_control.public = True
         response.cache_control.max_age = CACHE_SECONDS
         response.headers["Content-Language"] = str(get_locale())

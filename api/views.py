@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import schemas
-from api.http import Blueprint, conditional
+from api.http import PREFIX, Blueprint, conditional
 from core.bounds import MAX_PAGE
 from core.extensions import db, limiter
 from core.i18n import language_name, local_today, local_tz
@@ -20,12 +20,12 @@ from core.vocabulary import TargetGroup
 from events import feeds, seats, trainings
 from events.access import training_for
 from events.models import Training, TrainingFormat
-from events.registrations import registration_state
+from events.registrations import programme_entries, registration_state
 from materials.access import material_for
 from materials.catalogue import CatalogueQuery, search_catalogue
 from materials.models import Edition, Material, MaterialKind, Topic
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1", description="The programme and the catalogue, read-only.")
+bp = Blueprint("api", __name__, url_prefix=PREFIX, description="The programme and the catalogue, read-only.")
 limiter.limit(configured("API_RATE_LIMIT"))(bp)  # per client address; once per process, not per app
 
 PROBLEMS = {400: "Bad parameters", 404: "Not found", 429: "Too many requests"}
@@ -66,7 +66,7 @@ def _query_args(args: dict) -> dict:
 
 # Trainings ------------------------------------------------------------------------------------------
 
-def _training(training: Training, availability) -> dict:
+def _training(training: Training, state: str, availability) -> dict:
     page = external_url("events.detail", training_id=training.id)
     return {
         "id": training.id, "title": training.title, "description": training.description,
@@ -75,18 +75,18 @@ def _training(training: Training, availability) -> dict:
         "venue": training.venue if training.has_venue and training.venue else None,
         "sessions": [{"starts_at": _moment(s.starts_at), "ends_at": _moment(s.ends_at)} for s in training.sessions],
         # As the page: seats only while one can register (or soon can); none for a past or cancelled one.
-        "availability": availability.value if registration_state(training) in ("open", "not_yet") else None,
-        "registration": {"state": registration_state(training), "opens_at": _moment(training.registration_opens_at),
+        "availability": availability.value if state in ("open", "not_yet") else None,
+        "registration": {"state": state, "opens_at": _moment(training.registration_opens_at),
                          "closes_at": _moment(training.registration_closes_at)},
         "links": {"page": page, "calendar": external_url("events.training_ics", training_id=training.id),
                   "register": page + "#register-heading"},
     }
 
 
-def _training_state(training: Training, availability) -> tuple:
+def _training_state(training: Training, state: str, availability) -> tuple:
     """What a training's answer depends on beyond the trainings' change counter: the words that change
     with registrations and with time."""
-    return training.id, availability.value, registration_state(training)
+    return training.id, state, availability.value
 
 
 @bp.route("/trainings")
@@ -100,11 +100,11 @@ def programme(page=1, per_page=20, lang=None, target_group=None, format=None, mo
     The filters are the programme page's."""
     group = TargetGroup(target_group) if target_group else None
     fmt = TrainingFormat(format) if format else None
-    version = feeds.trainings_version()[0]  # before the data: a change in between cannot pin an old body
+    counter = feeds.trainings_version()[0]  # before the data: a change in between cannot pin an old body
     pagination = db.paginate(trainings.programme(group, fmt, month, language or ""), page=page,
                              per_page=per_page, error_out=False, max_per_page=schemas.MAX_PER_PAGE)
-    listed = [(t, seats.availability(t, t.seats_taken)) for t in pagination.items]
-    version = (version, local_today().isoformat(), [_training_state(*row) for row in listed], pagination.total)
+    listed = programme_entries(pagination.items)
+    version = (counter, local_today().isoformat(), [_training_state(*row) for row in listed], pagination.total)
     args = _query_args(dict(lang=lang, target_group=target_group, format=format,
                             month=f"{month:%Y-%m}" if month else None, language=language, per_page=per_page))
     return conditional(version, lambda: _page(pagination, [_training(*row) for row in listed], "api.programme",
@@ -122,9 +122,8 @@ def training(training_id: int, lang=None):
     availability and registration window. Drafts are not found."""
     counter = feeds.trainings_version()[0]  # before the data, as in the list
     training = training_for(None, training_id)
-    availability = seats.availability(training)
-    version = (counter, _training_state(training, availability))
-    return conditional(version, lambda: _training(training, availability))
+    entry = (training, registration_state(training), seats.availability(training))
+    return conditional((counter, _training_state(*entry)), lambda: _training(*entry))
 
 
 # Materials ------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from events.models import (
 )
 from events.notifications import mail_registration, send_manage_link
 from events.seats import (
+    availability,
     hold_time,
     lock_registration,
     lock_training,
@@ -53,6 +54,12 @@ def registration_state(training: Training) -> str:
     if training.registration_opens_at and now < training.registration_opens_at:
         return "not_yet"
     return "open"
+
+
+def programme_entries(trainings: list[Training]) -> list[tuple]:
+    """``(training, registration state, availability)`` for each training of a list (programme page, embed,
+    API): the seats as read with the training's row, no statement per training."""
+    return [(t, registration_state(t), availability(t, t.seats_taken)) for t in trainings]
 
 
 @dataclass

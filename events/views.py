@@ -22,7 +22,13 @@ from events.access import key_by_link, registration_by_link, training_for
 from events.errors import EventsError
 from events.forms import EmailForm, RegistrationForm
 from events.models import ACTIVE, Training, TrainingFormat
-from events.registrations import cancel_registration, confirm_registration, register, registration_state
+from events.registrations import (
+    cancel_registration,
+    confirm_registration,
+    programme_entries,
+    register,
+    registration_state,
+)
 
 bp = Blueprint("events", __name__, url_prefix="/events")
 my_bp = Blueprint("my", __name__, url_prefix="/my")
@@ -98,7 +104,7 @@ def programme():
     page = db.paginate(trainings.programme(group, fmt, first_day), per_page=PROGRAMME_PAGE, error_out=False,
                        page=page_number())
     # Seats as read with each training's row: one statement for the page, not one per training.
-    listed = [(t, registration_state(t), seats.availability(t, t.seats_taken)) for t in page.items]
+    listed = programme_entries(page.items)
     filters = {"target_group": group.value if group else None, "format": fmt.value if fmt else None,
                "month": f"{first_day:%Y-%m}" if first_day else None}
     return render_template("events/programme.html", page=page, listed=listed, group=group, fmt=fmt,

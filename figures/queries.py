@@ -107,7 +107,7 @@ def _trainings_begun(period: Period, now: datetime, cancelled: bool = False):
                     func.max(TrainingSession.ends_at).label("last"))
              .group_by(TrainingSession.training_id).subquery())
     # Cancelled: after it was published (a draft given up was never announced).
-    status = and_(Training.status == TrainingStatus.CANCELLED, Training.published_at.is_not(None)) if cancelled \
+    status = and_(Training.status == TrainingStatus.CANCELLED, Training.is_public) if cancelled \
         else Training.status == TrainingStatus.PUBLISHED
     return (select(Training.id, Training.seats, first.c.last).join(first, first.c.training_id == Training.id)
             .where(first.c.first >= a, first.c.first < b, first.c.first <= now, status))
