@@ -18,6 +18,7 @@ from core.bounds import IdConverter, refuse_control_characters
 from core.config import load_config
 from core.db import configure_engine, ensure_schema
 from core.extensions import babel, csrf, db, limiter, login_manager, migrate
+from core.pagecache import init_page_cache
 from core.security import set_security_headers
 from core.urls import external_url, webcal_url
 
@@ -108,6 +109,7 @@ def register_hooks(app: Flask) -> None:
     app.before_request(ensure_schema)
     app.before_request(refuse_control_characters)
     app.before_request(notice_ended_sign_in)
+    init_page_cache(app)  # after the hooks above: a kept answer passes the same checks
     app.after_request(set_security_headers)
     app.after_request(deliver_after_response)
     app.after_request(i18n.vary_on_language)

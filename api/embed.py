@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from api.http import EMBED_PREFIX
 from core.extensions import db
+from core.pagecache import kept_whole
 from core.security import framable_by, staff_required
 from core.urls import external_url
 from core.vocabulary import TargetGroup
@@ -41,6 +42,7 @@ def embed_filters() -> dict:
 
 
 @bp.get("/programme")
+@kept_whole
 def programme():
     """The coming trainings, compact, for an iframe on another site."""
     chosen = embed_filters()

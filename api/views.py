@@ -15,6 +15,7 @@ from core.bounds import MAX_PAGE
 from core.extensions import db, limiter
 from core.i18n import language_name, local_today, local_tz
 from core.limits import configured
+from core.pagecache import kept_whole
 from core.urls import external_url
 from core.vocabulary import TargetGroup
 from events import feeds, seats, trainings
@@ -93,6 +94,7 @@ def _training_state(training: Training, state: str, availability) -> tuple:
 @bp.arguments(schemas.ProgrammeArgs, location="query", as_kwargs=True)
 @bp.response(200, schemas.TrainingPage)
 @_documented(400, 429)
+@kept_whole
 def programme(page=1, per_page=20, lang=None, target_group=None, format=None, month=None, language=None):
     """The coming trainings
 
@@ -115,6 +117,7 @@ def programme(page=1, per_page=20, lang=None, target_group=None, format=None, mo
 @bp.arguments(schemas.LanguageArgs, location="query", as_kwargs=True)
 @bp.response(200, schemas.Training)
 @_documented(400, 404, 429)
+@kept_whole
 def training(training_id: int, lang=None):
     """One training
 
@@ -153,6 +156,7 @@ def _material(material: Material) -> dict:
 @bp.arguments(schemas.CatalogueArgs, location="query", as_kwargs=True)
 @bp.response(200, schemas.MaterialPage)
 @_documented(400, 429)
+@kept_whole
 def catalogue(page=1, per_page=20, lang=None, q="", kind=None, topic="", language="", target_group=None,
               available_from=None, available_to=None):
     """The catalogue
@@ -175,6 +179,7 @@ def catalogue(page=1, per_page=20, lang=None, q="", kind=None, topic="", languag
 @bp.arguments(schemas.LanguageArgs, location="query", as_kwargs=True)
 @bp.response(200, schemas.Material)
 @_documented(400, 404, 429)
+@kept_whole
 def material(material_id: int, lang=None):
     """One material
 
@@ -189,6 +194,7 @@ def material(material_id: int, lang=None):
 @bp.arguments(schemas.LanguageArgs, location="query", as_kwargs=True)
 @bp.response(200, schemas.Vocabularies)
 @_documented(400, 429)
+@kept_whole
 def vocabularies(lang=None):
     """The words of the filters
 

@@ -44,6 +44,7 @@ SCALES = {
     "small": dict(materials=50, units=200, loans=2_000, organisations=20, trainings=30, registrations=1_500),
 }
 STAFF_EMAIL = "bench-staff@fundus.example"
+PARTNER_EMAIL = "bench-partner@fundus.example"
 WORDS = ("Wohnen", "Vielfalt", "Vermietung", "Nachbarschaft", "Beratung", "Rechte", "Quartier", "Gleichbehandlung",
          "Wohnungssuche", "Migration", "Antidiskriminierung", "Praxis", "Leitfaden", "Ausstellung", "Dialog")
 BATCH = 5_000
@@ -67,6 +68,9 @@ def generate(scale: str, password_hash: str, seed: int = 2026) -> dict:
         for i in range(1, n["organisations"] + 1)])
     _insert(User.__table__, [dict(id=1, email=STAFF_EMAIL, name="Bench Staff", role=Role.STAFF.value,
                                   organisation_id=None, password_hash=password_hash, locale="de", active=True,
+                                  created_at=now, updated_at=now),
+                             dict(id=2, email=PARTNER_EMAIL, name="Bench Partner", role=Role.PARTNER.value,
+                                  organisation_id=1, password_hash=password_hash, locale="de", active=True,
                                   created_at=now, updated_at=now)])
 
     materials, editions, units = [], [], []
@@ -161,8 +165,8 @@ def generate(scale: str, password_hash: str, seed: int = 2026) -> dict:
                                         object_id=b["request_id"], from_state="approved", to_state="handed_over",
                                         reason="", details="") for b in bookings])
     db.session.commit()
-    return {"material": 2, "training": target, "materials": len(materials), "loans": len(bookings),
-            "registrations": len(registrations)}
+    return {"material": 2, "training": target, "request": bookings[0]["request_id"], "materials": len(materials),
+            "loans": len(bookings), "registrations": len(registrations)}
 
 
 def reset_sequences() -> None:

@@ -102,16 +102,16 @@ def start_gunicorn(url: str, port: int, floor_dir: Path) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
-def sign_in(base: str) -> str:
-    """The staff session cookie, through the real login form."""
+def sign_in(base: str, email: str | None) -> str:
+    """A session cookie: signed in as ``email`` through the real login form, or (``None``) that of an
+    anonymous visitor after a first page, as a browser keeps it."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     page = opener.open(f"{base}/login").read().decode()
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    from bench.generate import STAFF_EMAIL
-
-    data = urllib.parse.urlencode({"csrf_token": token, "email": STAFF_EMAIL, "password": PASSWORD}).encode()
-    opener.open(f"{base}/login", data=data).read()
+    if email:
+        data = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": PASSWORD}).encode()
+        opener.open(f"{base}/login", data=data).read()
     return "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
@@ -124,27 +124,36 @@ def fetch(url: str, headers: dict) -> tuple[int, bytes, dict]:
         return error.code, error.read(), dict(error.headers)
 
 
-def pages(ids: dict) -> dict[str, str]:
+# Who asks: a visitor (anonymous, with the session cookie a browser keeps after its first page), a partner's or
+# a staff member's browser, or a program without a session (calendar apps poll the feeds, other sites' servers
+# ask the API).
+VISITOR, PARTNER, STAFF, PROGRAM = "visitor", "partner", "staff", "program"
+
+
+def pages(ids: dict) -> dict[str, tuple[str, str]]:
     from datetime import date
 
     soon = date.today() + timedelta(days=60)
     return {
-        "catalogue": "/materials/",
-        "catalogue_search": f"/materials/?q=wohnen&available_from={soon}&available_to={soon + timedelta(days=3)}",
-        "catalogue_page50": "/materials/?page=50",
-        "material_detail": f"/materials/{ids['material']}",
-        "overdue": "/requests/loans/overdue",
-        "dashboard": "/requests/overview",
-        "programme": "/events/",
-        "training_detail": f"/events/{ids['training']}",
-        "participants": f"/events/staff/{ids['training']}",
-        "feed": "/events/calendar.ics",
-        "feed_304": "/events/calendar.ics",
-        "api_programme": "/api/v1/trainings",
-        "api_programme_304": "/api/v1/trainings",
-        "api_catalogue": "/api/v1/materials",
-        "api_catalogue_304": "/api/v1/materials",
-        "figures": f"/figures/?kind=year&year={date.today().year}",
+        "catalogue": ("/materials/", VISITOR),
+        "catalogue_search": (f"/materials/?q=wohnen&available_from={soon}&available_to={soon + timedelta(days=3)}",
+                             VISITOR),
+        "catalogue_page50": ("/materials/?page=50", VISITOR),
+        "material_detail": (f"/materials/{ids['material']}", VISITOR),
+        "programme": ("/events/", VISITOR),
+        "training_detail": (f"/events/{ids['training']}", VISITOR),
+        "partner_catalogue": ("/materials/", PARTNER),
+        "request_page": (f"/requests/{ids['request']}", STAFF),
+        "overdue": ("/requests/loans/overdue", STAFF),
+        "dashboard": ("/requests/overview", STAFF),
+        "participants": (f"/events/staff/{ids['training']}", STAFF),
+        "feed": ("/events/calendar.ics", PROGRAM),
+        "feed_304": ("/events/calendar.ics", PROGRAM),
+        "api_programme": ("/api/v1/trainings", PROGRAM),
+        "api_programme_304": ("/api/v1/trainings", PROGRAM),
+        "api_catalogue": ("/api/v1/materials", PROGRAM),
+        "api_catalogue_304": ("/api/v1/materials", PROGRAM),
+        "figures": (f"/figures/?kind=year&year={date.today().year}", STAFF),
     }
 
 
@@ -210,14 +219,15 @@ def main() -> None:
     server = start_gunicorn(url, port, floor_dir)
     results = {}
     try:
-        cookie = sign_in(base)
+        from bench.generate import PARTNER_EMAIL, STAFF_EMAIL
+
+        cookies = {VISITOR: sign_in(base, None), PARTNER: sign_in(base, PARTNER_EMAIL),
+                   STAFF: sign_in(base, STAFF_EMAIL)}
         wanted = set(filter(None, args.only.split(",")))
-        for name, path in pages(ids).items():
+        for name, (path, who) in pages(ids).items():
             if wanted and name not in wanted:
                 continue
-            # Calendar apps poll the feeds and other sites' servers the API without a session; people browse the
-            # pages signed in as staff.
-            headers = {} if name.startswith(("feed", "api_")) else {"Cookie": cookie}
+            headers = {"Cookie": cookies[who]} if who in cookies else {}
             if name.endswith("_304"):
                 _, _, first = fetch(base + path, headers)
                 headers["If-None-Match"] = first["ETag"]

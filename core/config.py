@@ -25,6 +25,8 @@ DEFAULTS: dict[str, object] = {
     "PROXY_COUNT": 0,  # reverse proxies in front (nginx: 1), so client addresses are right
     "TIMEZONE": "Europe/Berlin",
     "UPLOAD_FOLDER": "",  # cover images and PDFs; empty: instance/uploads
+    "PAGE_CACHE_ENTRIES": 400,  # public answers kept per process for anonymous visitors (core.pagecache); 0: none
+    "PAGE_CACHE_SECONDS": 60,  # how long a kept answer serves, for what changes with the time alone
     # Login protection
     "RATELIMIT_STORAGE_URI": "memory://",  # per process; use redis://… with several processes
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",  # per client address

@@ -8,15 +8,13 @@ registration per training: a partial unique index.
 """
 
 from datetime import datetime
-from itertools import chain
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, and_, event, or_, text
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, and_, or_, text
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from core import audit
-from core.changes import bump
 from core.extensions import db
 from core.models import LabelledEnum, TimestampMixin, set_labels, str_enum, utcnow
 from core.states import Stateful, StateMachine, moves
@@ -190,18 +188,7 @@ class TrainingSession(db.Model):
     training: Mapped[Training] = relationship(back_populates="sessions")
 
 
-TRAININGS_COUNTER = "trainings"
-
-
-@event.listens_for(Session, "before_flush")
-def _count_training_changes(session, _context, _instances) -> None:
-    """A new, changed or removed training or session raises the ``trainings`` change counter, which
-    the public feeds' ETag is made of. New registrations only touch a training's collections, which
-    do not count (they do not change what a public feed shows)."""
-    changed = chain(session.new, session.deleted,
-                    (obj for obj in session.dirty if session.is_modified(obj, include_collections=False)))
-    if any(isinstance(obj, (Training, TrainingSession)) for obj in changed):
-        bump(session, TRAININGS_COUNTER)
+TRAININGS_COUNTER = "trainings"  # raised by core.changes with every change of a training or its sessions
 
 
 class Registration(Stateful, TimestampMixin, db.Model):

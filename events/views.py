@@ -16,6 +16,7 @@ from core.errors import action, shown_at
 from core.extensions import db, limiter
 from core.i18n import local_today
 from core.limits import per_address, per_client
+from core.pagecache import kept_whole
 from core.vocabulary import TargetGroup
 from events import feeds, links, notifications, personal_data, seats, trainings
 from events.access import key_by_link, registration_by_link, training_for
@@ -72,6 +73,7 @@ def manage(token: str):
 
 
 @bp.get("/archive")
+@kept_whole
 def archive():
     """Past trainings, newest first."""
     page = db.paginate(trainings.archive(), per_page=PROGRAMME_PAGE, error_out=False, page=page_number())
@@ -96,6 +98,7 @@ def programme_filters() -> tuple:
 
 
 @bp.get("/")
+@kept_whole
 def programme():
     """Upcoming published trainings with place, target groups and whether seats are free (no numbers:
     ``seats.availability``); filters by target group, format and month (URL parameters), and the feed
@@ -127,6 +130,7 @@ def registration_form(training: Training) -> RegistrationForm:
 @bp.route("/<int:training_id>", methods=["GET", "POST"])
 @per_client("REGISTRATION_RATE_LIMIT")
 @per_address()
+@kept_whole
 def detail(training_id: int):
     """A training with its sessions, whether seats are free (no numbers: ``seats.availability``),
     calendar links and the registration form."""
@@ -176,6 +180,7 @@ def ics_response(feed: tuple, version: tuple, last_modified, load, name):
 
 
 @bp.get("/<int:training_id>.ics")
+@kept_whole
 def training_ics(training_id: int):
     """One training as a calendar (download or subscription)."""
     training = training_for(current_user, training_id)
@@ -184,6 +189,7 @@ def training_ics(training_id: int):
 
 
 @bp.get("/calendar.ics")
+@kept_whole
 def calendar_ics():
     """All published (and cancelled) trainings from 30 days ago on; the programme's filters
     (``?target_group=``, ``format=``, ``month=``) narrow it, so a filtered programme has its feed.

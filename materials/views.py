@@ -15,6 +15,7 @@ from core.confirm import Confirmation, confirm_page
 from core.errors import action, flash_form_errors, shown_at
 from core.extensions import db
 from core.i18n import language_name, local_today
+from core.pagecache import kept_whole
 from core.security import safe_next, staff_required
 from core.urls import external_url
 from core.vocabulary import TargetGroup
@@ -43,6 +44,7 @@ bp.add_app_template_global(language_name)
 
 
 @bp.get("/")
+@kept_whole
 def catalogue():
     """Search and filter the catalogue; every filter is a URL parameter, so searches can be bookmarked."""
     query = CatalogueQuery.from_args(request.args)
@@ -63,6 +65,7 @@ def catalogue():
 
 
 @bp.get("/<int:material_id>")
+@kept_whole
 def detail(material_id: int):
     """A material with its editions, stock or free units, and a month calendar for returnable ones."""
     return detail_page(material_for(current_user, material_id))
