@@ -21,13 +21,12 @@ Only what is the same for every visitor is kept, and only for a visitor to whom 
 - only a 200 to a GET, with a fixed set of headers (never ``Set-Cookie``, CORS or rate-limit headers:
   those are made per request by the hooks that run on a kept answer too);
 - the page's CSRF token (the header's language switch, the training's registration form) is
-  taken out when the answer is kept and the requesting visitor's own token put in when it is served,
+  cut out when the answer is kept and the requesting visitor's own token put in when it is served,
   so one visitor's token never reaches another; the session cookie stays the visitor's own.
 
 A conditional request (``If-None-Match``) for a kept answer with an ETag is answered 304 from the entry.
 """
 
-import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -46,8 +45,6 @@ from core.models import utcnow
 # Headers an answer keeps; every other header is made again for each request by the hooks.
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Content-Disposition", "Content-Security-Policy",
                 "Cache-Control", "ETag", "Last-Modified", "Vary", "Link")
-# Stands for the CSRF token in a kept body: random per process, so no page text can contain it.
-_TOKEN_MARK = f"\x00csrf-{secrets.token_hex(16)}\x00".encode()
 
 
 def kept_whole(view):
@@ -59,12 +56,12 @@ def kept_whole(view):
 @dataclass(frozen=True, slots=True)
 class Kept:
     built_at: datetime
-    body: bytes
+    parts: tuple[bytes, ...]  # the body around each place of the CSRF token
     headers: tuple[tuple[str, str], ...]
-    has_token: bool
 
     def response(self):
-        body = self.body.replace(_TOKEN_MARK, generate_csrf().encode()) if self.has_token else self.body
+        # Joining at the token's places: one copy, where replacing would search the whole body again.
+        body = generate_csrf().encode().join(self.parts) if len(self.parts) > 1 else self.parts[0]
         response = current_app.response_class(body, status=200, headers=list(self.headers))
         return response.make_conditional(request) if response.headers.get("ETag") else response
 
@@ -136,8 +133,7 @@ def keep(response):
         return response
     body = response.get_data()
     token = g.get("csrf_token")
-    if token:
-        body = body.replace(token.encode(), _TOKEN_MARK)
+    parts = tuple(body.split(token.encode())) if token else (body,)
     headers = tuple((name, value) for name, value in response.headers.items() if name in KEPT_HEADERS)
-    current_app.extensions["pagecache"].put(key, Kept(g.page_built_at, body, headers, has_token=bool(token)))
+    current_app.extensions["pagecache"].put(key, Kept(g.page_built_at, parts, headers))
     return response

@@ -5,8 +5,7 @@ import secrets
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from accounts.audit_log import history
 from accounts.models import Organisation
@@ -111,26 +110,26 @@ def index():
 @login_required
 def detail(request_id: int):
     """A request with its copies and bookings; the actions its viewer may take."""
-    return _detail_page(request_for(current_user, request_id))
+    return _detail_page(request_for(current_user, request_id, *REQUEST_PAGE))
 
 
 def _typed_again(request_id: int, error: MaterialsError):
     """A staff form on the request page refused by the rules (too many copies, a unit that cannot go,
     the contents not checked): the page again, with the message and what was typed and ticked."""
     flash(str(error.message), "error")
-    return _detail_page(request_for(current_user, request_id), posted=request.form), 422
+    return _detail_page(request_for(current_user, request_id, *REQUEST_PAGE), posted=request.form), 422
+
+
+# What the request page shows, loaded with the request: one statement for the request with its organisation and
+# author, one for its lines, one for its bookings, each joined to its many-to-one rows (edition, unit, material).
+REQUEST_PAGE = (joinedload(Request.organisation), joinedload(Request.created_by),
+                selectinload(Request.lines).joinedload(RequestLine.edition).joinedload(Edition.material),
+                selectinload(Request.bookings).joinedload(Booking.unit).joinedload(Unit.edition)
+                .joinedload(Edition.material))
 
 
 def _detail_page(req: Request, posted=None):
-    lines = db.session.scalars(
-        select(RequestLine).where(RequestLine.request_id == req.id)
-        .options(selectinload(RequestLine.edition).selectinload(Edition.material))
-    ).all()
-    booked = db.session.scalars(
-        select(Booking).where(Booking.request_id == req.id)
-        .options(selectinload(Booking.unit).selectinload(Unit.edition).selectinload(Edition.material))
-        .order_by(Booking.starts_on)
-    ).all()
+    lines, booked = req.lines, req.bookings  # ordered by their start (``Request.bookings``)
     alternatives, past = {}, []
     if current_user.is_staff:
         alternatives = {b.id: bookings.alternative_units(b) for b in booked if b.can("reassign")}

@@ -25,7 +25,7 @@ def build(scale: int, make_org, make_user, make_material, make_training, prefix:
     today = local_today()
     org = make_org()
     partner = make_user(Role.PARTNER, organisation=org)
-    kits = []
+    kits, handed_over = [], []
     for i in range(scale):
         make_material(title=f"Broschüre {i}", editions={"de": 50, "tr": 20}, low_stock_threshold=100)
         kit = make_material(title=f"Koffer {i}", returnable=True, units={"de": [f"{prefix}K{i}-1", f"{prefix}K{i}-2"]})
@@ -33,6 +33,7 @@ def build(scale: int, make_org, make_user, make_material, make_training, prefix:
         kits.append(kit)
         request = Request(organisation_id=org.id, created_by_id=partner.id, status=RequestStatus.HANDED_OVER)
         db.session.add(request)
+        handed_over.append(request)
         start = today - timedelta(days=20)
         db.session.add(Booking(unit=kit.editions[0].units[0], request=request, starts_on=start,
                                ends_on=today - timedelta(days=2), blocked_until=today - timedelta(days=2),
@@ -48,7 +49,7 @@ def build(scale: int, make_org, make_user, make_material, make_training, prefix:
         registration.attended = [Attendance(session_id=big.sessions[0].id)]
         db.session.add(registration)
     db.session.commit()
-    return {"kit": kits[0].id, "training": big.id}
+    return {"kit": kits[0].id, "training": big.id, "request": handed_over[0].id}
 
 
 def pages(ids: dict) -> list[str]:
@@ -66,6 +67,7 @@ def pages(ids: dict) -> list[str]:
         "/requests/stock/low",
         "/requests/?status=handed_over",
         "/requests/",
+        f"/requests/{ids['request']}",
         "/events/",
         f"/events/{ids['training']}",
         f"/events/staff/{ids['training']}",
