@@ -13,7 +13,7 @@ from flask import Response, g, has_app_context
 from sqlalchemy import event
 
 from app import create_app as fundus_app
-from core.extensions import db
+from core.db import engines
 
 
 def create():
@@ -26,7 +26,8 @@ def create():
             g.sql_statements = g.get("sql_statements", 0) + 1
 
     with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", count)
+        for engine in engines():  # the session's and, on PostgreSQL, the change counters' (core.db.lone_read)
+            event.listen(engine, "before_cursor_execute", count)
 
     @app.after_request
     def report(response):

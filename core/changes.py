@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.db import lone_statements
+from core.db import lone_read
 from core.extensions import db
 from core.models import utcnow
 
@@ -122,9 +122,8 @@ def version(name: str) -> tuple[int, datetime | None]:
 
     For a conditional feed request this is all the database work, so it is read on a pooled
     connection of its own rather than through the ORM session (whose bookkeeping cost more than the
-    query), outside a transaction (see ``lone_statements``)."""
-    with lone_statements() as connection:
-        row = connection.execute(_READ, {"name": name}).first()
+    query), outside a transaction (see ``core.db.lone_read``)."""
+    row = lone_read(lambda connection: connection.execute(_READ, {"name": name}).first())
     return (row.value, row.changed_at) if row else (0, None)
 
 
@@ -132,5 +131,4 @@ def all_versions() -> tuple:
     """Every counter, as ``((name, value), …)``, in one statement over the few rows of the table (on a
     connection of its own, outside a transaction, like ``version``). Anything any public answer shows
     has changed exactly when this has."""
-    with lone_statements() as connection:
-        return tuple(tuple(row) for row in connection.exec_driver_sql(_READ_ALL))
+    return lone_read(lambda connection: tuple(tuple(row) for row in connection.exec_driver_sql(_READ_ALL)))

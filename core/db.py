@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import event, inspect
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -42,6 +42,7 @@ def configure_engine(app) -> None:
     app.extensions["fundus_outage"] = outage = OutageLog()
     event.listen(engine, "checkout", outage.on_checkout)
     if engine.dialect.name != "sqlite":
+        app.extensions["fundus_lone_engine"] = _lone_engine(app, engine)
         return
 
     @event.listens_for(engine, "connect")
@@ -86,19 +87,53 @@ def _read_only_request() -> bool:
     return not getattr(view, "writes_on_get", False)
 
 
+def _lone_engine(app, engine):
+    """PostgreSQL: the pool of ``lone_read``, in AUTOCOMMIT and without the liveness check on checkout
+    (``pool_pre_ping``, one round trip of the two such a read would take)."""
+    options = {key: value for key, value in app.config["SQLALCHEMY_ENGINE_OPTIONS"].items()
+               if key != "pool_pre_ping"}
+    return create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8, **options)
+
+
+def engines() -> tuple:
+    """The app's engines: the one of the ORM session and, on PostgreSQL, the one of ``lone_read`` (whoever
+    counts statements listens to both)."""
+    lone = current_app.extensions.get("fundus_lone_engine")
+    return (db.engine,) if lone is None else (db.engine, lone)
+
+
+def dispose_engines() -> None:
+    for engine in engines():
+        engine.dispose()
+
+
 @contextmanager
 def lone_statements():
     """A pooled connection whose statements each run on their own, outside a transaction: for a
     single read that is all a request does (the conditional feed), where BEGIN and ROLLBACK would
-    be two of PostgreSQL's four round trips. PostgreSQL gets AUTOCOMMIT; SQLite's begin hook leaves
-    out its BEGIN instead (pysqlite's own transaction handling is off, so the statement commits by
-    itself), because resetting SQLAlchemy's AUTOCOMMIT level would turn that handling back on for
-    the pooled connection."""
-    with db.engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            yield connection.execution_options(outside_transaction=True)
-        else:
-            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+    be two of PostgreSQL's four round trips. PostgreSQL: a connection of ``lone_read``'s pool (AUTOCOMMIT);
+    SQLite's begin hook leaves out its BEGIN instead (pysqlite's own transaction handling is off, so the
+    statement commits by itself), because resetting SQLAlchemy's AUTOCOMMIT level would turn that handling
+    back on for the pooled connection."""
+    engine = engines()[-1]
+    with engine.connect() as connection:
+        yield (connection.execution_options(outside_transaction=True) if engine.dialect.name == "sqlite"
+               else connection)
+
+
+def lone_read(read):
+    """``read(connection)`` on a connection of ``lone_statements``: the change counters, read before every
+    kept answer and every conditional request. Its PostgreSQL pool skips the liveness check; a connection
+    the server dropped (a restart) fails the read, which then runs once more on a new connection, so the
+    first request after a restart is answered as with the check."""
+    try:
+        with lone_statements() as connection:
+            return read(connection)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    with lone_statements() as connection:
+        return read(connection)
 
 
 # PostgreSQL aborts one of two transactions that wait for each other (deadlock_detected) or that

@@ -20,6 +20,8 @@ from flask import current_app, g, has_request_context, request
 from flask_babel import get_locale
 from flask_login import current_user
 
+from core.security import may_be_signed_in
+
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -41,7 +43,7 @@ def select_locale() -> Locale:
     choice = request.args.get("lang") or request.cookies.get(LANG_COOKIE)  # ?lang=: this page only (a link
     if choice in languages:                                                  # from the embed), nothing kept
         return _locale(choice)
-    if current_user and current_user.is_authenticated and current_user.locale in languages:
+    if may_be_signed_in() and current_user.is_authenticated and current_user.locale in languages:
         return _locale(current_user.locale)
     g.language_from_browser = True  # the answer depends on the header (``vary_on_language``)
     return _locale(browser_language(request.accept_languages, languages, default))

@@ -35,13 +35,15 @@ from datetime import datetime, timedelta
 from flask import current_app, g, request, session
 from flask.globals import request_ctx
 from flask_babel import get_locale
-from flask_login.config import COOKIE_NAME as REMEMBER_COOKIE
 from flask_wtf.csrf import generate_csrf
 
 from core.changes import all_versions
 from core.i18n import local_today
 from core.models import utcnow
+from core.security import may_be_signed_in
 
+# The headers of a conditional request, as the WSGI environment names them.
+CONDITIONS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
 # Headers an answer keeps; every other header is made again for each request by the hooks.
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Content-Disposition", "Content-Security-Policy",
                 "Cache-Control", "ETag", "Last-Modified", "Vary", "Link")
@@ -55,7 +57,6 @@ def kept_whole(view):
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    built_at: datetime
     parts: tuple[bytes, ...]  # the body around each place of the CSRF token
     headers: tuple[tuple[str, str], ...]
 
@@ -67,25 +68,26 @@ class Kept:
 
 
 class PageCache:
-    """The kept answers of one process, the least recently used dropped beyond ``size``."""
+    """What one process keeps (answers, and values such as the figures of a period), the least recently
+    used dropped beyond ``size``."""
 
     def __init__(self, size: int):
         self.size = size
-        self._entries: OrderedDict[tuple, Kept] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[datetime, object]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple, now: datetime, seconds: int) -> Kept | None:
-        """The entry for ``key`` if it was built within ``seconds`` before ``now``."""
+    def get(self, key: tuple, now: datetime, seconds: int):
+        """The value kept for ``key`` if it was built within ``seconds`` before ``now``, else None."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or not timedelta(0) <= now - entry.built_at < timedelta(seconds=seconds):
+            if entry is None or not timedelta(0) <= now - entry[0] < timedelta(seconds=seconds):
                 return None
             self._entries.move_to_end(key)
-            return entry
+            return entry[1]
 
-    def put(self, key: tuple, entry: Kept) -> None:
+    def put(self, key: tuple, value, built_at: datetime) -> None:
         with self._lock:
-            self._entries[key] = entry
+            self._entries[key] = (built_at, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
@@ -104,8 +106,7 @@ def init_page_cache(app) -> None:
 
 def _anonymous_and_quiet() -> bool:
     """Nobody signed in and nothing waiting to be shown: the page is the one every visitor gets."""
-    return ("_user_id" not in session and "_flashes" not in session and not g.get("sign_in_ended")
-            and current_app.config.get("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE) not in request.cookies)
+    return not may_be_signed_in() and "_flashes" not in session and not g.get("sign_in_ended")
 
 
 def serve_kept():
@@ -122,6 +123,8 @@ def serve_kept():
         return entry.response()
     if request.method == "GET":
         g.page_key, g.page_built_at = key, now  # the clock before the data, like the counters
+        # A conditional request builds the whole answer, to keep it; ``keep`` answers the condition.
+        g.page_conditions = {name: request.environ.pop(name) for name in CONDITIONS if name in request.environ}
     return None
 
 
@@ -130,10 +133,38 @@ def keep(response):
     key = g.pop("page_key", None)
     if (key is None or response.status_code != 200 or response.direct_passthrough or response.is_streamed
             or not _anonymous_and_quiet() or request_ctx.flashes):
-        return response
+        return _answer_conditions(response)
     body = response.get_data()
     token = g.get("csrf_token")
     parts = tuple(body.split(token.encode())) if token else (body,)
     headers = tuple((name, value) for name, value in response.headers.items() if name in KEPT_HEADERS)
-    current_app.extensions["pagecache"].put(key, Kept(g.page_built_at, parts, headers))
+    current_app.extensions["pagecache"].put(key, Kept(parts, headers), g.page_built_at)
+    return _answer_conditions(response)
+
+
+def _answer_conditions(response):
+    """The conditions ``serve_kept`` took from the request, answered now (a 304 where they hold)."""
+    conditions = g.pop("page_conditions", None)
+    if conditions:
+        request.environ.update(conditions)
+        for parsed in ("if_none_match", "if_modified_since"):  # parsed without them: parse again
+            request.__dict__.pop(parsed, None)
+        if response.status_code == 200 and response.headers.get("ETag"):
+            return response.make_conditional(request)
     return response
+
+
+def kept_value(key: tuple, build):
+    """``build()``, kept in this process under ``key`` and every change counter for ``PAGE_CACHE_SECONDS``
+    (a value that depends on the data the counters count, and on the time by less than that): the figures
+    of a period, asked again for the exports or by the next person, are not counted again."""
+    cache = current_app.extensions.get("pagecache")
+    if cache is None:
+        return build()
+    key = ("value", *key, all_versions())  # the counters before the data, as for answers
+    now = utcnow()
+    value = cache.get(key, now, current_app.config["PAGE_CACHE_SECONDS"])
+    if value is None:
+        value = build()
+        cache.put(key, value, now)
+    return value

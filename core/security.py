@@ -7,8 +7,9 @@ import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, request
+from flask import abort, current_app, g, request, session
 from flask_login import current_user
+from flask_login.config import COOKIE_NAME as REMEMBER_COOKIE
 
 
 def _require(allowed):
@@ -32,6 +33,12 @@ staff_required = _require(lambda user: user.is_staff)
 staff_required.__doc__ = "Let staff and admins through; others get 403, anonymous users the login page."
 admin_required = _require(lambda user: user.is_admin)
 admin_required.__doc__ = "Let admins through; others get 403, anonymous users the login page."
+
+
+def may_be_signed_in() -> bool:
+    """Whether the request carries a sign-in at all (Flask-Login's key in the session, or its "stay signed in"
+    cookie), known without loading anyone: without one, the visitor is anonymous."""
+    return "_user_id" in session or current_app.config.get("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE) in request.cookies
 
 
 def is_safe_next(target: str | None) -> bool:

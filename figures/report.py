@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 from accounts.models import ORGANISATION_KIND_LABELS
 from core.i18n import format_decimal, format_month, language_name
+from core.pagecache import kept_value
 from core.vocabulary import TARGET_GROUP_LABELS
 from events.models import FORMAT_LABELS
 from figures.period import Period
@@ -126,7 +127,11 @@ def _name(key: str, value) -> str:
 
 def tables(period: Period, now: datetime) -> list[Table]:
     """Every table of the period, the period before beside it."""
-    current, before = compute(period, now), compute(period.previous(), now)
+    # Kept per process until anything changes (the exports and the next person ask for the same), for the minute
+    # of ``now`` (what has begun by then).
+    minute = now.replace(second=0, microsecond=0)
+    current, before = (kept_value(("figures", p.start, p.end, minute), lambda p=p: compute(p, now))
+                       for p in (period, period.previous()))
     return [_table(key, current, before, period.kind != "range") for key in ORDER]
 
 

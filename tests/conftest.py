@@ -24,6 +24,7 @@ from sqlalchemy import text
 from accounts.models import Organisation, OrganisationKind, Role, User
 from app import create_app
 from core.after_response import sender
+from core.db import dispose_engines
 from core.extensions import db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -91,7 +92,7 @@ def app(app_config):
             tables = ", ".join(t.name for t in db.metadata.sorted_tables)
             with db.engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
+        dispose_engines()
 
 
 class CSRFClient(FlaskClient):
@@ -140,7 +141,7 @@ def make_app(app_config):
     yield make
     for other in made:
         with other.app_context():
-            db.engine.dispose()
+            dispose_engines()
 
 
 @pytest.fixture

@@ -373,3 +373,20 @@ def test_two_materials_of_one_title_stay_apart(make_material, make_user):
         db.session.commit()
     assert figures_of(2025).breakdowns["copies_by_material"] == {f"Flyer (#{first.id})": 1,
                                                                   f"Flyer (#{second.id})": 2}
+
+
+def test_a_periods_figures_are_counted_once_until_anything_changes(story, app):
+    """The exports and the next person ask for the figures the page has just counted: they are kept in the
+    process (``core.pagecache.kept_value``) and counted again after any change."""
+    from figures.report import tables
+    from tests.test_pagecache import _statements
+
+    period, now = Period("year", date(2025, 1, 1), date(2025, 12, 31)), datetime(2026, 1, 15, 9, tzinfo=UTC)
+    first = tables(period, now)
+    executed, again = _statements(app, lambda: tables(period, now))
+    assert again == first and len(executed) == 2 and all("change_counters" in s for s in executed)  # both periods
+    held = next(t for t in first if t.key == "trainings").rows[0][1]
+    with at(2025, 9, 1, 10):
+        training("Nachgetragen", 10, [((2025, 10, 1, 9), (2025, 10, 1, 12))])
+    executed, changed = _statements(app, lambda: tables(period, now))
+    assert len(executed) > 2 and next(t for t in changed if t.key == "trainings").rows[0][1] == held + 1

@@ -113,6 +113,8 @@ def test_the_site_comes_back_by_itself_after_the_database_restarts(make_app, mak
         staff = make_user(Role.STAFF)
         login(staff, the_client=client)
         assert client.get(f"/events/staff/{training.id}").status_code == 200
+        visitor = via_proxy.test_client()  # anonymous: the change counters come through their own pool
+        assert visitor.get("/events/").status_code == 200 and visitor.get("/events/").status_code == 200
         caplog.clear()
         with caplog.at_level(logging.INFO):
             proxy.stop()
@@ -124,6 +126,7 @@ def test_the_site_comes_back_by_itself_after_the_database_restarts(make_app, mak
             proxy.start()
             after = client.get(f"/events/staff/{training.id}")  # still signed in, no restart of the app
             assert after.status_code == 200 and "Teilnehmende" in after.get_data(as_text=True)
+            assert visitor.get("/events/").status_code == 200  # its pooled connection was dropped: read again
             registered = client.post(f"/events/{training.id}", data={"name": "Ada", "email": "ada@example.org",
                                                                        "consent": "y"})
             assert registered.status_code == 200

@@ -8,6 +8,7 @@ from sqlalchemy import event, update
 
 from accounts.models import Role
 from core.changes import all_versions
+from core.db import engines
 from core.extensions import db
 from events.models import Training
 from events.registrations import register
@@ -28,12 +29,14 @@ def _statements(app, request):
         executed.append(statement)
 
     with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
+        counted = engines()
+    for engine in counted:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         response = request()
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in counted:
+            event.remove(engine, "before_cursor_execute", count)
     return executed, response
 
 
@@ -123,7 +126,7 @@ def test_counters_are_raised_last_and_in_sorted_order(app, make_material, make_t
     def note(_conn, _cursor, statement, parameters, *_args):
         written.append((statement, repr(parameters)))
 
-    event.listen(db.engine, "before_cursor_execute", note)
+    event.listen(db.engine, "before_cursor_execute", note)  # the session's engine: the counters are raised there
     try:
         db.session.get(Training, training.id).title = "Umbenannt"
         db.session.get(Material, material.id).title = "Umbenannt"
@@ -208,3 +211,18 @@ def test_a_kept_answer_serves_for_page_cache_seconds_at_most(app, client, make_t
 
 def test_no_cache_when_configured_off(make_app):
     assert "pagecache" not in make_app(PAGE_CACHE_ENTRIES=0).extensions
+
+
+def test_a_process_that_only_ever_gets_conditional_requests_keeps_the_answer(app, client, make_app, make_training):
+    """Calendar apps and other sites' servers poll with ``If-None-Match`` only: the first such request to a
+    process builds the whole answer to keep it and answers 304; the next is a 304 from the kept answer."""
+    make_training(title="Abonniert")
+    etag = client.get("/events/calendar.ics").headers["ETag"]
+    other = make_app()
+    polling = other.test_client()
+    first = polling.get("/events/calendar.ics", headers={"If-None-Match": etag})
+    assert first.status_code == 304 and first.headers["ETag"] == etag and not first.get_data()
+    executed, again = _statements(other, lambda: polling.get("/events/calendar.ics", headers={"If-None-Match": etag}))
+    assert again.status_code == 304 and len(executed) == 1
+    full = polling.get("/events/calendar.ics", headers={"If-None-Match": '"something-else"'})
+    assert full.status_code == 200 and b"Abonniert" in full.get_data()

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from accounts.models import Role
+from core.db import engines
 from core.extensions import db
 from core.i18n import local_today
 from core.models import utcnow
@@ -83,11 +84,13 @@ def statements(app, client, url: str) -> int:
         if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
             executed.append(statement)
 
-    event.listen(db.engine, "before_cursor_execute", count)
+    for engine in engines():
+        event.listen(engine, "before_cursor_execute", count)
     try:
         response = client.get(url)
     finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+        for engine in engines():
+            event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200, url
     return len(executed)
 
@@ -148,11 +151,13 @@ def test_conditional_feed_answers_304_from_one_row_and_changes_with_the_training
     def counter(connection, _cursor, statement, *_args):
         executed.append((statement, in_transaction(connection)))
 
-    event.listen(db.engine, "after_cursor_execute", counter)
+    for engine in engines():
+        event.listen(engine, "after_cursor_execute", counter)
     try:
         again = client.get("/events/calendar.ics", headers={"If-None-Match": etag})
     finally:
-        event.remove(db.engine, "after_cursor_execute", counter)
+        for engine in engines():
+            event.remove(engine, "after_cursor_execute", counter)
     assert again.status_code == 304
     # One statement, and no transaction around it (no BEGIN/ROLLBACK round trips).
     assert len(executed) == 1 and "FROM change_counters" in executed[0][0] and executed[0][1] is False
