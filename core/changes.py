@@ -90,6 +90,8 @@ def _note_bulk(execute_state) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _raise_noted(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: the counters wait for the transaction's commit
+        return
     session.flush()  # what the commit would flush now is noted before the counters are raised
     for name in sorted(session.info.pop(_PENDING, ())):
         bump(session, name)

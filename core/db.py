@@ -92,7 +92,7 @@ def _lone_engine(app, engine):
     (``pool_pre_ping``, one round trip of the two such a read would take)."""
     options = {key: value for key, value in app.config["SQLALCHEMY_ENGINE_OPTIONS"].items()
                if key != "pool_pre_ping"}
-    return create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8, **options)
+    return create_engine(engine.url, **{**options, "isolation_level": "AUTOCOMMIT", "pool_size": 2, "max_overflow": 8})
 
 
 def engines() -> tuple:

@@ -44,6 +44,9 @@ from core.security import may_be_signed_in
 
 # The headers of a conditional request, as the WSGI environment names them.
 CONDITIONS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
+# A body kept at most: a large calendar feed has its own cache of built calendars (events.views), and the
+# entries of a process hold at most ``PageCache.budget`` bytes together, however many addresses are asked for.
+LARGEST = 2**20
 # Headers an answer keeps; every other header is made again for each request by the hooks.
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Content-Disposition", "Content-Security-Policy",
                 "Cache-Control", "ETag", "Last-Modified", "Vary", "Link")
@@ -71,9 +74,9 @@ class PageCache:
     """What one process keeps (answers, and values such as the figures of a period), the least recently
     used dropped beyond ``size``."""
 
-    def __init__(self, size: int):
-        self.size = size
-        self._entries: OrderedDict[tuple, tuple[datetime, object]] = OrderedDict()
+    def __init__(self, size: int, budget: int = 64 * 2**20):
+        self.size, self.budget, self.bytes = size, budget, 0  # at most ``size`` entries, ``budget`` bytes of bodies
+        self._entries: OrderedDict[tuple, tuple[datetime, object, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple, now: datetime, seconds: int):
@@ -85,12 +88,13 @@ class PageCache:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: tuple, value, built_at: datetime) -> None:
+    def put(self, key: tuple, value, built_at: datetime, size: int = 0) -> None:
         with self._lock:
-            self._entries[key] = (built_at, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(key, None)
+            self.bytes += size - (old[2] if old else 0)
+            self._entries[key] = (built_at, value, size)
+            while len(self._entries) > self.size or self.bytes > self.budget:
+                self.bytes -= self._entries.popitem(last=False)[1][2]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -135,10 +139,12 @@ def keep(response):
             or not _anonymous_and_quiet() or request_ctx.flashes):
         return _answer_conditions(response)
     body = response.get_data()
+    if len(body) > LARGEST:
+        return _answer_conditions(response)
     token = g.get("csrf_token")
     parts = tuple(body.split(token.encode())) if token else (body,)
     headers = tuple((name, value) for name, value in response.headers.items() if name in KEPT_HEADERS)
-    current_app.extensions["pagecache"].put(key, Kept(parts, headers), g.page_built_at)
+    current_app.extensions["pagecache"].put(key, Kept(parts, headers), g.page_built_at, len(body))
     return _answer_conditions(response)
 
 

@@ -226,3 +226,40 @@ def test_a_process_that_only_ever_gets_conditional_requests_keeps_the_answer(app
     assert again.status_code == 304 and len(executed) == 1
     full = polling.get("/events/calendar.ics", headers={"If-None-Match": '"something-else"'})
     assert full.status_code == 200 and b"Abonniert" in full.get_data()
+
+
+def test_a_savepoint_raises_no_counter_before_the_commit(app, make_material, make_training):
+    """Write paths use savepoints (a registration, a cart, each row of the import): the counters are raised at
+    the transaction's commit, last and in order, not when a savepoint is released."""
+    material, training = make_material(), make_training()
+    written = []
+
+    def note(_conn, _cursor, statement, parameters, *_args):
+        written.append((statement, repr(parameters)))
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        with db.session.begin_nested():
+            db.session.get(Training, training.id).title = "Im Savepoint"
+        assert not [s for s, _ in written if "change_counters" in s]
+        db.session.get(Material, material.id).title = "Danach"
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    counters = [parameters for statement, parameters in written if "change_counters" in statement]
+    assert len(counters) == 2 and "'materials'" in counters[0] and "'trainings'" in counters[1]
+    assert all("change_counters" in s for s, _ in written[-2:])
+
+
+def test_the_kept_answers_of_a_process_stay_within_their_byte_budget():
+    from datetime import UTC, datetime
+
+    from core.pagecache import PageCache
+
+    cache, now = PageCache(size=100, budget=1000), datetime(2026, 12, 1, tzinfo=UTC)
+    for n in range(10):
+        cache.put(("page", n), f"body {n}", now, size=300)
+    assert cache.bytes <= 1000 and len(cache) == 3
+    assert cache.get(("page", 9), now, 60) == "body 9" and cache.get(("page", 0), now, 60) is None
+    cache.put(("page", 9), "again", now, size=100)  # replaced, not counted twice
+    assert cache.bytes == 700
