@@ -4,6 +4,7 @@
 """
 
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,9 +26,15 @@ from core.urls import external_url, webcal_url
 ROOT = Path(__file__).resolve().parent
 
 
+def instance_path() -> str:
+    """The instance folder (secret key, SQLite file, config.py): ``FUNDUS_INSTANCE`` or ``instance/`` beside
+    this file, so several instances can run from one checkout."""
+    return os.environ.get("FUNDUS_INSTANCE") or str(ROOT / "instance")
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
-    app = Flask(__name__, instance_path=str(ROOT / "instance"), instance_relative_config=True)
+    app = Flask(__name__, instance_path=instance_path(), instance_relative_config=True)
     load_config(app, test_config)
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)
@@ -85,6 +92,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from accounts import admin_views, staff_views  # noqa: F401  (their routes join the accounts blueprint)
     from accounts.views import bp as accounts_bp
+    from core.health import bp as health_bp
     from events.staff_views import bp as trainings_bp
     from events.views import bp as events_bp
     from events.views import my_bp
@@ -101,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events_bp)
     app.register_blueprint(my_bp)
     app.register_blueprint(figures_bp)
+    app.register_blueprint(health_bp)
 
 
 def register_hooks(app: Flask) -> None:
@@ -148,9 +157,11 @@ def register_commands(app: Flask) -> None:
     from accounts.cli import users_cli
     from core.i18n_cli import i18n_cli
     from core.jobs import jobs_cli
+    from materials.files import files_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(files_cli)
     app.cli.add_command(i18n_cli)
     app.cli.add_command(seed_demo_command)
 

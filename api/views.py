@@ -146,7 +146,8 @@ def _material(material: Material) -> dict:
         "topics": [{"id": t.slug, "label": t.label} for t in material.topics],
         "publisher": material.publisher, "year": material.year, "editions": editions, "available": available,
         "links": {"page": external_url("materials.detail", material_id=material.id),
-                  "pdf": external_url("materials.pdf", material_id=material.id) if material.pdf_path else None,
+                  "pdf": external_url("materials.pdf", material_id=material.id, v=material.pdf_path[-12:-4])
+                  if material.pdf_path else None,
                   "cover": external_url("materials.cover", material_id=material.id, v=version)
                   if material.cover_path else None},
     }

@@ -24,11 +24,16 @@ DEFAULTS: dict[str, object] = {
     "SESSION_COOKIE_SECURE": False,  # set to 1 when served over HTTPS
     "PROXY_COUNT": 0,  # reverse proxies in front (nginx: 1), so client addresses are right
     "TIMEZONE": "Europe/Berlin",
-    "UPLOAD_FOLDER": "",  # cover images and PDFs; empty: instance/uploads
+    "UPLOAD_FOLDER": "",  # where covers and PDFs lay before they moved into the database (flask files import)
     "PAGE_CACHE_ENTRIES": 400,  # public answers kept per process for anonymous visitors (core.pagecache); 0: none
     "PAGE_CACHE_SECONDS": 60,  # how long a kept answer serves, for what changes with the time alone
+    "LOG_FORMAT": "text",  # "json": one JSON object per line, for log collectors
+    # Operation (/healthz, jobs run)
+    "HEALTH_MAIL_MINUTES": 30,  # a mail pending longer: /healthz answers 503 and staff see a warning
+    "HEALTH_JOBS_MINUTES": 30,  # no successful jobs run for longer: /healthz answers 503
+    "JOB_LEASE_MINUTES": 30,  # a job still marked running after this long is taken as crashed
     # Login protection
-    "RATELIMIT_STORAGE_URI": "memory://",  # per process; use redis://… with several processes
+    "RATELIMIT_STORAGE_URI": "memory://",  # per process; redis://host:6379 counts across processes and hosts
     "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",  # per client address
     "REGISTRATION_RATE_LIMIT": "5 per minute;30 per hour",  # training registrations per client address
     "ADDRESS_RATE_LIMIT": "5 per hour;20 per day",  # public forms naming one e-mail address, from any client
@@ -142,6 +147,9 @@ def load_config(app, test_config: dict | None) -> None:
     cfg["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session; a long form must not expire
     cfg["MAX_CONTENT_LENGTH"] = cfg.get("MAX_CONTENT_LENGTH") or 21 * 1024 * 1024  # a 5 MB cover and a 15 MB PDF
     cfg["RATELIMIT_HEADERS_ENABLED"] = True
+    # Redis away: requests are served and counted per process meanwhile (logged), instead of failing (core.limits).
+    cfg["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
+    cfg["RATELIMIT_SWALLOW_ERRORS"] = True
     if not cfg["MAIL_SIGNATURE"]:
         lines = [cfg["ORG_NAME"], cfg["ORG_UNIT"], cfg["ORG_STREET"], cfg["ORG_POSTCODE_CITY"]]
         lines += [f"Tel. {cfg['ORG_PHONE']}" if cfg["ORG_PHONE"] else "", cfg["ORG_EMAIL"]]

@@ -1,19 +1,33 @@
-"""Cover images and PDF downloads of materials."""
+"""Cover images and PDF downloads of materials: checked, stored in the database, served.
 
+Files live in ``stored_files``, not on a disk: every app host serves what any of them stored, a
+database backup holds them, and a file comes and goes in the transaction of the material's change (a
+refused change leaves no file behind, a replaced one is gone with the commit). A name is never used
+again (the material's id and a random part), so what a name serves never changes: pages link a file
+with ``?v=`` naming it (``version``), and such an address is cached for a year. ``flask --app app
+files import`` moves files of an older Fundus from ``UPLOAD_FOLDER`` into the database.
+"""
+
+import hashlib
 import io
 import secrets
 import warnings
 from pathlib import Path
 
-from flask import current_app
+import click
+from flask import Response, abort, current_app, request
+from flask.cli import AppGroup
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, select
 
 from accounts.models import User
 from core import audit
-from core.db import after_commit, on_rollback, unit_of_work
+from core.db import unit_of_work
+from core.extensions import db
+from core.security import may_be_signed_in
 from core.states import lock
 from materials.errors import MaterialsError
-from materials.models import Material
+from materials.models import Material, StoredFile
 
 COVER_MAX_BYTES = 5 * 1024 * 1024
 # Checked from the file's header before any pixel is decoded: a few kilobytes of PNG can describe
@@ -25,10 +39,20 @@ THUMBNAIL_SIZE = (320, 320)
 PDF_MAX_BYTES = 15 * 1024 * 1024
 
 
-def upload_dir() -> Path:
-    path = Path(current_app.config["UPLOAD_FOLDER"])
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+JPEG = "image/jpeg"
+PDF = "application/pdf"
+YEAR = 365 * 24 * 3600
+
+
+def _put(name: str, content_type: str, data: bytes) -> None:
+    db.session.add(StoredFile(name=name, content_type=content_type, size=len(data),
+                              digest=hashlib.sha256(data).hexdigest(), content=data))
+
+
+def _jpeg(image, quality: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
 
 
 def _store_cover(material: Material, data: bytes) -> str:
@@ -70,10 +94,9 @@ def _store_cover(material: Material, data: bytes) -> str:
         image = flat
     image = image.convert("RGB")
     name = f"cover-{material.id}-{secrets.token_hex(4)}"
-    directory = upload_dir()
-    image.save(directory / f"{name}.jpg", "JPEG", quality=85)
+    _put(f"{name}.jpg", JPEG, _jpeg(image, 85))
     image.thumbnail(THUMBNAIL_SIZE)
-    image.save(directory / f"{name}-thumb.jpg", "JPEG", quality=80)
+    _put(f"{name}-thumb.jpg", JPEG, _jpeg(image, 80))
     return name
 
 
@@ -84,35 +107,110 @@ def _store_pdf(material: Material, data: bytes) -> str:
     if not data.startswith(b"%PDF-"):
         raise MaterialsError(_l("This is not a PDF file."), field="pdf")
     name = f"pdf-{material.id}-{secrets.token_hex(4)}.pdf"
-    (upload_dir() / name).write_bytes(data)
+    _put(name, PDF, data)
     return name
 
 
+def cover_names(cover_path: str) -> list[str]:
+    """The stored files of a material's cover: the image and its thumbnail."""
+    return [f"{cover_path}.jpg", f"{cover_path}-thumb.jpg"] if cover_path else []
+
+
 def _remove(*names: str) -> None:
-    for name in names:
-        (upload_dir() / name).unlink(missing_ok=True)
+    db.session.execute(delete(StoredFile).where(StoredFile.name.in_(names)))
+
+
+def version(path: str) -> str:
+    """The random part of a material's ``cover_path`` or ``pdf_path``, new with every upload: pages put it into
+    the file's address as ``?v=``."""
+    return path.removesuffix(".pdf")[-8:]
+
+
+def serve(name: str, current_version: str, download_name: str | None = None) -> Response:
+    """The stored file ``name``, with its digest as ETag (a 304 reads no content). An address carrying the
+    file's ``current_version`` is kept a year by browsers and proxies (the name never serves other bytes); without
+    it, a day, asked again with the ETag after that. Private if the visitor may be signed in (a staff
+    member may see a draft's cover)."""
+    head = db.session.execute(select(StoredFile.content_type, StoredFile.digest)
+                              .where(StoredFile.name == name)).one_or_none()
+    if head is None:
+        abort(404)
+    content_type, digest = head
+    if request.if_none_match.contains_weak(digest):
+        response = Response(status=304)
+    else:
+        content = db.session.scalar(select(StoredFile.content).where(StoredFile.name == name))
+        response = Response(content, mimetype=content_type)
+        if download_name:
+            response.headers.set("Content-Disposition", "attachment", filename=download_name)
+    response.set_etag(digest)
+    response.cache_control.max_age = YEAR if request.args.get("v") == current_version else 86400
+    response.cache_control.immutable = response.cache_control.max_age == YEAR
+    if may_be_signed_in():
+        response.cache_control.private = True
+    else:
+        response.cache_control.public = True
+    return response
 
 
 @unit_of_work
 def save_files(material_id: int, actor: User, cover: bytes | None = None, pdf: bytes | None = None) -> Material:
-    """Replace a material's cover image and/or PDF. The files replaced are removed once the change is
-    committed; the new ones, if the change is refused."""
+    """Replace a material's cover image and/or PDF, the files replaced going in the same transaction."""
     material = lock(Material, material_id)
     done = []
     if cover:
         name = _store_cover(material, cover)
-        on_rollback(_remove, f"{name}.jpg", f"{name}-thumb.jpg")
         if material.cover_path:
-            after_commit(_remove, f"{material.cover_path}.jpg", f"{material.cover_path}-thumb.jpg")
+            _remove(*cover_names(material.cover_path))
         material.cover_path = name
         done.append("cover")
     if pdf:
         name = _store_pdf(material, pdf)
-        on_rollback(_remove, name)
         if material.pdf_path:
-            after_commit(_remove, material.pdf_path)
+            _remove(material.pdf_path)
         material.pdf_path = name
         done.append("pdf")
     if done:
         audit.record(actor, "files", material, details=", ".join(done))
     return material
+
+
+files_cli = AppGroup("files", help="Uploaded covers and PDFs.")
+
+
+@files_cli.command("import")
+@click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the files lie (default: UPLOAD_FOLDER, else instance/uploads).")
+def import_command(folder: Path | None):
+    """Move the covers and PDFs of an older Fundus from a folder into the database (run once after upgrading;
+    running it again imports nothing twice). The folder is left as it was: delete it once the pages show the
+    files."""
+    from core.db import ensure_schema
+
+    ensure_schema()
+    imported, missing = import_folder(folder or Path(current_app.config["UPLOAD_FOLDER"]))
+    click.echo(f"{imported} files imported into the database, {len(missing)} missing from the folder")
+    for name in missing:
+        click.echo(f"missing: {name}")
+
+
+@unit_of_work
+def import_folder(folder: Path) -> tuple[int, list[str]]:
+    """Store every file the materials name that the database lacks, from ``folder``."""
+    wanted: dict[str, str] = {}
+    for cover_path, pdf_path in db.session.execute(select(Material.cover_path, Material.pdf_path)):
+        wanted.update(dict.fromkeys(cover_names(cover_path), JPEG))
+        if pdf_path:
+            wanted[pdf_path] = PDF
+    have = set(db.session.scalars(select(StoredFile.name).where(StoredFile.name.in_(wanted)))) if wanted else set()
+    imported, missing = 0, []
+    for name in sorted(set(wanted) - have):
+        path = folder / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        _put(name, wanted[name], path.read_bytes())
+        db.session.flush()  # one file in memory at a time
+        db.session.expunge_all()
+        imported += 1
+    return imported, missing

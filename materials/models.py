@@ -14,7 +14,18 @@ from datetime import date, datetime
 
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.models import Organisation, User
@@ -128,6 +139,20 @@ class Material(TimestampMixin, db.Model):
         parts = [self.title, self.subtitle, self.description, self.publisher, self.co_publishers]
         parts += [name for topic in self.topics for name in (topic.name, topic.name_en)]
         self.search_text = fold(" ".join(p for p in parts if p))
+
+
+class StoredFile(db.Model):
+    """An uploaded file as served (a cover, its thumbnail, a PDF), kept in the database so that every app host
+    serves it and one backup holds it. Written once under a name never used again (``materials.files``)."""
+
+    __tablename__ = "stored_files"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the content, hex: the ETag
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Edition(db.Model):

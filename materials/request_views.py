@@ -9,6 +9,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from accounts.audit_log import history
 from accounts.models import Organisation
+from core import health
 from core.bounds import FIRST_DAY, LAST_DAY, arg_id, page_number, parse_date
 from core.confirm import Confirmation, confirm_page
 from core.csv_export import csv_bytes
@@ -272,7 +273,8 @@ def take_back(booking_id: int):
 @staff_required
 def overview():
     """Staff's day: requests to decide, pickups and returns this week, overdue loans, low stock."""
-    return render_template("materials/overview.html", o=staff_lists.staff_overview(local_today()), today=local_today())
+    return render_template("materials/overview.html", o=staff_lists.staff_overview(local_today()), today=local_today(),
+                           mail_waited=health.stuck_mail())
 
 
 LOAN_PAGES = {  # title, text when empty

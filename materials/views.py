@@ -2,7 +2,7 @@
 
 
 import segno
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -323,8 +323,8 @@ def cover(material_id: int):
     material = material_for(current_user, material_id)
     if not material.cover_path:
         abort(404)
-    suffix = "-thumb.jpg" if request.args.get("size") == "thumb" else ".jpg"
-    return send_from_directory(current_app.config["UPLOAD_FOLDER"], material.cover_path + suffix, max_age=86400)
+    return files.serve(files.cover_names(material.cover_path)[request.args.get("size") == "thumb"],
+                       files.version(material.cover_path))
 
 
 @bp.get("/<int:material_id>/download.pdf")
@@ -333,8 +333,8 @@ def pdf(material_id: int):
     material = material_for(current_user, material_id)
     if not material.pdf_path:
         abort(404)
-    return send_from_directory(current_app.config["UPLOAD_FOLDER"], material.pdf_path, mimetype="application/pdf",
-                               download_name=f"{fold(material.title).replace(' ', '-')[:60]}.pdf")
+    return files.serve(material.pdf_path, files.version(material.pdf_path),
+                       download_name=f"{fold(material.title).replace(' ', '-')[:60]}.pdf")
 
 
 @bp.get("/units/<int:unit_id>/retire")
