@@ -155,6 +155,7 @@ def _org(app: Flask) -> dict:
 
 def register_commands(app: Flask) -> None:
     from accounts.cli import users_cli
+    from core.backup import backup_command, restore_command
     from core.i18n_cli import i18n_cli
     from core.jobs import jobs_cli
     from materials.files import files_cli
@@ -164,6 +165,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(files_cli)
     app.cli.add_command(i18n_cli)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
 
 @click.command("seed-demo")

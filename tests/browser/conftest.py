@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from core.extensions import db
 from tests.conftest import free_port
@@ -87,6 +87,42 @@ class Live:
         return match.group(0)
 
 
+class ClosingHandler(WSGIRequestHandler):
+    """Werkzeug's development server closes a response's file only if reading what is left of the request works;
+    when the browser has already dropped the connection (it often does for the favicon), that read fails first and
+    the file stays open (a ResourceWarning, an error in this suite). The answer is kept where the handler of a
+    dropped connection finds it and closes it."""
+
+    def connection_dropped(self, error, environ=None):
+        if environ and "fundus.answer" in environ:
+            environ["fundus.answer"].close()
+        super().connection_dropped(error, environ)
+
+
+class Answer:
+    """A response's iterable, closed once whoever closes it first."""
+
+    def __init__(self, inner):
+        self.inner, self.closed = inner, False
+
+    def __iter__(self):
+        return iter(self.inner)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            if hasattr(self.inner, "close"):
+                self.inner.close()
+
+
+def keeping_the_answer(app):
+    def wsgi(environ, start_response):
+        environ["fundus.answer"] = answer = Answer(app(environ, start_response))
+        return answer
+
+    return wsgi
+
+
 @pytest.fixture
 def live(app, smtp_server):
     """The app on a free port, mailing to the test's SMTP server right after each response."""
@@ -94,7 +130,7 @@ def live(app, smtp_server):
     url = f"http://127.0.0.1:{port}"
     app.config.update(BASE_URL=url, MAIL_SEND_AFTER_REQUEST=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the test output
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    server = make_server("127.0.0.1", port, keeping_the_answer(app), threaded=True, request_handler=ClosingHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     db.session.commit()
