@@ -41,6 +41,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         logging.getLogger("fundus").setLevel(logging.INFO)
         if not logging.getLogger("fundus").handlers:
             logging.getLogger("fundus").addHandler(logging.StreamHandler())
+    if app.config["LOG_FORMAT"] == "json":  # one JSON object a line, for log collectors (core.logs)
+        from core.logs import use_json
+
+        use_json(app.logger, logging.getLogger("fundus"))
 
     if app.config["PROXY_COUNT"]:
         n = app.config["PROXY_COUNT"]
