@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent
 def instance_path() -> str:
     """The instance folder (secret key, SQLite file, config.py): ``FUNDUS_INSTANCE`` or ``instance/`` beside
     this file, so several instances can run from one checkout."""
-    return os.environ.get("FUNDUS_INSTANCE") or str(ROOT / "instance")
+    folder = os.environ.get("FUNDUS_INSTANCE")
+    return os.path.abspath(os.path.expanduser(folder)) if folder else str(ROOT / "instance")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -118,6 +119,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     from accounts.sessions import notice_ended_sign_in
+    from materials.files import version as file_version
 
     app.before_request(ensure_schema)
     app.before_request(refuse_control_characters)
@@ -139,6 +141,7 @@ def register_hooks(app: Flask) -> None:
     app.jinja_env.globals["webcal_url"] = webcal_url
     app.jinja_env.globals["external_url"] = external_url
     app.jinja_env.globals["page_to_return_to"] = i18n.page_to_return_to
+    app.jinja_env.globals["file_version"] = file_version
 
     @app.context_processor
     def inject_site():

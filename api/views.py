@@ -22,6 +22,7 @@ from events import feeds, seats, trainings
 from events.access import training_for
 from events.models import Training, TrainingFormat
 from events.registrations import programme_entries, registration_state
+from materials import files
 from materials.access import material_for
 from materials.catalogue import CatalogueQuery, search_catalogue
 from materials.models import Edition, Material, MaterialKind, Topic
@@ -138,7 +139,6 @@ def _material(material: Material) -> dict:
         editions.append({"language": edition.language, "language_name": language_name(edition.language),
                          "in_stock": None if material.is_returnable else edition.stock_on_hand, "units": units})
     available = any((e["units"] if material.is_returnable else e["in_stock"]) for e in editions)
-    version = material.cover_path[-8:]
     return {
         "id": material.id, "title": material.title, "subtitle": material.subtitle, "kind": _label(material.kind),
         "lending": material.lending.value, "description": material.description,
@@ -146,9 +146,11 @@ def _material(material: Material) -> dict:
         "topics": [{"id": t.slug, "label": t.label} for t in material.topics],
         "publisher": material.publisher, "year": material.year, "editions": editions, "available": available,
         "links": {"page": external_url("materials.detail", material_id=material.id),
-                  "pdf": external_url("materials.pdf", material_id=material.id, v=material.pdf_path[-12:-4])
+                  "pdf": external_url("materials.pdf", material_id=material.id,
+                                      v=files.version(material.pdf_path))
                   if material.pdf_path else None,
-                  "cover": external_url("materials.cover", material_id=material.id, v=version)
+                  "cover": external_url("materials.cover", material_id=material.id,
+                                        v=files.version(material.cover_path))
                   if material.cover_path else None},
     }
 

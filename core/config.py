@@ -150,6 +150,8 @@ def load_config(app, test_config: dict | None) -> None:
     # Redis away: requests are served and counted per process meanwhile (logged), instead of failing (core.limits).
     cfg["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
     cfg["RATELIMIT_SWALLOW_ERRORS"] = True
+    # A Redis that accepts connections but does not answer holds a request half a second, not the client's default.
+    cfg.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
     if not cfg["MAIL_SIGNATURE"]:
         lines = [cfg["ORG_NAME"], cfg["ORG_UNIT"], cfg["ORG_STREET"], cfg["ORG_POSTCODE_CITY"]]
         lines += [f"Tel. {cfg['ORG_PHONE']}" if cfg["ORG_PHONE"] else "", cfg["ORG_EMAIL"]]

@@ -1,10 +1,14 @@
-"""``/healthz``: whether this Fundus needs an operator, for monitors and load balancers.
+"""``/healthz``: whether this Fundus needs an operator, for monitors; ``/livez``: whether this host can serve,
+for load balancers.
 
-No authentication, no personal data (counts, ages and revisions only), three short statements. The answer
-is 503 when an operator is needed: the database cannot be reached, its schema is not the code's
+No authentication, no personal data (counts, ages and revisions only), a few short statements. ``/healthz``
+answers 503 when an operator is needed: the database cannot be reached, its schema is not the code's
 (``flask --app app db upgrade`` pending), a mail has been pending longer than ``HEALTH_MAIL_MINUTES``, or a
 job has not succeeded for ``HEALTH_JOBS_MINUTES`` (the timer of ``jobs run`` stopped, or a job keeps
-failing). Staff see the stuck mail on their overview (``stuck_mail``).
+failing, mail delivery included). Those are problems of the whole site, not of one host: a load balancer
+that took every host out for a mail server outage would take the site down, so it asks ``/livez``, which
+answers 503 only when this host cannot reach the database. Staff see stuck mail on their overview
+(``stuck_mail``).
 """
 
 from datetime import datetime, timedelta
@@ -48,18 +52,25 @@ def check() -> tuple[dict, list[str]]:
     cfg = current_app.config
     if not _code_revision:
         _code_revision.append(head_revision())
-    problems: list[str] = []
     try:
         database = db.session.scalar(text("SELECT version_num FROM alembic_version"))
-        count, oldest = pending_mail()
-        runs = {run.name: run for run in db.session.scalars(select(JobRun))}
-        db.session.rollback()
     except SQLAlchemyError as exc:
         db.session.rollback()
         return {"database": "unreachable"}, [f"database: {type(exc).__name__}"]
-    if database != _code_revision[0]:
-        problems.append(f"migrations: the database is at {database}, the code at {_code_revision[0]} "
-                        "(flask --app app db upgrade)")
+    migrations = {"database": database, "code": _code_revision[0]}
+    if database != _code_revision[0]:  # the tables below may not be there yet
+        db.session.rollback()
+        return {"database": "ok", "migrations": migrations}, [
+            f"migrations: the database is at {database}, the code at {_code_revision[0]} (flask --app app db upgrade)"]
+    try:
+        count, oldest = pending_mail()
+        failed = db.session.scalar(select(func.count()).where(OutboxMessage.status == OutboxStatus.FAILED))
+        runs = {run.name: run for run in db.session.scalars(select(JobRun))}
+    except SQLAlchemyError as exc:
+        return {"database": "error", "migrations": migrations}, [f"database: {type(exc).__name__}"]
+    finally:
+        db.session.rollback()
+    problems: list[str] = []
     waited = minutes_since(oldest, now)
     if waited is not None and waited > cfg["HEALTH_MAIL_MINUTES"]:
         problems.append(f"mail: the oldest pending mail has waited {waited} minutes")
@@ -68,16 +79,35 @@ def check() -> tuple[dict, list[str]]:
     for name in job_names():
         run = runs.get(name)
         success = run.last_success_at if run else None
-        jobs[name] = {"last_success": success.isoformat() + "Z" if success else None,
+        jobs[name] = {"last_success": success.isoformat(timespec="seconds") if success else None,
                       "last_ok": run.last_ok if run else None,
                       "running": bool(run and run.running_since)}
         if success is None or now - success > limit:
             problems.append(f"jobs: {name} has not succeeded " +
                             ("yet (is the timer of jobs run set up?)" if success is None
                              else f"for {minutes_since(success, now)} minutes"))
-    state = {"database": "ok", "migrations": {"database": database, "code": _code_revision[0]},
-             "mail": {"pending": count, "oldest_pending_minutes": waited}, "jobs": jobs}
+    # Given up (after MAIL_MAX_ATTEMPTS or refused for good): shown, not a problem by itself; admins see them in
+    # the outbox. A mail server that stays away shows as pending mail and as failed delivery runs first.
+    state = {"database": "ok", "migrations": migrations,
+             "mail": {"pending": count, "oldest_pending_minutes": waited, "failed": failed}, "jobs": jobs}
     return state, problems
+
+
+@bp.get("/livez")
+@limiter.exempt
+def livez():
+    """Whether this host can serve: its database answers (one statement)."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        ok = True
+    except SQLAlchemyError:
+        ok = False
+    finally:
+        db.session.rollback()
+    response = jsonify({"status": "ok" if ok else "unavailable"})
+    response.status_code = 200 if ok else 503
+    response.cache_control.no_store = True
+    return response
 
 
 @bp.get("/healthz")

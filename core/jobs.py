@@ -4,9 +4,12 @@ Features register their jobs with ``@job``; mail delivery always runs last so th
 queue goes out in the same run. Each job is claimed before it runs (``job_runs.running_since``, set by a
 conditional update that only one run can win): ``jobs run`` started at the same minute on two hosts runs
 every job once, the other run skips it. A claim older than ``JOB_LEASE_MINUTES`` is taken as a crashed
-run and may be claimed again. Every run records its outcome (``last_ok``, ``last_report``,
-``last_success_at``), which ``/healthz`` reads (``core.health``). The jobs themselves stay safe to run twice
-in a row (reminders and mails are marked or claimed one by one).
+run and may be claimed again. Mail delivery is not claimed: every run delivers, because each message is
+claimed on its own (``core.mail``) and a run must send what its own jobs queued (a run that skipped it
+while another delivered would leave its reminders for the next run). Every run records each job's outcome
+(``last_ok``, ``last_report``, ``last_success_at``), which ``/healthz`` reads (``core.health``); delivery
+counts as failed when nothing due could be sent. The jobs stay safe to run twice in a row (reminders are
+marked one by one).
 """
 
 import logging
@@ -98,32 +101,50 @@ def claim(name: str, runner: str) -> bool:
 
 
 @unit_of_work
-def finish(name: str, runner: str, ok: bool, report: str) -> None:
+def finish(name: str, runner: str | None, ok: bool, report: str) -> None:
+    """Record how the job ended (and release its claim, if ``runner`` holds it)."""
     now = utcnow()
-    values = {"running_since": None, "last_finished_at": now, "last_ok": ok, "last_report": report[:500]}
+    values = {"last_finished_at": now, "last_ok": ok, "last_report": report[:500]}
     if ok:
         values["last_success_at"] = now
-    db.session.execute(update(JobRun).where(JobRun.name == name, JobRun.running_on == runner)
-                       .values(**values).execution_options(synchronize_session=False))
+    if runner is None:
+        _known(name)
+        condition = JobRun.name == name
+    else:
+        values["running_since"] = None
+        condition = (JobRun.name == name) & (JobRun.running_on == runner)
+    db.session.execute(update(JobRun).where(condition).values(**values).execution_options(synchronize_session=False))
+
+
+def _run(name: str, func: Callable[[], tuple[str, bool]]) -> tuple[str, bool]:
+    try:
+        return func()
+    except Exception as exc:  # one job failing does not stop the others; its outcome is recorded
+        db.session.rollback()
+        log.exception("Job %r failed", name)
+        return f"failed: {type(exc).__name__}: {exc}", False
+
+
+def _deliver() -> tuple[str, bool]:
+    report = deliver_pending()
+    return str(report), not (report.failed and not report.sent)  # failed: nothing due could be sent
 
 
 def run_all() -> list[tuple[str, str, bool]]:
-    """Run every job this run can claim: (name, report, ok) for each, skipped ones included (ok)."""
-    work = [*JOBS, (MAIL, lambda: str(deliver_pending()))]
+    """Run every job this run can claim, then deliver mail: (name, report, ok) for each, skipped ones
+    included (ok)."""
     runner, results = new_runner(), []
-    for name, func in work:
+    for name, func in JOBS:
         if not claim(name, runner):
             holder = db.session.scalar(select(JobRun.running_on).where(JobRun.name == name))
             results.append((name, f"skipped: running on {holder}", True))
             continue
-        try:
-            report, ok = func(), True
-        except Exception as exc:  # one job failing does not stop the others; its outcome is recorded
-            db.session.rollback()
-            log.exception("Job %r failed", name)
-            report, ok = f"failed: {type(exc).__name__}: {exc}", False
+        report, ok = _run(name, lambda func=func: (func(), True))
         finish(name, runner, ok, report)
         results.append((name, report, ok))
+    report, ok = _run(MAIL, _deliver)
+    finish(MAIL, None, ok, report)
+    results.append((MAIL, report, ok))
     return results
 
 

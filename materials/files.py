@@ -127,10 +127,10 @@ def version(path: str) -> str:
 
 
 def serve(name: str, current_version: str, download_name: str | None = None) -> Response:
-    """The stored file ``name``, with its digest as ETag (a 304 reads no content). An address carrying the
-    file's ``current_version`` is kept a year by browsers and proxies (the name never serves other bytes); without
-    it, a day, asked again with the ETag after that. Private if the visitor may be signed in (a staff
-    member may see a draft's cover)."""
+    """The stored file ``name``, with its digest as ETag (a 304 reads no content) and byte ranges (a PDF viewer
+    asks for parts). An address carrying the file's ``current_version`` is kept a year by browsers and proxies
+    (the name never serves other bytes); without it, a day, asked again with the ETag after that. Private if
+    the visitor may be signed in (a staff member may see a draft's cover)."""
     head = db.session.execute(select(StoredFile.content_type, StoredFile.digest)
                               .where(StoredFile.name == name)).one_or_none()
     if head is None:
@@ -140,6 +140,8 @@ def serve(name: str, current_version: str, download_name: str | None = None) -> 
         response = Response(status=304)
     else:
         content = db.session.scalar(select(StoredFile.content).where(StoredFile.name == name))
+        if content is None:  # replaced between the two reads: its name is gone for good
+            abort(404)
         response = Response(content, mimetype=content_type)
         if download_name:
             response.headers.set("Content-Disposition", "attachment", filename=download_name)
@@ -150,6 +152,8 @@ def serve(name: str, current_version: str, download_name: str | None = None) -> 
         response.cache_control.private = True
     else:
         response.cache_control.public = True
+    if response.status_code == 200:
+        response.make_conditional(request, accept_ranges=True, complete_length=len(content))
     return response
 
 
@@ -182,9 +186,9 @@ files_cli = AppGroup("files", help="Uploaded covers and PDFs.")
 @click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
               help="Where the files lie (default: UPLOAD_FOLDER, else instance/uploads).")
 def import_command(folder: Path | None):
-    """Move the covers and PDFs of an older Fundus from a folder into the database (run once after upgrading;
-    running it again imports nothing twice). The folder is left as it was: delete it once the pages show the
-    files."""
+    """Move the covers and PDFs of an older Fundus from a folder into the database. The upgrade does it for
+    UPLOAD_FOLDER on the host it runs on; this is for files elsewhere (running it again imports nothing
+    twice). The folder is left as it was: delete it once the pages show the files."""
     from core.db import ensure_schema
 
     ensure_schema()
@@ -192,6 +196,8 @@ def import_command(folder: Path | None):
     click.echo(f"{imported} files imported into the database, {len(missing)} missing from the folder")
     for name in missing:
         click.echo(f"missing: {name}")
+    if missing:  # the materials name files nobody has: say so to a script too
+        raise SystemExit(1)
 
 
 @unit_of_work

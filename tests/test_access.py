@@ -88,6 +88,7 @@ TABLE = [
     ("GET", "/imprint", EVERYONE),
     ("GET", "/privacy", EVERYONE),
     ("GET", "/healthz", (503,) * 5),  # the same for everyone; 503: no jobs run has succeeded here yet
+    ("GET", "/livez", EVERYONE),
     ("POST", "/language", (302,) * 5),
     ("GET", "/login", (200, 302, 302, 302, 302)),
     ("POST", "/login", (200, 302, 302, 302, 302)),
