@@ -66,6 +66,7 @@ def register_extensions(app: Flask) -> None:
     import core.mail  # noqa: F401
     import events.jobs  # noqa: F401  (registers the expiry job)
     import events.models  # noqa: F401
+    import figures.jobs  # noqa: F401  (counts the year's figures ahead, after the jobs that change data)
     import materials.jobs  # noqa: F401  (registers the reminder job)
     import materials.models  # noqa: F401
 

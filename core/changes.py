@@ -48,7 +48,7 @@ COUNTER_OF_TABLE = {
 # the audit trail): counting them would only empty the caches and queue writers on the counter rows.
 UNCOUNTED = frozenset({"change_counters", "users", "user_sessions", "sign_in_throttles", "user_tokens",
                        "account_applications", "audit_entries", "audit_refs", "outbox_messages", "carts",
-                       "trainee_keys", "job_runs",
+                       "trainee_keys", "job_runs", "shared_values",
                        # a file is written under a new name with the material's change, which raises materials
                        "stored_files"})
 

@@ -27,8 +27,11 @@ Only what is the same for every visitor is kept, and only for a visitor to whom 
 A conditional request (``If-None-Match``) for a kept answer with an ETag is answered 304 from the entry.
 """
 
+import hashlib
+import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,8 +39,15 @@ from flask import current_app, g, request, session
 from flask.globals import request_ctx
 from flask_babel import get_locale
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy import String, Text, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Mapped, mapped_column
 
 from core.changes import all_versions
+from core.db import lone_read, lone_statements, unit_of_work
+from core.extensions import db
 from core.i18n import local_today
 from core.models import utcnow
 from core.security import may_be_signed_in
@@ -160,17 +170,95 @@ def _answer_conditions(response):
     return response
 
 
-def kept_value(key: tuple, build):
+class SharedValue(db.Model):
+    """A value ``kept_value`` shares between processes and hosts (JSON), under the digest of its key and every
+    change counter: a value in this table is right for as long as its key can be asked for. Old rows are
+    removed by ``jobs run`` (``forget_shared_values``)."""
+
+    __tablename__ = "shared_values"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How a shared value becomes JSON and back."""
+
+    dump: Callable[[object], object]
+    load: Callable[[object], object]
+
+
+def kept_value(key: tuple, build, shared: Codec | None = None):
     """``build()``, kept in this process under ``key`` and every change counter for ``PAGE_CACHE_SECONDS``
     (a value that depends on the data the counters count, and on the time by less than that): the figures
-    of a period, asked again for the exports or by the next person, are not counted again."""
+    of a period, asked again for the exports or by the next person, are not counted again. With ``shared``,
+    a value one process built is also read by every other process and host (``SharedValue``, one statement),
+    so a value that takes long to build (a year's figures) is built once after each change, not once per
+    worker. ``key`` must then hold everything the value depends on besides the counters: it is not limited
+    to ``PAGE_CACHE_SECONDS``."""
     cache = current_app.extensions.get("pagecache")
     if cache is None:
         return build()
     key = ("value", *key, all_versions())  # the counters before the data, as for answers
     now = utcnow()
     value = cache.get(key, now, current_app.config["PAGE_CACHE_SECONDS"])
+    if value is not None:
+        return value
+    digest = hashlib.sha256(repr(key).encode()).hexdigest() if shared else None
+    if shared:
+        text = lone_read(lambda connection: connection.execute(
+            select(SharedValue.value).where(SharedValue.key == digest)).scalar())
+        value = None if text is None else shared.load(json.loads(text))
     if value is None:
         value = build()
-        cache.put(key, value, now)
+        if shared:
+            _share(digest, json.dumps(shared.dump(value), separators=(",", ":")))
+    cache.put(key, value, now)
     return value
+
+
+def _share(digest: str, text: str) -> None:
+    """Store a shared value on a connection of its own, outside the request's transaction (nothing of the
+    request is committed with it); two processes storing the same key at once store it once. A cache write is
+    worth no wait: on SQLite, when another writer holds the database for more than a second, or this thread's
+    own session holds it in the middle of a change, the value stays kept in this process only."""
+    sqlite = db.engine.dialect.name == "sqlite"
+    if sqlite and not _session_lets_others_write():
+        return
+    insert = sqlite_insert if sqlite else postgresql_insert
+    statement = (insert(SharedValue.__table__).values(key=digest, value=text, created_at=utcnow())
+                 .on_conflict_do_nothing())
+    try:
+        with lone_statements() as connection:
+            connection.info["read_only"] = False  # this connection's last request's flag (core.db): a cache may write
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA busy_timeout = 1000")
+            try:
+                connection.execute(statement)
+                connection.commit()
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA busy_timeout = 30000")
+    except OperationalError as exc:
+        current_app.logger.info("A shared value was not stored: %s", type(exc.orig).__name__)
+
+
+def _session_lets_others_write() -> bool:
+    """SQLite: whether another connection of this thread may write now. A GET's transaction only reads (WAL lets
+    a writer go on beside it); a transaction begun outside a request (a job, the shell) holds the write lock, and
+    is ended here when nothing is pending in it."""
+    session = db.session()
+    if not session.in_transaction() or session.connection().info.get("read_only"):
+        return True
+    if session.info.get("unit_of_work") or session.new or session.dirty or session.deleted:
+        return False
+    session.commit()  # a read that took the write lock: nothing to write, end it
+    return True
+
+
+@unit_of_work
+def forget_shared_values(older_than: timedelta = timedelta(days=1)) -> int:
+    """Remove shared values stored more than ``older_than`` ago (their keys name counters long passed)."""
+    return db.session.execute(delete(SharedValue).where(SharedValue.created_at < utcnow() - older_than)).rowcount

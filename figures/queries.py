@@ -13,6 +13,7 @@ and attendance stay); so do those of people whose data was deleted (they are ano
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import Date, Integer, and_, case, cast, distinct, exists, func, literal, select, union, union_all
 
@@ -37,6 +38,7 @@ from materials.models import (
     BookingStatus,
     Edition,
     Material,
+    MaterialKind,
     Request,
     RequestLine,
     RequestStatus,
@@ -83,12 +85,62 @@ class Figures:
     breakdowns: dict[str, dict] = field(default_factory=dict)
 
 
+def moments(now: datetime) -> tuple:
+    """What of the time the figures depend on besides the data (one statement): the day (days out, overdue
+    loans) and the last session start and end passed by ``now`` (sessions held, trainings begun, no-shows after
+    a training's last session). With the data unchanged, ``compute(p, now)`` and ``compute(p, later)`` are the
+    same when ``moments(now) == moments(later)``: no session began or ended in between, so the kept figures
+    need not be counted again each minute."""
+    started, ended = db.session.execute(select(
+        func.max(case((TrainingSession.starts_at <= now, TrainingSession.starts_at))),
+        func.max(case((TrainingSession.ends_at <= now, TrainingSession.ends_at))))).one()
+    return now.astimezone(local_tz()).date(), started, ended
+
+
+# The kinds of a breakdown's keys besides text and None, by name: how figures are written as JSON and read back
+# (``core.pagecache.kept_value`` shares them between processes).
+_KEY_KINDS = {kind.__name__: kind for kind in (TargetGroup, TrainingFormat, OrganisationKind, RequestStatus,
+                                                MaterialKind)}
+
+
+def _key_as_json(key) -> list:
+    if key is None:
+        return ["", None]
+    if type(key) is str:
+        return ["str", key]
+    if type(key).__name__ in _KEY_KINDS:
+        return [type(key).__name__, key.value]
+    raise TypeError(f"a breakdown key of kind {type(key).__name__} cannot be shared: add it to _KEY_KINDS")
+
+
+def figures_as_json(figures: Figures) -> dict:
+    return {"numbers": figures.numbers,
+            "breakdowns": {name: [[*_key_as_json(key), count] for key, count in breakdown.items()]
+                           for name, breakdown in figures.breakdowns.items()}}
+
+
+def figures_from_json(data: dict) -> Figures:
+    def key(kind, value):
+        return None if kind == "" else value if kind == "str" else _KEY_KINDS[kind](value)
+
+    return Figures(dict(data["numbers"]), {name: {key(kind, value): count for kind, value, count in rows}
+                                           for name, rows in data["breakdowns"].items()})
+
+
 def compute(period: Period, now: datetime) -> Figures:
     figures = Figures()
     _trainings(figures, period, now)
     _materials(figures, period, now)
     _reach(figures, period, now)
+    # Plain numbers whatever the database: PostgreSQL answers some sums and averages as Decimal.
+    figures.numbers = {name: _plain(value) for name, value in figures.numbers.items()}
+    figures.breakdowns = {name: {key: _plain(value) for key, value in breakdown.items()}
+                          for name, breakdown in figures.breakdowns.items()}
     return figures
+
+
+def _plain(value):
+    return float(value) if isinstance(value, Decimal) else value
 
 
 # Trainings ------------------------------------------------------------------------------------------

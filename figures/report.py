@@ -8,11 +8,11 @@ from flask_babel import lazy_gettext as _l
 
 from accounts.models import ORGANISATION_KIND_LABELS
 from core.i18n import format_decimal, format_month, language_name
-from core.pagecache import kept_value
+from core.pagecache import Codec, kept_value
 from core.vocabulary import TARGET_GROUP_LABELS
 from events.models import FORMAT_LABELS
 from figures.period import Period
-from figures.queries import Figures, compute
+from figures.queries import Figures, compute, figures_as_json, figures_from_json, moments
 from materials.models import MATERIAL_KIND_LABELS, REQUEST_STATUS_LABELS
 
 
@@ -125,13 +125,21 @@ def _name(key: str, value) -> str:
     return str(value)
 
 
+FIGURES_JSON = Codec(figures_as_json, figures_from_json)
+
+
+def kept_figures(period: Period, now: datetime) -> tuple[Figures, Figures]:
+    """The figures of the period and of the period before, counted once after any change and kept for every
+    process and host (the exports, the next person, the other workers ask for the same; ``jobs run`` counts the
+    current year ahead), under the moments of ``now`` they depend on (``queries.moments``)."""
+    marks = moments(now)
+    return tuple(kept_value(("figures", p.start, p.end, *marks), lambda p=p: compute(p, now), shared=FIGURES_JSON)
+                 for p in (period, period.previous()))
+
+
 def tables(period: Period, now: datetime) -> list[Table]:
     """Every table of the period, the period before beside it."""
-    # Kept per process until anything changes (the exports and the next person ask for the same), for the minute
-    # of ``now`` (what has begun by then).
-    minute = now.replace(second=0, microsecond=0)
-    current, before = (kept_value(("figures", p.start, p.end, minute), lambda p=p: compute(p, now))
-                       for p in (period, period.previous()))
+    current, before = kept_figures(period, now)
     return [_table(key, current, before, period.kind != "range") for key in ORDER]
 
 

@@ -375,18 +375,57 @@ def test_two_materials_of_one_title_stay_apart(make_material, make_user):
                                                                   f"Flyer (#{second.id})": 2}
 
 
-def test_a_periods_figures_are_counted_once_until_anything_changes(story, app):
-    """The exports and the next person ask for the figures the page has just counted: they are kept in the
-    process (``core.pagecache.kept_value``) and counted again after any change."""
+def test_a_periods_figures_are_counted_once_until_anything_changes(story, app, make_app):
+    """The exports, the next person and the other workers ask for the figures the page has just counted: they
+    are kept (``core.pagecache.kept_value``), shared between processes, and counted again after any change or
+    when a session begins or ends, not every minute."""
+    from figures.queries import figures_as_json, figures_from_json
     from figures.report import tables
     from tests.test_pagecache import _statements
 
     period, now = Period("year", date(2025, 1, 1), date(2025, 12, 31)), datetime(2026, 1, 15, 9, tzinfo=UTC)
     first = tables(period, now)
     executed, again = _statements(app, lambda: tables(period, now))
-    assert again == first and len(executed) == 2 and all("change_counters" in s for s in executed)  # both periods
+    reads = [s for s in executed if not s.startswith("BEGIN")]
+    assert again == first and len(reads) == 3  # the moments, and the counters for each of the two periods
+    assert "training_sessions" in reads[0] and all("change_counters" in s for s in reads[1:])
+    later = datetime(2026, 1, 15, 11, tzinfo=UTC)  # hours later, no session began or ended in between
+    assert len([s for s in _statements(app, lambda: tables(period, later))[0] if not s.startswith("BEGIN")]) == 3
+
+    # Another process (a worker, a host) reads what this one counted: one statement a period, nothing counted.
+    db.session.rollback()  # this test's read took SQLite's write lock (no request): the other must not wait
+    other = make_app()
+    with other.app_context():
+        executed, elsewhere = _statements(other, lambda: tables(period, now))
+        db.session.remove()
+    assert elsewhere == first
+    assert sum("FROM shared_values" in s for s in executed) == 2 and not any("FROM registrations" in s
+                                                                             for s in executed)
+
     held = next(t for t in first if t.key == "trainings").rows[0][1]
     with at(2025, 9, 1, 10):
         training("Nachgetragen", 10, [((2025, 10, 1, 9), (2025, 10, 1, 12))])
     executed, changed = _statements(app, lambda: tables(period, now))
-    assert len(executed) > 2 and next(t for t in changed if t.key == "trainings").rows[0][1] == held + 1
+    assert len(executed) > 4 and next(t for t in changed if t.key == "trainings").rows[0][1] == held + 1
+
+    # What is shared is what was counted: every kind of key comes back as it was.
+    counted = compute(period, now)
+    assert figures_from_json(figures_as_json(counted)) == counted
+
+
+def test_jobs_run_counts_the_years_figures_ahead_for_every_process(story, app, runner, make_app):
+    """The first person to open the page after a quiet while finds this year's figures counted."""
+    from core.i18n import local_today
+    from core.models import utcnow
+    from figures.report import tables
+    from tests.test_pagecache import _statements
+
+    result = runner.invoke(args=["jobs", "run"])
+    assert "figures: this year's figures counted ahead" in result.output, result.output
+    db.session.rollback()
+    other = make_app()
+    with other.app_context():
+        executed, counted = _statements(other, lambda: tables(Period.from_args({}, local_today())[0], utcnow()))
+        db.session.remove()
+    assert sum("FROM shared_values" in s for s in executed) == 2 and not any("FROM registrations" in s
+                                                                             for s in executed)
