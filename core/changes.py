@@ -15,7 +15,7 @@ order: two transactions never wait for each other's counter rows in opposite ord
 from datetime import datetime
 from itertools import chain
 
-from sqlalchemy import String, bindparam, event, inspect, select
+from sqlalchemy import String, bindparam, event, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -131,8 +131,12 @@ def version(name: str) -> tuple[int, datetime | None]:
     return (row.value, row.changed_at) if row else (0, None)
 
 
-def all_versions() -> tuple:
+def all_versions(in_session: bool = False) -> tuple:
     """Every counter, as ``((name, value), …)``, in one statement over the few rows of the table (on a
     connection of its own, outside a transaction, like ``version``). Anything any public answer shows
-    has changed exactly when this has."""
+    has changed exactly when this has. ``in_session``: read in the session's transaction instead, so that on
+    SQLite the counters and the data read after them come from one snapshot (a value shared between processes
+    must never be older than its key)."""
+    if in_session:
+        return tuple(tuple(row) for row in db.session.execute(text(_READ_ALL)))
     return lone_read(lambda connection: tuple(tuple(row) for row in connection.exec_driver_sql(_READ_ALL)))

@@ -80,7 +80,26 @@ def writes(view):
     return view
 
 
+_reading = threading.local()
+
+
+@contextmanager
+def reading_only():
+    """Outside a request (a job): the transactions begun inside only read. On SQLite they begin DEFERRED and take
+    no write lock, so a long count (the year's figures) does not hold every writer back; under test a write in
+    them is an error, as in a GET. The session's transaction is ended on the way in and out."""
+    db.session.rollback()
+    _reading.on = True
+    try:
+        yield
+    finally:
+        db.session.rollback()
+        _reading.on = False
+
+
 def _read_only_request() -> bool:
+    if getattr(_reading, "on", False):
+        return True
     if not has_request_context() or request.method not in ("GET", "HEAD") or g.get("migrating"):
         return False
     view = current_app.view_functions.get(request.endpoint)

@@ -201,7 +201,9 @@ def kept_value(key: tuple, build, shared: Codec | None = None):
     cache = current_app.extensions.get("pagecache")
     if cache is None:
         return build()
-    key = ("value", *key, all_versions())  # the counters before the data, as for answers
+    # The counters before the data, as for answers, and in the session's transaction: on SQLite a request's
+    # snapshot may be older than a read on another connection, and a value must never be older than its key.
+    key = ("value", *key, all_versions(in_session=True))
     now = utcnow()
     value = cache.get(key, now, current_app.config["PAGE_CACHE_SECONDS"])
     if value is not None:
@@ -252,7 +254,8 @@ def _session_lets_others_write() -> bool:
     session = db.session()
     if not session.in_transaction() or session.connection().info.get("read_only"):
         return True
-    if session.info.get("unit_of_work") or session.new or session.dirty or session.deleted:
+    if (session.info.get("unit_of_work") or session.info.get("changed_counters") or session.new or session.dirty
+            or session.deleted):  # a change under way, flushed or not: not ours to commit
         return False
     session.commit()  # a read that took the write lock: nothing to write, end it
     return True

@@ -11,9 +11,11 @@ Only what has happened by ``now`` counts. Anonymised registrations count like an
 and attendance stay); so do those of people whose data was deleted (they are anonymised).
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import Date, Integer, and_, case, cast, distinct, exists, func, literal, select, union, union_all
 
@@ -96,6 +98,10 @@ def moments(now: datetime) -> tuple:
         func.max(case((TrainingSession.ends_at <= now, TrainingSession.ends_at))))).one()
     return now.astimezone(local_tz()).date(), started, ended
 
+
+# This file's own text: figures kept for every process (``figures.report.kept_figures``) are keyed by it, so a
+# release that counts otherwise (or counts more) never reads what the release before it counted and shared.
+CODE_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 # The kinds of a breakdown's keys besides text and None, by name: how figures are written as JSON and read back
 # (``core.pagecache.kept_value`` shares them between processes).
@@ -324,9 +330,9 @@ def _materials(figures: Figures, period: Period, now: datetime) -> None:
         .select_from(per_unit).join(Unit, Unit.id == per_unit.c.unit_id).join(Edition).join(Material)
         .group_by(Material.id, Material.title)).all()
     named = _distinct_names((id_, title) for id_, title, _count, _days in loans)
-    figures.breakdowns["loans_by_kit"] = {named[id_]: count for id_, _t, count, _days in loans}
+    figures.breakdowns["loans_by_kit"] = {named[id_]: int(count) for id_, _t, count, _days in loans}
     figures.breakdowns["days_by_kit"] = {named[id_]: int(days or 0) for id_, _t, _count, days in loans}
-    n["loans"] = sum(count for _id, _t, count, _d in loans)
+    n["loans"] = sum(int(count) for _id, _t, count, _d in loans)
     n["loan_days"] = sum(int(days or 0) for _id, _t, _c, days in loans)
 
     statuses = dict(db.session.execute(select(Request.status, func.count())

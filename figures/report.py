@@ -11,6 +11,7 @@ from core.i18n import format_decimal, format_month, language_name
 from core.pagecache import Codec, kept_value
 from core.vocabulary import TARGET_GROUP_LABELS
 from events.models import FORMAT_LABELS
+from figures import queries
 from figures.period import Period
 from figures.queries import Figures, compute, figures_as_json, figures_from_json, moments
 from materials.models import MATERIAL_KIND_LABELS, REQUEST_STATUS_LABELS
@@ -133,7 +134,8 @@ def kept_figures(period: Period, now: datetime) -> tuple[Figures, Figures]:
     process and host (the exports, the next person, the other workers ask for the same; ``jobs run`` counts the
     current year ahead), under the moments of ``now`` they depend on (``queries.moments``)."""
     marks = moments(now)
-    return tuple(kept_value(("figures", p.start, p.end, *marks), lambda p=p: compute(p, now), shared=FIGURES_JSON)
+    return tuple(kept_value(("figures", queries.CODE_VERSION, p.start, p.end, *marks), lambda p=p: compute(p, now),
+                            shared=FIGURES_JSON)
                  for p in (period, period.previous()))
 
 

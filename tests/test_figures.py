@@ -429,3 +429,97 @@ def test_jobs_run_counts_the_years_figures_ahead_for_every_process(story, app, r
         db.session.remove()
     assert sum("FROM shared_values" in s for s in executed) == 2 and not any("FROM registrations" in s
                                                                              for s in executed)
+
+
+def test_figures_counted_on_an_older_snapshot_are_never_shared_under_newer_counters(story, app, make_app):
+    """SQLite: a request's transaction reads one snapshot from its first read (loading who is signed in); a change
+    committed by another worker after that must not have the old figures stored under its new counters."""
+    import threading
+
+    from sqlalchemy import select
+
+    from figures.report import kept_figures, tables
+    from materials.models import Edition
+
+    period = Period("year", date(2025, 1, 1), date(2025, 12, 31))
+    edition_id = db.session.scalar(select(Edition.id).order_by(Edition.id))
+    db.session.rollback()
+    with app.test_request_context("/figures/", method="GET"):
+        db.session.execute(select(Training.id)).all()  # the request's first read
+
+        writer = make_app()
+
+        def write():  # another worker commits between the request's first read and the figures
+            with writer.app_context(), at(2025, 5, 6, 10):
+                change_stock(edition_id, -7, StockReason.HANDOUT, None, note="Infostand 2")
+                db.session.commit()
+                db.session.remove()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join()
+        tables(period, NOW)
+        db.session.rollback()
+    reader = make_app()
+    with reader.app_context():
+        shared, fresh = kept_figures(period, NOW)[0].numbers["copies"], compute(period, NOW).numbers["copies"]
+        db.session.remove()
+    assert shared == fresh
+
+
+@pytest.mark.parametrize("before, after, figure", [
+    ((2025, 3, 10, 7), (2025, 3, 10, 9), "sessions"),  # a session begins in between
+    ((2025, 3, 11, 10), (2025, 3, 11, 12), "no_shows"),  # a training's last session ends in between
+])
+def test_kept_figures_follow_what_began_or_ended(story, before, after, figure):
+    from figures.report import kept_figures
+
+    period = Period("year", date(2025, 1, 1), date(2025, 12, 31))
+    first, later = datetime(*before, tzinfo=UTC), datetime(*after, tzinfo=UTC)
+    assert kept_figures(period, first)[0].numbers[figure] == compute(period, first).numbers[figure]
+    assert kept_figures(period, later)[0].numbers[figure] == compute(period, later).numbers[figure] \
+        != compute(period, first).numbers[figure]
+
+
+def test_a_new_release_never_reads_the_figures_the_old_one_shared(story, app, make_app, monkeypatch):
+    import hashlib
+    from pathlib import Path
+
+    from figures import queries, report
+
+    assert queries.CODE_VERSION == hashlib.sha256(Path(queries.__file__).read_bytes()).hexdigest()[:16]
+    period = Period("year", date(2025, 1, 1), date(2025, 12, 31))
+    report.kept_figures(period, NOW)  # the old release counted and shared
+    db.session.rollback()
+    released = report.compute
+
+    def counts_more(p, now):
+        figures = released(p, now)
+        figures.numbers["new_figure"] = 1
+        return figures
+
+    monkeypatch.setattr(report, "compute", counts_more)
+    monkeypatch.setattr(queries, "CODE_VERSION", "the-next-release")
+    new = make_app()  # a worker of the next release
+    with new.app_context():
+        current, _before = report.kept_figures(period, NOW)
+        db.session.remove()
+    assert current.numbers["new_figure"] == 1
+
+
+def test_counts_are_whole_numbers_on_both_databases(story):
+    figures = compute(Period("year", date(2025, 1, 1), date(2025, 12, 31)), NOW)
+    assert all(type(figures.numbers[name]) is int for name in ("loans", "copies", "loan_days", "registrations"))
+    assert all(type(count) is int for count in figures.breakdowns["loans_by_kit"].values())
+
+
+def test_counting_ahead_holds_no_write_lock_on_sqlite(story, app):
+    from figures.jobs import count_ahead
+    from tests.test_pagecache import _statements
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    db.session.rollback()
+    executed, _report = _statements(app, count_ahead)
+    begins = [s for s in executed if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]  # removing old values writes; counting the year only reads
