@@ -225,7 +225,7 @@ def _share(digest: str, text: str) -> None:
     """Store a shared value on a connection of its own, outside the request's transaction (nothing of the
     request is committed with it); two processes storing the same key at once store it once. A cache write is
     worth no wait: on SQLite, when another writer holds the database for more than a second, or this thread's
-    own session holds it in the middle of a change, the value stays kept in this process only."""
+    own session holds it, the value stays kept in this process only."""
     sqlite = db.engine.dialect.name == "sqlite"
     if sqlite and not _session_lets_others_write():
         return
@@ -248,17 +248,11 @@ def _share(digest: str, text: str) -> None:
 
 
 def _session_lets_others_write() -> bool:
-    """SQLite: whether another connection of this thread may write now. A GET's transaction only reads (WAL lets
-    a writer go on beside it); a transaction begun outside a request (a job, the shell) holds the write lock, and
-    is ended here when nothing is pending in it."""
+    """SQLite: whether another connection of this thread may write now. A GET's transaction only reads (WAL lets a
+    writer go on beside it), and so does one in ``core.db.reading_only`` (the job that counts ahead); any other
+    transaction of the session holds the write lock, and the value is then not shared."""
     session = db.session()
-    if not session.in_transaction() or session.connection().info.get("read_only"):
-        return True
-    if (session.info.get("unit_of_work") or session.info.get("changed_counters") or session.new or session.dirty
-            or session.deleted):  # a change under way, flushed or not: not ours to commit
-        return False
-    session.commit()  # a read that took the write lock: nothing to write, end it
-    return True
+    return not session.in_transaction() or bool(session.connection().info.get("read_only"))
 
 
 @unit_of_work
